@@ -1,0 +1,22 @@
+// Parsing and printing of byte sizes ("20G", "512", "4M") and disk names.
+#ifndef UKAI_COMMON_UNITS_H_
+#define UKAI_COMMON_UNITS_H_
+
+#include <cstdint>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+
+namespace ukai {
+// Accepts a decimal integer with an optional binary suffix K, M, G, T, P
+// (optionally followed by "i" or "iB"/"B"). INVALID_ARGUMENT on anything else,
+// negative numbers and overflow.
+absl::StatusOr<uint64_t> ParseSize(absl::string_view text);
+// "4.0 GiB" style.
+std::string FormatSize(uint64_t bytes);
+// Disk names: [A-Za-z0-9._-]{1,64}, not "." or "..". INVALID_ARGUMENT names the rule.
+absl::Status ValidateDiskName(absl::string_view name);
+}  // namespace ukai
+
+#endif  // UKAI_COMMON_UNITS_H_

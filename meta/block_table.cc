@@ -1,0 +1,95 @@
+// The block-table half of Catalog: chunk allocation, replica state changes
+// and the writer epoch. These are the only metadata writes of the data path.
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status.h"
+#include "meta/catalog.h"
+
+namespace ukai::meta {
+
+absl::StatusOr<std::optional<VersionedChunk>> Catalog::ReadChunk(uint64_t id, uint64_t chunk,
+                                                                 WatchFn watch) {
+  auto v = store_->Get(paths_.chunk(id, chunk), std::move(watch));
+  if (absl::IsNotFound(v.status())) return std::optional<VersionedChunk>();
+  if (!v.ok()) return v.status();
+  VersionedChunk out;
+  if (!out.chunk.ParseFromString(v->data)) {
+    return absl::DataLossError("corrupt block chunk " + paths_.chunk(id, chunk));
+  }
+  out.version = v->version;
+  return std::optional<VersionedChunk>(std::move(out));
+}
+
+absl::StatusOr<VersionedChunk> Catalog::AllocateChunk(const pb::DiskSpec& spec, uint64_t chunk,
+                                                      const std::vector<std::string>& replicas) {
+  VersionedChunk out;
+  pb::BlockPtr ptr;
+  for (const auto& n : replicas) {
+    auto* r = ptr.add_replicas();
+    r->set_node(n);
+    r->set_state(pb::CLEAN);
+  }
+  for (uint32_t i = 0; i < kChunkBlocks; ++i) *out.chunk.add_blocks() = ptr;
+  auto r = store_->Create(paths_.chunk(spec.id(), chunk), out.chunk.SerializeAsString());
+  if (r.ok()) return out;
+  if (absl::IsAlreadyExists(r.status())) {
+    ASSIGN_OR_RETURN(auto existing, ReadChunk(spec.id(), chunk));
+    if (existing) return *existing;
+  }
+  if (absl::IsNotFound(r.status())) {
+    return absl::NotFoundError(absl::StrFormat("disk '%s' was deleted", spec.name()));
+  }
+  return r.status();
+}
+
+absl::StatusOr<pb::DiskSpec> Catalog::MarkStale(uint64_t id, uint64_t block,
+                                                const std::string& node) {
+  uint64_t c = block / kChunkBlocks;
+  uint32_t i = block % kChunkBlocks;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    ASSIGN_OR_RETURN(auto spec, GetSpec(id));
+    ASSIGN_OR_RETURN(auto chunk, ReadChunk(id, c));
+    if (!chunk) return absl::InternalError(absl::StrFormat("disk %d block %d: no chunk", id, block));
+    pb::BlockPtr* ptr = chunk->chunk.mutable_blocks(i);
+    bool changed = false;
+    for (auto& r : *ptr->mutable_replicas()) {
+      if (r.node() == node && r.state() != pb::STALE) {
+        r.set_state(pb::STALE);
+        changed = true;
+      }
+    }
+    if (!changed) return spec.spec;
+    spec.spec.set_layout_version(spec.spec.layout_version() + 1);
+    absl::Status s = store_->Multi(
+        {Op::Set(paths_.chunk(id, c), chunk->chunk.SerializeAsString(), chunk->version),
+         Op::Set(paths_.disk(id), spec.spec.SerializeAsString(), spec.version)});
+    if (absl::IsAborted(s)) continue;
+    RETURN_IF_ERROR(s);
+    return spec.spec;
+  }
+  return absl::AbortedError(absl::StrFormat("disk %d block %d: too much contention", id, block));
+}
+
+absl::StatusOr<uint64_t> Catalog::TakeWriterEpoch(uint64_t id, const std::string& host,
+                                                  const std::string& site) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto v = store_->Get(paths_.writer(id));
+    if (absl::IsNotFound(v.status())) {
+      return absl::NotFoundError(absl::StrFormat("disk id %d does not exist", id));
+    }
+    RETURN_IF_ERROR(v.status());
+    pb::WriterRecord w;
+    if (!w.ParseFromString(v->data)) return absl::DataLossError("corrupt writer record");
+    w.set_epoch(w.epoch() + 1);
+    w.set_host(host);
+    w.set_site(site);
+    w.set_since_ms(static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())));
+    auto r = store_->Set(paths_.writer(id), w.SerializeAsString(), v->version);
+    if (absl::IsAborted(r.status())) continue;
+    RETURN_IF_ERROR(r.status());
+    return w.epoch();
+  }
+  return absl::AbortedError(absl::StrFormat("disk %d: writer epoch contended", id));
+}
+
+}  // namespace ukai::meta

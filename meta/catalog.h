@@ -1,0 +1,97 @@
+// Catalog: the metadata model of nodes and disks on a MetaStore (the tree in
+// docs/ZOOKEEPER.md). Every change is a compare-and-set or an atomic Multi, so
+// concurrent controllers never overwrite each other and a failed operation
+// leaves nothing half made. Thread-safe (stateless over the store).
+#ifndef UKAI_META_CATALOG_H_
+#define UKAI_META_CATALOG_H_
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "meta/layout.h"
+#include "meta/meta_store.h"
+#include "ukai.pb.h"
+
+namespace ukai::meta {
+
+struct VersionedSpec {
+  pb::DiskSpec spec;
+  int32_t version = 0;
+};
+
+struct VersionedChunk {
+  pb::BlockChunk chunk;
+  int32_t version = 0;
+};
+
+class Catalog {
+ public:
+  // `store` must outlive the catalog.
+  Catalog(MetaStore* store, std::string root) : store_(store), paths_(std::move(root)) {}
+
+  MetaStore& store() { return *store_; }
+  const Paths& paths() const { return paths_; }
+
+  // Creates the top-level folders if missing.
+  absl::Status Init();
+
+  // ---- nodes
+  // Writes the node's persistent record and its ephemeral liveness znode.
+  // ALREADY_EXISTS if another live process registered the same id.
+  absl::Status RegisterNode(const pb::NodeInfo& info, const pb::NodeLive& live);
+  absl::StatusOr<std::vector<pb::NodeInfo>> ListNodes();
+  absl::StatusOr<std::set<std::string>> LiveNodes(WatchFn watch = nullptr);
+  absl::StatusOr<std::vector<pb::NodeInfo>> ListLiveNodes();
+
+  // ---- disks
+  // Validates name, size, block size and placement; then creates every znode
+  // of the disk in one Multi. ALREADY_EXISTS for a taken name.
+  absl::StatusOr<pb::DiskSpec> CreateDisk(const pb::CreateDiskRequest& req);
+  // NOT_FOUND "no disk named 'x'".
+  absl::StatusOr<uint64_t> LookupName(const std::string& name, WatchFn watch = nullptr);
+  absl::StatusOr<VersionedSpec> GetSpec(uint64_t id, WatchFn watch = nullptr);
+  absl::StatusOr<pb::DiskSpec> GetByName(const std::string& name);
+  absl::StatusOr<std::vector<std::string>> ListNames(WatchFn watch = nullptr);
+  absl::StatusOr<std::vector<uint64_t>> ListDiskIds(WatchFn watch = nullptr);
+  absl::StatusOr<std::vector<pb::DiskSpec>> ListDisks();
+  // Grows a disk; INVALID_ARGUMENT for a smaller or malformed size.
+  absl::StatusOr<pb::DiskSpec> Resize(const std::string& name, uint64_t size);
+  // Step 1 of delete: FAILED_PRECONDITION while open for writing (unless
+  // force); else marks the disk DELETING and removes its name, atomically.
+  absl::StatusOr<pb::DiskSpec> BeginDelete(const std::string& name, bool force);
+  // Step 2, after the nodes dropped the data: removes the disk's znodes.
+  absl::Status FinishDelete(uint64_t id);
+
+  absl::StatusOr<std::vector<pb::OpenRecord>> OpenBy(uint64_t id);
+  absl::StatusOr<pb::WriterRecord> Writer(uint64_t id);
+  // All allocated chunks of a disk, by chunk index.
+  absl::StatusOr<std::map<uint64_t, pb::BlockChunk>> ReadChunks(uint64_t id);
+
+  // ---- block table (the client's side of the data path)
+  // nullopt when the chunk is not allocated (its blocks read as zeros).
+  absl::StatusOr<std::optional<VersionedChunk>> ReadChunk(uint64_t id, uint64_t chunk,
+                                                          WatchFn watch = nullptr);
+  // Creates the chunk's pointers on `replicas`; if another client won the
+  // race, returns theirs.
+  absl::StatusOr<VersionedChunk> AllocateChunk(const pb::DiskSpec& spec, uint64_t chunk,
+                                               const std::vector<std::string>& replicas);
+  // Marks `node` STALE for `block` and bumps the disk's layout version in one
+  // Multi, retrying on conflicts. Returns the new spec. NOT_FOUND if the disk
+  // is gone.
+  absl::StatusOr<pb::DiskSpec> MarkStale(uint64_t id, uint64_t block, const std::string& node);
+  // Takes the next writer epoch for `host`. Returns it.
+  absl::StatusOr<uint64_t> TakeWriterEpoch(uint64_t id, const std::string& host,
+                                           const std::string& site);
+
+ private:
+  MetaStore* store_;
+  Paths paths_;
+};
+
+}  // namespace ukai::meta
+
+#endif  // UKAI_META_CATALOG_H_

@@ -1,0 +1,119 @@
+#include "meta/catalog.h"
+
+#include <gtest/gtest.h>
+
+namespace ukai::meta {
+namespace {
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = NewMemMetaTree();
+    store_ = NewMemMetaStore(tree_);
+    cat_ = std::make_unique<Catalog>(store_.get(), "/ukai");
+    ASSERT_TRUE(cat_->Init().ok());
+    for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}}) {
+      pb::NodeInfo n;
+      n.set_id(id);
+      n.set_site(site);
+      ASSERT_TRUE(cat_->RegisterNode(n, pb::NodeLive()).ok());
+    }
+  }
+  absl::StatusOr<pb::DiskSpec> Create(const std::string& name, uint64_t size, int replicas = 2) {
+    pb::CreateDiskRequest r;
+    r.set_name(name);
+    r.set_size(size);
+    r.mutable_placement()->set_replicas(replicas);
+    return cat_->CreateDisk(r);
+  }
+  std::shared_ptr<MemMetaTree> tree_;
+  std::unique_ptr<MetaStore> store_;
+  std::unique_ptr<Catalog> cat_;
+};
+
+TEST_F(CatalogTest, CreateMakesANamedDiskWithDefaults) {
+  auto d = Create("vm1", 1ull << 40);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->block_size(), kDefaultBlockSize);
+  EXPECT_EQ(d->layout_version(), 1u);
+  auto got = cat_->GetByName("vm1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->id(), d->id());
+  EXPECT_TRUE(cat_->ReadChunks(d->id())->empty());  // thin: no pointers yet
+}
+
+TEST_F(CatalogTest, CreateRejectsBadInputAndLeavesNothing) {
+  EXPECT_TRUE(absl::IsInvalidArgument(Create("bad/name", 1 << 20).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Create("zero", 0).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Create("odd", 1000).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(Create("huge", kMaxDiskSize * 2).status()));
+  EXPECT_TRUE(absl::IsFailedPrecondition(Create("many", 1 << 20, 4).status()));
+  EXPECT_TRUE(cat_->ListNames()->empty());
+  EXPECT_TRUE(cat_->ListDiskIds()->empty());
+}
+
+TEST_F(CatalogTest, CreateRefusesDuplicateNames) {
+  ASSERT_TRUE(Create("vm1", 1 << 20).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(Create("vm1", 1 << 20).status()));
+  EXPECT_EQ(cat_->ListDiskIds()->size(), 1u);
+}
+
+TEST_F(CatalogTest, ResizeGrowsBumpsLayoutAndRefusesShrink) {
+  auto d = Create("vm1", 1 << 20);
+  auto r = cat_->Resize("vm1", 2 << 20);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->size(), 2u << 20);
+  EXPECT_GT(r->layout_version(), d->layout_version());
+  EXPECT_TRUE(absl::IsInvalidArgument(cat_->Resize("vm1", 1 << 20).status()));
+  EXPECT_TRUE(absl::IsNotFound(cat_->Resize("nope", 1 << 20).status()));
+}
+
+TEST_F(CatalogTest, DeleteRefusedWhileOpenForWritingUnlessForced) {
+  auto d = Create("vm1", 1 << 20);
+  auto host = NewMemMetaStore(tree_);
+  ASSERT_TRUE(host->Create(cat_->paths().open(d->id(), "h1"), pb::OpenRecord().SerializeAsString(),
+                           CreateMode::kEphemeral).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(cat_->BeginDelete("vm1", false).status()));
+  auto del = cat_->BeginDelete("vm1", true);
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->state(), pb::DiskSpec::DELETING);
+  EXPECT_TRUE(absl::IsNotFound(cat_->LookupName("vm1").status()));
+  host.reset();
+  EXPECT_TRUE(cat_->FinishDelete(d->id()).ok());
+  EXPECT_TRUE(cat_->ListDiskIds()->empty());
+}
+
+TEST_F(CatalogTest, AllocateChunkOnceAndMarkStaleBumpsLayout) {
+  auto d = Create("vm1", 1ull << 32);
+  auto c1 = cat_->AllocateChunk(*d, 0, {"n1", "n2"});
+  ASSERT_TRUE(c1.ok());
+  auto c2 = cat_->AllocateChunk(*d, 0, {"n3"});  // lost the race: gets the first one
+  ASSERT_TRUE(c2.ok());
+  EXPECT_EQ(c2->chunk.blocks(5).replicas(0).node(), "n1");
+  auto spec = cat_->MarkStale(d->id(), 5, "n2");
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->layout_version(), d->layout_version() + 1);
+  auto c = cat_->ReadChunk(d->id(), 0);
+  EXPECT_EQ((*c)->chunk.blocks(5).replicas(1).state(), pb::STALE);
+  EXPECT_EQ((*c)->chunk.blocks(6).replicas(1).state(), pb::CLEAN);
+  // Marking again changes nothing.
+  EXPECT_EQ(cat_->MarkStale(d->id(), 5, "n2")->layout_version(), spec->layout_version());
+}
+
+TEST_F(CatalogTest, WriterEpochsIncrease) {
+  auto d = Create("vm1", 1 << 20);
+  EXPECT_EQ(*cat_->TakeWriterEpoch(d->id(), "h1", "a"), 1u);
+  EXPECT_EQ(*cat_->TakeWriterEpoch(d->id(), "h2", "b"), 2u);
+  EXPECT_EQ(cat_->Writer(d->id())->host(), "h2");
+}
+
+TEST_F(CatalogTest, RegisterRefusesASecondLiveNodeWithTheSameId) {
+  auto other = NewMemMetaStore(tree_);
+  Catalog c2(other.get(), "/ukai");
+  pb::NodeInfo n;
+  n.set_id("n1");
+  EXPECT_TRUE(absl::IsAlreadyExists(c2.RegisterNode(n, pb::NodeLive())));
+}
+
+}  // namespace
+}  // namespace ukai::meta
