@@ -35,3 +35,16 @@ TEST(ValidateDiskNameTest, AllowsOnlyTheDocumentedAlphabet) {
 
 }  // namespace
 }  // namespace ukai
+
+#include "common/crc32c.h"
+
+namespace ukai {
+namespace {
+TEST(Crc32cTest, MatchesTheStandardCheckValue) {
+  EXPECT_EQ(Crc32c("123456789", 9), 0xE3069283u);
+  std::string big(10000, 'x');
+  EXPECT_EQ(Crc32c(big.data(), big.size()),
+            Crc32c(big.data() + 5000, 5000, Crc32c(big.data(), 5000)));
+}
+}  // namespace
+}  // namespace ukai

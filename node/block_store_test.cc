@@ -1,0 +1,141 @@
+// BlockStore over every PageStore: the same behaviour on RocksDB and in memory.
+#include "node/block_store.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace ukai::node {
+namespace {
+
+class BlockStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "rocksdb") {
+      static int n = 0;
+      dir_ = absl::StrCat(testing::TempDir(), "/ukai-bs-", getpid(), "-", n++);
+      std::filesystem::remove_all(dir_);
+      auto ps = NewRocksDbPageStore(dir_);
+      ASSERT_TRUE(ps.ok()) << ps.status();
+      store_ = std::make_unique<BlockStore>(std::move(*ps));
+    } else {
+      auto mem = std::make_unique<MemPageStore>();
+      mem_ = mem.get();
+      store_ = std::make_unique<BlockStore>(std::move(mem));
+    }
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+  std::string Read(ObjectId o, uint32_t off, uint32_t len) {
+    std::string out;
+    absl::Status s = store_->Read(o, off, len, &out);
+    EXPECT_TRUE(s.ok()) << s;
+    return out;
+  }
+
+  std::string dir_;
+  MemPageStore* mem_ = nullptr;
+  std::unique_ptr<BlockStore> store_;
+};
+
+TEST_P(BlockStoreTest, UnwrittenRangesReadAsZeros) {
+  EXPECT_EQ(Read({1, 0, 0}, 100, 9000), std::string(9000, '\0'));
+  EXPECT_EQ(store_->DiskBytes()->size(), 0u);
+}
+
+TEST_P(BlockStoreTest, UnalignedWritesMergeWithNeighbours) {
+  ObjectId o{1, 3, 0};
+  ASSERT_TRUE(store_->Write(o, 0, std::string(12288, 'a')).ok());
+  ASSERT_TRUE(store_->Write(o, 4000, std::string(300, 'b')).ok());  // crosses a page edge
+  std::string want = std::string(4000, 'a') + std::string(300, 'b') + std::string(7988, 'a');
+  EXPECT_EQ(Read(o, 0, 12288), want);
+  EXPECT_EQ(Read(o, 4001, 10), std::string(10, 'b'));
+}
+
+TEST_P(BlockStoreTest, ObjectsAreIsolated) {
+  ASSERT_TRUE(store_->Write({1, 0, 0}, 0, "disk1").ok());
+  ASSERT_TRUE(store_->Write({2, 0, 0}, 0, "disk2").ok());
+  ASSERT_TRUE(store_->Write({1, 1, 0}, 0, "block1").ok());
+  EXPECT_EQ(Read({1, 0, 0}, 0, 5), "disk1");
+  EXPECT_EQ(Read({2, 0, 0}, 0, 5), "disk2");
+  EXPECT_EQ(Read({1, 1, 0}, 0, 6), "block1");
+}
+
+TEST_P(BlockStoreTest, ZeroPagesAreNotStored) {
+  ObjectId o{7, 0, 0};
+  ASSERT_TRUE(store_->Write(o, 0, std::string(8192, 'x')).ok());
+  EXPECT_EQ((*store_->DiskBytes())[7], 8192u);
+  ASSERT_TRUE(store_->Write(o, 0, std::string(8192, '\0')).ok());
+  EXPECT_EQ(store_->DiskBytes()->count(7), 0u);
+  EXPECT_EQ(Read(o, 0, 8192), std::string(8192, '\0'));
+}
+
+TEST_P(BlockStoreTest, DropDiskRemovesOnlyThatDisk) {
+  ASSERT_TRUE(store_->Write({1, 0, 0}, 0, std::string(4096, 'a')).ok());
+  ASSERT_TRUE(store_->Write({2, 0, 0}, 0, std::string(4096, 'b')).ok());
+  ASSERT_TRUE(store_->DropDisk(1).ok());
+  EXPECT_EQ(Read({1, 0, 0}, 0, 4096), std::string(4096, '\0'));
+  EXPECT_EQ(Read({2, 0, 0}, 0, 4096), std::string(4096, 'b'));
+}
+
+TEST_P(BlockStoreTest, RandomizedAgainstAModel) {
+  const uint32_t kBlock = 256 << 10;
+  uint32_t seed = testing::UnitTest::GetInstance()->random_seed();
+  SCOPED_TRACE(absl::StrCat("seed ", seed));
+  std::mt19937 rng(seed);
+  std::string model(kBlock, '\0');
+  ObjectId o{9, 4, 0};
+  for (int i = 0; i < 300; ++i) {
+    uint32_t off = rng() % kBlock;
+    uint32_t len = 1 + rng() % std::min<uint32_t>(kBlock - off, 20000);
+    if (rng() % 3 == 0) {
+      EXPECT_EQ(Read(o, off, len), model.substr(off, len)) << "op " << i;
+    } else {
+      std::string d(len, '\0');
+      char c = static_cast<char>(rng() % 4 == 0 ? 0 : 'a' + rng() % 26);
+      for (auto& ch : d) ch = c == 0 ? 0 : static_cast<char>(c + rng() % 3);
+      ASSERT_TRUE(store_->Write(o, off, d).ok());
+      model.replace(off, len, d);
+    }
+  }
+  EXPECT_EQ(Read(o, 0, kBlock), model);
+}
+
+INSTANTIATE_TEST_SUITE_P(PageStores, BlockStoreTest, ::testing::Values("mem", "rocksdb"));
+
+TEST(MemBlockStoreTest, PowerLossDropsOnlyUnsyncedWrites) {
+  auto mem = std::make_unique<MemPageStore>();
+  MemPageStore* pages = mem.get();
+  BlockStore store(std::move(mem));
+  ASSERT_TRUE(store.Write({1, 0, 0}, 0, std::string(4096, 'a')).ok());
+  ASSERT_TRUE(store.Sync().ok());
+  ASSERT_TRUE(store.Write({1, 0, 0}, 0, std::string(4096, 'b')).ok());
+  pages->DropUnsynced();
+  std::string out;
+  ASSERT_TRUE(store.Read({1, 0, 0}, 0, 4096, &out).ok());
+  EXPECT_EQ(out, std::string(4096, 'a'));
+}
+
+TEST(MemBlockStoreTest, CorruptPageIsNeverReturned) {
+  auto mem = std::make_unique<MemPageStore>();
+  MemPageStore* pages = mem.get();
+  BlockStore store(std::move(mem));
+  ASSERT_TRUE(store.Write({1, 2, 0}, 0, std::string(8192, 'a')).ok());
+  ASSERT_TRUE(pages->Corrupt(PageKey{1, 2, 0, 1}, 100));
+  std::string out;
+  absl::Status s = store.Read({1, 2, 0}, 0, 8192, &out);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_NE(s.message().find("block 2 page 1"), std::string::npos);
+  out.clear();
+  EXPECT_TRUE(store.Read({1, 2, 0}, 0, 4096, &out).ok());  // the good page still reads
+  EXPECT_TRUE(absl::IsDataLoss(store.Write({1, 2, 0}, 4097, "x")));  // no merge into rot
+}
+
+}  // namespace
+}  // namespace ukai::node

@@ -1,0 +1,86 @@
+// PageStore: the node's persistent map from (disk, block, generation, page) to
+// one stored page value (checksum + 4 KiB, see docs/STORAGE.md). BlockStore
+// (block_store.h) turns byte ranges into page operations on it.
+//
+// Contract (page_store_test.cc checks it for every implementation):
+//  - Apply is atomic: after a crash either all of a batch is visible or none.
+//  - Nothing is durable until Sync returns OK; a crash may lose any batch
+//    applied since the last Sync (MemPageStore::DropUnsynced models that).
+//  - Get of a missing key yields nullopt. Errors are INTERNAL/DATA_LOSS.
+// Thread safety: all methods may be called concurrently.
+#ifndef UKAI_NODE_PAGE_STORE_H_
+#define UKAI_NODE_PAGE_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ukai::node {
+
+struct PageKey {
+  uint64_t disk = 0;
+  uint64_t block = 0;
+  uint64_t generation = 0;
+  uint32_t page = 0;
+  auto operator<=>(const PageKey&) const = default;
+};
+
+struct PageMutation {
+  PageKey key;
+  std::string value;  // ignored when erase
+  bool erase = false;
+};
+
+class PageStore {
+ public:
+  virtual ~PageStore() = default;
+  virtual absl::Status Get(const std::vector<PageKey>& keys,
+                           std::vector<std::optional<std::string>>* values) = 0;
+  virtual absl::Status Apply(const std::vector<PageMutation>& batch) = 0;
+  virtual absl::Status Sync() = 0;
+  // Removes every page of `disk`.
+  virtual absl::Status DropDisk(uint64_t disk) = 0;
+  // Bytes of page values stored per disk (pages * 4 KiB).
+  virtual absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() = 0;
+};
+
+struct RocksDbOptions {
+  bool blob_files = true;  // page values in blob files, keys in the LSM tree
+  size_t block_cache_bytes = 256u << 20;
+};
+
+// Opens (creating if needed) a RocksDB database in `dir`.
+absl::StatusOr<std::unique_ptr<PageStore>> NewRocksDbPageStore(const std::string& dir,
+                                                               const RocksDbOptions& opts = {});
+
+// In memory, for unit tests. Keeps applied-but-unsynced batches apart so a
+// test can drop them like a power loss, and can corrupt a stored value.
+class MemPageStore : public PageStore {
+ public:
+  MemPageStore();
+  ~MemPageStore() override;
+  absl::Status Get(const std::vector<PageKey>& keys,
+                   std::vector<std::optional<std::string>>* values) override;
+  absl::Status Apply(const std::vector<PageMutation>& batch) override;
+  absl::Status Sync() override;
+  absl::Status DropDisk(uint64_t disk) override;
+  absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override;
+
+  // Power loss: forgets every batch applied since the last Sync.
+  void DropUnsynced();
+  // Flips one byte of a stored value. Returns false if the key is absent.
+  bool Corrupt(const PageKey& key, size_t byte);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace ukai::node
+
+#endif  // UKAI_NODE_PAGE_STORE_H_

@@ -1,0 +1,149 @@
+// PageStore on RocksDB. Key: 28 bytes, big-endian disk | block | generation |
+// page, so one block's pages are adjacent and a disk is one key range
+// (docs/STORAGE.md). Writes go to the WAL unsynced; Sync() syncs the WAL.
+// RocksDB statuses become absl statuses here and nowhere else.
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "absl/strings/str_format.h"
+#include "node/page_store.h"
+
+namespace ukai::node {
+namespace {
+
+constexpr size_t kKeySize = 28;
+
+void PutBE(char* p, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) {
+    p[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+uint64_t GetBE(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string EncodeKey(const PageKey& k) {
+  std::string s(kKeySize, '\0');
+  PutBE(&s[0], k.disk, 8);
+  PutBE(&s[8], k.block, 8);
+  PutBE(&s[16], k.generation, 8);
+  PutBE(&s[24], k.page, 4);
+  return s;
+}
+
+std::string DiskPrefix(uint64_t disk) {
+  std::string s(8, '\0');
+  PutBE(&s[0], disk, 8);
+  return s;
+}
+
+absl::Status FromRocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrFormat("rocksdb %s: %s", what, s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  return absl::InternalError(msg);
+}
+
+class RocksDbPageStore : public PageStore {
+ public:
+  explicit RocksDbPageStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
+  ~RocksDbPageStore() override {
+    if (db_) (void)db_->Close();
+  }
+
+  absl::Status Get(const std::vector<PageKey>& keys,
+                   std::vector<std::optional<std::string>>* values) override {
+    values->assign(keys.size(), std::nullopt);
+    if (keys.size() == 1) {  // the common 4 KiB read: skip MultiGet's setup
+      std::string v;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), EncodeKey(keys[0]), &v);
+      if (s.IsNotFound()) return absl::OkStatus();
+      if (!s.ok()) return FromRocks(s, "get");
+      (*values)[0] = std::move(v);
+      return absl::OkStatus();
+    }
+    std::vector<std::string> enc;
+    enc.reserve(keys.size());
+    for (const auto& k : keys) enc.push_back(EncodeKey(k));
+    std::vector<rocksdb::Slice> slices(enc.begin(), enc.end());
+    std::vector<std::string> out;
+    std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &out);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (st[i].IsNotFound()) continue;
+      if (!st[i].ok()) return FromRocks(st[i], "multiget");
+      (*values)[i] = std::move(out[i]);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Apply(const std::vector<PageMutation>& batch) override {
+    rocksdb::WriteBatch wb;
+    for (const auto& m : batch) {
+      std::string k = EncodeKey(m.key);
+      rocksdb::Status s = m.erase ? wb.Delete(k) : wb.Put(k, m.value);
+      if (!s.ok()) return FromRocks(s, "batch");
+    }
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "write");
+  }
+
+  absl::Status Sync() override { return FromRocks(db_->SyncWAL(), "sync wal"); }
+
+  absl::Status DropDisk(uint64_t disk) override {
+    std::string b = DiskPrefix(disk), e = DiskPrefix(disk + 1);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    return FromRocks(db_->DeleteRange(wo, db_->DefaultColumnFamily(), b, e), "delete range");
+  }
+
+  absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override {
+    std::map<uint64_t, uint64_t> out;
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() == kKeySize) out[GetBE(it->key().data(), 8)] += 4096;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "iterate");
+    return out;
+  }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PageStore>> NewRocksDbPageStore(const std::string& dir,
+                                                               const RocksDbOptions& opts) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.compression = rocksdb::kNoCompression;  // guest data is often compressed or encrypted
+  o.max_background_jobs = 2;
+  o.write_buffer_size = 64u << 20;
+  o.max_write_buffer_number = 4;
+  o.enable_pipelined_write = true;
+  if (opts.blob_files) {
+    o.enable_blob_files = true;
+    o.min_blob_size = 1024;
+    o.blob_file_size = 256u << 20;
+    o.enable_blob_garbage_collection = true;
+    o.blob_garbage_collection_age_cutoff = 0.25;
+  }
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(opts.block_cache_bytes);
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(o, dir, &raw);
+  if (!s.ok()) {
+    return absl::UnavailableError(absl::StrFormat("cannot open store %s: %s", dir, s.ToString()));
+  }
+  return std::unique_ptr<PageStore>(new RocksDbPageStore(std::unique_ptr<rocksdb::DB>(raw)));
+}
+
+}  // namespace ukai::node
