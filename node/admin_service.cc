@@ -1,0 +1,153 @@
+#include "node/admin_service.h"
+
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/channel.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace ukai::node {
+namespace {
+constexpr auto kStatDeadline = std::chrono::milliseconds(1500);
+}  // namespace
+
+pb::NodeData::Stub* AdminService::Stub(const std::string& address) {
+  absl::MutexLock l(&mu_);
+  auto& s = stubs_[address];
+  if (!s) s = pb::NodeData::NewStub(MakeChannel(address));
+  return s.get();
+}
+
+absl::StatusOr<std::vector<AdminService::NodeStat>> AdminService::StatNodes() {
+  ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  std::vector<NodeStat> out(nodes.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    out[i].info = nodes[i];
+    out[i].live = live.count(nodes[i].id()) > 0;
+    if (!out[i].live) continue;
+    threads.emplace_back([this, &out, i] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + kStatDeadline);
+      pb::StatResponse resp;
+      grpc::Status s = Stub(out[i].info.address())->Stat(&ctx, pb::StatRequest(), &resp);
+      out[i].stat = s.ok() ? absl::StatusOr<pb::StatResponse>(resp) : FromGrpc(s);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return out;
+}
+
+grpc::Status AdminService::ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
+                                     pb::ListNodesResponse* resp) {
+  auto nodes = StatNodes();
+  if (!nodes.ok()) return ToGrpc(nodes.status());
+  for (auto& n : *nodes) {
+    auto* st = resp->add_nodes();
+    *st->mutable_info() = n.info;
+    st->set_up(n.live && n.stat.ok());
+    if (n.stat.ok()) {
+      st->set_used_bytes(n.stat->used_bytes());
+    } else {
+      st->set_error(n.live ? std::string(n.stat.status().message()) : "not registered as live");
+    }
+  }
+  return grpc::Status::OK;
+}
+
+absl::Status AdminService::FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* info) {
+  *info->mutable_spec() = spec;
+  ASSIGN_OR_RETURN(auto nodes, StatNodes());
+  uint64_t total = 0;
+  for (const auto& n : nodes) {
+    if (!n.stat.ok()) {
+      info->add_unreachable_nodes(n.info.id());
+      continue;
+    }
+    auto it = n.stat->disk_bytes().find(spec.id());
+    if (it != n.stat->disk_bytes().end()) {
+      (*info->mutable_node_bytes())[n.info.id()] = it->second;
+      total += it->second;
+    }
+  }
+  info->set_allocated_bytes(total);
+  ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(spec.id()));
+  info->set_allocated_chunks(chunks.size());
+  uint64_t stale = 0;
+  for (const auto& [c, chunk] : chunks) {
+    for (const auto& b : chunk.blocks()) {
+      for (const auto& r : b.replicas()) stale += r.state() == pb::STALE;
+    }
+  }
+  info->set_stale_blocks(stale);
+  ASSIGN_OR_RETURN(auto open, catalog_->OpenBy(spec.id()));
+  for (auto& o : open) *info->add_open_by() = std::move(o);
+  auto w = catalog_->Writer(spec.id());
+  if (w.ok()) *info->mutable_writer() = *w;
+  return absl::OkStatus();
+}
+
+grpc::Status AdminService::CreateDisk(grpc::ServerContext*, const pb::CreateDiskRequest* req,
+                                      pb::DiskInfo* resp) {
+  auto spec = catalog_->CreateDisk(*req);
+  if (!spec.ok()) return ToGrpc(spec.status());
+  LOG_INFO("disk %s (id %d) created: %d bytes", spec->name(), spec->id(), spec->size());
+  *resp->mutable_spec() = *spec;
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListDisks(grpc::ServerContext*, const pb::ListDisksRequest*,
+                                     pb::ListDisksResponse* resp) {
+  auto disks = catalog_->ListDisks();
+  if (!disks.ok()) return ToGrpc(disks.status());
+  for (auto& d : *disks) *resp->add_disks() = std::move(d);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetDisk(grpc::ServerContext*, const pb::DiskRequest* req,
+                                   pb::DiskInfo* resp) {
+  auto spec = catalog_->GetByName(req->name());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  return ToGrpc(FillDiskInfo(*spec, resp));
+}
+
+grpc::Status AdminService::ResizeDisk(grpc::ServerContext*, const pb::ResizeDiskRequest* req,
+                                      pb::DiskInfo* resp) {
+  auto spec = catalog_->Resize(req->name(), req->size());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  LOG_INFO("disk %s resized to %d bytes", spec->name(), spec->size());
+  *resp->mutable_spec() = *spec;
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::DeleteDisk(grpc::ServerContext*, const pb::DiskRequest* req,
+                                      pb::DiskInfo* resp) {
+  auto spec = catalog_->BeginDelete(req->name(), req->force());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  *resp->mutable_spec() = *spec;
+  // Drop the data on every live node now; a node that is down drops it when
+  // it starts (DiskRegistry::Start), so nothing leaks.
+  auto nodes = StatNodes();
+  if (nodes.ok()) {
+    for (const auto& n : *nodes) {
+      if (!n.stat.ok()) continue;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      pb::DropDiskRequest drop;
+      drop.set_disk_id(spec->id());
+      pb::DropDiskResponse ignored;
+      grpc::Status s = Stub(n.info.address())->DropDisk(&ctx, drop, &ignored);
+      if (!s.ok()) LOG_WARN("disk %s: node %s did not drop it: %s", req->name(), n.info.id(), s.error_message());
+    }
+  }
+  absl::Status s = catalog_->FinishDelete(spec->id());
+  if (!s.ok()) return ToGrpc(s);
+  LOG_INFO("disk %s (id %d) deleted", spec->name(), spec->id());
+  return grpc::Status::OK;
+}
+
+}  // namespace ukai::node

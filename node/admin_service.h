@@ -1,0 +1,49 @@
+// The Admin gRPC service every node serves: the cluster's control plane for
+// ukaictl and cloud controllers. It changes only the catalog (ZooKeeper) and
+// asks nodes for their stats; it never holds disk data. Thread-safe.
+#ifndef UKAI_NODE_ADMIN_SERVICE_H_
+#define UKAI_NODE_ADMIN_SERVICE_H_
+
+#include <map>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "meta/catalog.h"
+#include "ukai.grpc.pb.h"
+
+namespace ukai::node {
+
+class AdminService final : public pb::Admin::Service {
+ public:
+  explicit AdminService(meta::Catalog* catalog) : catalog_(catalog) {}
+
+  grpc::Status ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
+                         pb::ListNodesResponse*) override;
+  grpc::Status CreateDisk(grpc::ServerContext*, const pb::CreateDiskRequest*,
+                          pb::DiskInfo*) override;
+  grpc::Status ListDisks(grpc::ServerContext*, const pb::ListDisksRequest*,
+                         pb::ListDisksResponse*) override;
+  grpc::Status GetDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
+  grpc::Status ResizeDisk(grpc::ServerContext*, const pb::ResizeDiskRequest*,
+                          pb::DiskInfo*) override;
+  grpc::Status DeleteDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
+
+ private:
+  struct NodeStat {
+    pb::NodeInfo info;
+    bool live = false;
+    absl::StatusOr<pb::StatResponse> stat = absl::UnavailableError("not asked");
+  };
+  // Every registered node with, for the live ones, their Stat (asked in parallel).
+  absl::StatusOr<std::vector<NodeStat>> StatNodes();
+  absl::Status FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* info);
+  pb::NodeData::Stub* Stub(const std::string& address);
+
+  meta::Catalog* catalog_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<pb::NodeData::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ukai::node
+
+#endif  // UKAI_NODE_ADMIN_SERVICE_H_

@@ -1,0 +1,112 @@
+#include "node/disk_registry.h"
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace ukai::node {
+
+absl::Status DiskRegistry::Start() {
+  ASSIGN_OR_RETURN(auto ids, catalog_->ListDiskIds());
+  for (uint64_t id : ids) {
+    absl::Status s = Refresh(id);
+    if (!s.ok() && !absl::IsNotFound(s)) return s;
+  }
+  ASSIGN_OR_RETURN(auto stored, store_->DiskBytes());
+  for (const auto& [id, bytes] : stored) {
+    ASSIGN_OR_RETURN(bool exists, Exists(id));
+    if (!exists) {
+      LOG_INFO("disk %d: gone from the catalog; dropping %d bytes", id, bytes);
+      RETURN_IF_ERROR(store_->DropDisk(id));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DiskRegistry::Refresh(uint64_t id) {
+  auto spec = catalog_->GetSpec(id, guard_.Wrap([this, id] {
+    absl::Status s = Refresh(id);
+    if (absl::IsNotFound(s)) OnGone(id);
+    else if (!s.ok()) LOG_WARN("disk %d: refresh failed: %s", id, s.ToString());
+  }));
+  if (!spec.ok()) return spec.status();
+  auto writer = catalog_->store().Get(catalog_->paths().writer(id),
+                                     guard_.Wrap([this, id] { (void)Refresh(id); }));
+  pb::WriterRecord w;
+  if (writer.ok()) w.ParseFromString(writer->data);
+  absl::MutexLock l(&mu_);
+  Disk& d = disks_[id];
+  // Versions only move forward, whatever order refreshes finish in.
+  if (spec->spec.layout_version() >= d.spec.layout_version()) d.spec = spec->spec;
+  d.epoch = std::max(d.epoch, w.epoch());
+  return absl::OkStatus();
+}
+
+void DiskRegistry::OnGone(uint64_t id) {
+  {
+    absl::MutexLock l(&mu_);
+    disks_.erase(id);
+  }
+  absl::Status s = store_->DropDisk(id);
+  if (s.ok()) {
+    LOG_INFO("disk %d: deleted; data dropped", id);
+  } else {
+    LOG_WARN("disk %d: dropping data failed: %s", id, s.ToString());
+  }
+}
+
+absl::StatusOr<bool> DiskRegistry::Exists(uint64_t id) {
+  auto spec = catalog_->GetSpec(id);
+  if (absl::IsNotFound(spec.status())) return false;
+  if (!spec.ok()) return spec.status();
+  return spec->spec.state() == pb::DiskSpec::READY;
+}
+
+absl::StatusOr<DiskGeometry> DiskRegistry::Admit(const pb::IoHeader& hdr, bool write) {
+  const uint64_t id = hdr.disk_id();
+  for (int pass = 0; pass < 2; ++pass) {
+    bool refresh = false;
+    {
+      absl::MutexLock l(&mu_);
+      auto it = disks_.find(id);
+      if (it == disks_.end()) {
+        refresh = true;
+      } else {
+        Disk& d = it->second;
+        if (hdr.layout_version() > d.spec.layout_version() ||
+            (write && hdr.epoch() > d.epoch)) {
+          refresh = true;
+        }
+        if (!refresh || pass == 1) {
+          if (d.spec.state() != pb::DiskSpec::READY) {
+            return absl::NotFoundError(absl::StrFormat("disk %d is being deleted", id));
+          }
+          if (hdr.layout_version() < d.spec.layout_version()) {
+            return absl::FailedPreconditionError(
+                absl::StrFormat("disk %d: stale layout version %d (node has %d)", id,
+                                hdr.layout_version(), d.spec.layout_version()));
+          }
+          if (write && (hdr.epoch() == 0 || hdr.epoch() < d.epoch)) {
+            return absl::PermissionDeniedError(absl::StrFormat(
+                "disk %d: writer epoch %d is fenced (current %d)", id, hdr.epoch(), d.epoch));
+          }
+          if (write && hdr.epoch() > d.epoch) {
+            return absl::PermissionDeniedError(
+                absl::StrFormat("disk %d: writer epoch %d was never taken", id, hdr.epoch()));
+          }
+          return DiskGeometry{d.spec.size(), d.spec.block_size()};
+        }
+      }
+    }
+    if (refresh) {
+      absl::Status s = Refresh(id);
+      if (absl::IsNotFound(s)) {
+        return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
+      }
+      RETURN_IF_ERROR(s);
+    }
+  }
+  return absl::InternalError("unreachable");
+}
+
+}  // namespace ukai::node

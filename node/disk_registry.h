@@ -1,0 +1,63 @@
+// DiskRegistry: what a node knows of each disk it serves: geometry, the
+// newest layout version and writer epoch. Every data request is admitted
+// against it (docs/PROTOCOL.md):
+//
+//   request layout  < known  -> FAILED_PRECONDITION (client re-reads, retries)
+//   request layout  > known  -> re-read the spec from ZooKeeper, then decide
+//   write epoch     < known  -> PERMISSION_DENIED (the writer was fenced)
+//   write epoch     > known  -> confirm in ZooKeeper, then remember it
+//   disk unknown / deleting  -> NOT_FOUND
+//
+// Specs and writer records are watched so changes arrive without a request;
+// the version check, not the watch, is what makes it correct. Thread-safe.
+#ifndef UKAI_NODE_DISK_REGISTRY_H_
+#define UKAI_NODE_DISK_REGISTRY_H_
+
+#include <map>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "common/lifetime.h"
+#include "meta/catalog.h"
+#include "node/block_store.h"
+#include "ukai.pb.h"
+
+namespace ukai::node {
+
+struct DiskGeometry {
+  uint64_t size = 0;
+  uint32_t block_size = 0;
+};
+
+class DiskRegistry {
+ public:
+  // Both must outlive the registry.
+  DiskRegistry(meta::Catalog* catalog, BlockStore* store) : catalog_(catalog), store_(store) {}
+  ~DiskRegistry() { guard_.Kill(); }
+
+  // Loads every disk and drops stored data of disks that no longer exist
+  // (deleted while this node was down).
+  absl::Status Start();
+  absl::StatusOr<DiskGeometry> Admit(const pb::IoHeader& hdr, bool write);
+  // True if the disk exists and is not being deleted (re-reads ZooKeeper).
+  absl::StatusOr<bool> Exists(uint64_t id);
+
+ private:
+  struct Disk {
+    pb::DiskSpec spec;
+    uint64_t epoch = 0;
+  };
+  // Reads spec and writer record (arming watches) into disks_. NOT_FOUND if gone.
+  absl::Status Refresh(uint64_t id);
+  void OnGone(uint64_t id);
+
+  meta::Catalog* catalog_;
+  BlockStore* store_;
+  absl::Mutex mu_;  // a leaf: no ZooKeeper call or store I/O while held
+  std::map<uint64_t, Disk> disks_ ABSL_GUARDED_BY(mu_);
+  LifetimeGuard guard_;  // watches call back only while this lives
+};
+
+}  // namespace ukai::node
+
+#endif  // UKAI_NODE_DISK_REGISTRY_H_

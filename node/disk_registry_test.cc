@@ -1,0 +1,102 @@
+#include "node/disk_registry.h"
+
+#include <gtest/gtest.h>
+
+#include "node/data_service.h"
+
+namespace ukai::node {
+namespace {
+
+class DiskRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = meta::NewMemMetaTree();
+    ms_ = meta::NewMemMetaStore(tree_);
+    cat_ = std::make_unique<meta::Catalog>(ms_.get(), "/ukai");
+    ASSERT_TRUE(cat_->Init().ok());
+    pb::NodeInfo n;
+    n.set_id("n1");
+    ASSERT_TRUE(cat_->RegisterNode(n, pb::NodeLive()).ok());
+    auto pages = std::make_unique<MemPageStore>();
+    store_ = std::make_unique<BlockStore>(std::move(pages));
+    pb::CreateDiskRequest req;
+    req.set_name("d");
+    req.set_size(8 << 20);
+    req.mutable_placement()->set_replicas(1);
+    spec_ = *cat_->CreateDisk(req);
+    reg_ = std::make_unique<DiskRegistry>(cat_.get(), store_.get());
+    ASSERT_TRUE(reg_->Start().ok());
+  }
+  pb::IoHeader Hdr(uint64_t layout, uint64_t epoch = 0) {
+    pb::IoHeader h;
+    h.set_disk_id(spec_.id());
+    h.set_layout_version(layout);
+    h.set_epoch(epoch);
+    return h;
+  }
+  std::shared_ptr<meta::MemMetaTree> tree_;
+  std::unique_ptr<meta::MetaStore> ms_;
+  std::unique_ptr<meta::Catalog> cat_;
+  std::unique_ptr<BlockStore> store_;
+  std::unique_ptr<DiskRegistry> reg_;
+  pb::DiskSpec spec_;
+};
+
+TEST_F(DiskRegistryTest, AdmitsCurrentLayoutAndReturnsGeometry) {
+  auto g = reg_->Admit(Hdr(1), false);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->size, 8u << 20);
+}
+
+TEST_F(DiskRegistryTest, RejectsOlderLayoutAfterResize) {
+  auto r = cat_->Resize("d", 16 << 20);
+  ASSERT_TRUE(r.ok());
+  // A client that saw the resize brings the new version: the node re-reads.
+  auto g = reg_->Admit(Hdr(r->layout_version()), false);
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->size, 16u << 20);
+  EXPECT_TRUE(absl::IsFailedPrecondition(reg_->Admit(Hdr(1), false).status()));
+}
+
+TEST_F(DiskRegistryTest, FencesOlderWriterEpochsAndUntakenOnes) {
+  uint64_t e1 = *cat_->TakeWriterEpoch(spec_.id(), "h1", "a");
+  EXPECT_TRUE(reg_->Admit(Hdr(1, e1), true).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(reg_->Admit(Hdr(1, 0), true).status()));
+  EXPECT_TRUE(absl::IsPermissionDenied(reg_->Admit(Hdr(1, e1 + 5), true).status()));
+  uint64_t e2 = *cat_->TakeWriterEpoch(spec_.id(), "h2", "a");
+  EXPECT_TRUE(reg_->Admit(Hdr(1, e2), true).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(reg_->Admit(Hdr(1, e1), true).status()));
+  EXPECT_TRUE(reg_->Admit(Hdr(1, 0), false).ok());  // readers need no epoch
+}
+
+TEST_F(DiskRegistryTest, UnknownAndDeletingDisksAreNotFound) {
+  pb::IoHeader h = Hdr(1);
+  h.set_disk_id(999);
+  EXPECT_TRUE(absl::IsNotFound(reg_->Admit(h, false).status()));
+  auto del = cat_->BeginDelete("d", false);
+  ASSERT_TRUE(del.ok());
+  EXPECT_TRUE(absl::IsNotFound(reg_->Admit(Hdr(del->layout_version()), false).status()));
+}
+
+TEST_F(DiskRegistryTest, StartDropsDataOfDisksDeletedWhileDown) {
+  ASSERT_TRUE(store_->Write({spec_.id(), 0, 0}, 0, std::string(4096, 'x')).ok());
+  ASSERT_TRUE(store_->Write({4242, 0, 0}, 0, std::string(4096, 'y')).ok());  // not in catalog
+  DiskRegistry fresh(cat_.get(), store_.get());
+  ASSERT_TRUE(fresh.Start().ok());
+  auto bytes = *store_->DiskBytes();
+  EXPECT_EQ(bytes.count(4242), 0u);
+  EXPECT_EQ(bytes[spec_.id()], 4096u);
+}
+
+TEST(CheckRangeTest, RejectsRangesOutsideBlockOrDisk) {
+  DiskGeometry g{10 << 20, 4 << 20};  // 2.5 blocks
+  EXPECT_TRUE(CheckRange(1, g, 0, 0, 4 << 20).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(CheckRange(1, g, 0, 1, 4 << 20)));
+  EXPECT_TRUE(absl::IsInvalidArgument(CheckRange(1, g, 0, 0, 0)));
+  EXPECT_TRUE(CheckRange(1, g, 2, 0, 2 << 20).ok());
+  EXPECT_TRUE(absl::IsOutOfRange(CheckRange(1, g, 2, 0, (2 << 20) + 1)));
+  EXPECT_TRUE(absl::IsOutOfRange(CheckRange(1, g, 3, 0, 512)));
+}
+
+}  // namespace
+}  // namespace ukai::node

@@ -1,0 +1,106 @@
+// ukai-node: the storage daemon. Parses flags and wires the pieces; nothing else.
+#include <signal.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/time/clock.h"
+#include "common/channel.h"
+#include "common/log.h"
+#include "common/units.h"
+#include "meta/catalog.h"
+#include "node/admin_service.h"
+#include "node/data_service.h"
+#include "node/disk_registry.h"
+
+namespace {
+
+int Fail(const std::string& msg) {
+  fprintf(stderr, "ukai-node: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ukai-node: UKAI storage daemon. Stores replicated blocks of virtual disks in "
+               "RocksDB and serves the data and admin gRPC services on one address."};
+  std::string id, site, listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
+  bool no_blob = false, verbose = false;
+  app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
+  app.add_option("--site", site, "site (datacenter) label")->required();
+  app.add_option("--listen", listen, "host:port for the data and admin services")->required();
+  app.add_option("--data", data, "directory of the node's RocksDB store")->required();
+  app.add_option("--zk", zk, "ZooKeeper ensemble host:port[,host:port...]")->capture_default_str();
+  app.add_option("--zk-root", root, "root znode of this cluster")->capture_default_str();
+  app.add_option("--capacity", capacity, "advertised capacity, e.g. 100G (0: unknown)")
+      ->capture_default_str();
+  app.add_flag("--no-blob-files", no_blob, "keep page data inside the LSM tree");
+  app.add_flag("-v,--verbose", verbose, "debug logging");
+  CLI11_PARSE(app, argc, argv);
+  if (verbose) ukai::SetLogLevel(ukai::LogLevel::kDebug);
+  if (!ukai::ValidateDiskName(id).ok()) return Fail("invalid --id '" + id + "'");
+  auto cap = ukai::ParseSize(capacity);
+  if (!cap.ok()) return Fail(std::string(cap.status().message()));
+
+  // Signals are taken synchronously below; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto meta_store = ukai::meta::NewZkMetaStore(zk);
+  if (!meta_store.ok()) return Fail(meta_store.status().ToString());
+  ukai::meta::Catalog catalog(meta_store->get(), root);
+  if (auto s = catalog.Init(); !s.ok()) return Fail(s.ToString());
+
+  ukai::node::RocksDbOptions ro;
+  ro.blob_files = !no_blob;
+  auto pages = ukai::node::NewRocksDbPageStore(data, ro);
+  if (!pages.ok()) return Fail(pages.status().ToString());
+  ukai::node::BlockStore store(std::move(*pages));
+  ukai::node::DiskRegistry disks(&catalog, &store);
+  if (auto s = disks.Start(); !s.ok()) return Fail(s.ToString());
+
+  ukai::pb::NodeInfo self;
+  self.set_id(id);
+  self.set_site(site);
+  self.set_address(listen);
+  self.set_capacity_bytes(*cap);
+  ukai::node::DataService data_service(self, &disks, &store);
+  ukai::node::AdminService admin_service(&catalog);
+  grpc::ServerBuilder builder;
+  ukai::ConfigureServer(builder);
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&data_service);
+  builder.RegisterService(&admin_service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) return Fail("cannot listen on " + listen);
+
+  ukai::pb::NodeLive live;
+  live.set_started_ms(static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())));
+  live.set_pid(static_cast<uint64_t>(getpid()));
+  auto register_node = [&] { return catalog.RegisterNode(self, live); };
+  // A previous incarnation's ephemeral may linger until its session times out.
+  absl::Status reg = register_node();
+  for (int i = 0; absl::IsAlreadyExists(reg) && i < 150; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    reg = register_node();
+  }
+  if (!reg.ok()) return Fail(reg.ToString());
+  (*meta_store)->SetSessionListener([&] {
+    absl::Status s = register_node();
+    if (!s.ok()) LOG_WARN("re-registering after session expiry: %s", s.ToString());
+  });
+  LOG_INFO("node %s (site %s) serving on %s, store %s", id, site, listen, data);
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  LOG_INFO("signal %d: shutting down", sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  (void)store.Sync();
+  return 0;
+}
