@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   CLI::App app{"ukai-node: UKAI storage daemon. Stores replicated blocks of virtual disks in "
                "RocksDB and serves the data and admin gRPC services on one address."};
   std::string id, site, listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
+  int zk_session_ms = 10000;
   bool no_blob = false, verbose = false;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
@@ -35,6 +36,8 @@ int main(int argc, char** argv) {
   app.add_option("--zk", zk, "ZooKeeper ensemble host:port[,host:port...]")->capture_default_str();
   app.add_option("--zk-root", root, "root znode of this cluster")->capture_default_str();
   app.add_option("--capacity", capacity, "advertised capacity, e.g. 100G (0: unknown)")
+      ->capture_default_str();
+  app.add_option("--zk-session-ms", zk_session_ms, "ZooKeeper session timeout: how long a dead node stays listed as up")
       ->capture_default_str();
   app.add_flag("--no-blob-files", no_blob, "keep page data inside the LSM tree");
   app.add_flag("-v,--verbose", verbose, "debug logging");
@@ -51,7 +54,7 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto meta_store = ukai::meta::NewZkMetaStore(zk);
+  auto meta_store = ukai::meta::NewZkMetaStore(zk, zk_session_ms);
   if (!meta_store.ok()) return Fail(meta_store.status().ToString());
   ukai::meta::Catalog catalog(meta_store->get(), root);
   if (auto s = catalog.Init(); !s.ok()) return Fail(s.ToString());

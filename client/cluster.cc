@@ -1,0 +1,205 @@
+#include <unistd.h>
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "client/include/ukai/cluster.h"
+#include "client/node_pool.h"
+#include "client/volume_impl.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace ukai::client {
+namespace {
+
+class ClusterImpl;
+
+// What Open returns: a handle on the shared VolumeImpl of a disk.
+class Handle : public Volume {
+ public:
+  Handle(ClusterImpl* cluster, std::shared_ptr<VolumeImpl> impl, bool writable)
+      : cluster_(cluster), impl_(std::move(impl)), writable_(writable) {}
+  ~Handle() override;
+  DiskAttr attr() const override { return impl_->attr(); }
+  absl::Status Read(uint64_t offset, size_t len, char* out) override {
+    return impl_->Read(offset, len, out);
+  }
+  absl::Status Write(uint64_t offset, const char* data, size_t len) override {
+    if (!writable_) return absl::FailedPreconditionError("volume opened read-only");
+    return impl_->Write(offset, data, len);
+  }
+  absl::Status Flush() override { return impl_->Flush(); }
+
+ private:
+  ClusterImpl* cluster_;
+  std::shared_ptr<VolumeImpl> impl_;
+  const bool writable_;
+};
+
+class ClusterImpl : public Cluster {
+ public:
+  ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store)
+      : opts_(std::move(opts)), store_(std::move(store)), catalog_(store_.get(), opts_.root),
+        pool_(&catalog_, opts_.site) {}
+  ~ClusterImpl() override { guard_.Kill(); }
+
+  absl::Status Start() {
+    auto root = store_->Get(opts_.root);
+    if (absl::IsNotFound(root.status())) {
+      return absl::NotFoundError("no UKAI cluster under " + opts_.root + " in ZooKeeper " + opts_.zk);
+    }
+    RETURN_IF_ERROR(root.status());
+    RETURN_IF_ERROR(pool_.Start());
+    store_->SetSessionListener([this] { RecreateOpenRecords(); });
+    return WatchNames();
+  }
+
+  const ClusterOptions& options() const override { return opts_; }
+
+  absl::StatusOr<std::vector<std::string>> ListDisks() override { return catalog_.ListNames(); }
+
+  absl::StatusOr<DiskAttr> Stat(const std::string& name) override {
+    ASSIGN_OR_RETURN(pb::DiskSpec spec, catalog_.GetByName(name));
+    {
+      absl::MutexLock l(&mu_);
+      auto it = volumes_.find(spec.id());
+      if (it != volumes_.end()) {
+        if (auto v = it->second.lock()) return v->attr();  // watched: fresher than a read
+      }
+    }
+    return DiskAttr{spec.id(), spec.name(), spec.size(), spec.block_size(), spec.created_ms()};
+  }
+
+  void OnChange(std::function<void()> fn) override {
+    absl::MutexLock l(&mu_);
+    listener_ = std::move(fn);
+  }
+
+  absl::StatusOr<std::shared_ptr<Volume>> Open(const std::string& name, bool writable) override {
+    ASSIGN_OR_RETURN(uint64_t id, catalog_.LookupName(name));
+    std::shared_ptr<VolumeImpl> impl;
+    {
+      absl::MutexLock l(&mu_);
+      impl = volumes_[id].lock();
+    }
+    if (!impl) {
+      impl = std::make_shared<VolumeImpl>(&catalog_, &pool_, &opts_, id, [this] { Notify(); });
+      absl::Status s = impl->Init();
+      if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
+      RETURN_IF_ERROR(s);
+      absl::MutexLock l(&mu_);
+      auto existing = volumes_[id].lock();
+      if (existing) {
+        impl = existing;  // lost a race with another Open: share theirs
+      } else {
+        volumes_[id] = impl;
+      }
+    }
+    if (writable) RETURN_IF_ERROR(AcquireWrite(id));
+    return std::shared_ptr<Volume>(std::make_shared<Handle>(this, impl, writable));
+  }
+
+  void ReleaseWrite(VolumeImpl* impl) {
+    uint64_t id = impl->attr().id;
+    {
+      absl::MutexLock l(&mu_);
+      if (--writers_[id] > 0) return;
+      writers_.erase(id);
+    }
+    absl::Status s = impl->Flush();
+    if (!s.ok()) LOG_WARN("disk %d: flush on close: %s", id, s.ToString());
+    impl->ReleaseWriter();
+    s = store_->Delete(catalog_.paths().open(id, opts_.host));
+    if (!s.ok() && !absl::IsNotFound(s)) LOG_WARN("disk %d: removing open record: %s", id, s.ToString());
+  }
+
+ private:
+  absl::Status AcquireWrite(uint64_t id) {
+    {
+      absl::MutexLock l(&mu_);
+      if (writers_[id]++ > 0) return absl::OkStatus();
+    }
+    absl::Status s = CreateOpenRecord(id);
+    if (!s.ok()) {
+      absl::MutexLock l(&mu_);
+      if (--writers_[id] == 0) writers_.erase(id);
+    }
+    return s;
+  }
+
+  absl::Status CreateOpenRecord(uint64_t id) {
+    pb::OpenRecord rec;
+    rec.set_host(opts_.host);
+    rec.set_site(opts_.site);
+    rec.set_since_ms(static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())));
+    auto r = store_->Create(catalog_.paths().open(id, opts_.host), rec.SerializeAsString(),
+                            meta::CreateMode::kEphemeral);
+    if (absl::IsNotFound(r.status())) return absl::NotFoundError("disk was deleted");
+    if (absl::IsAlreadyExists(r.status())) return absl::OkStatus();
+    return r.status();
+  }
+
+  void RecreateOpenRecords() {
+    std::vector<uint64_t> ids;
+    {
+      absl::MutexLock l(&mu_);
+      for (auto& [id, n] : writers_) ids.push_back(id);
+    }
+    for (uint64_t id : ids) {
+      absl::Status s = CreateOpenRecord(id);
+      if (!s.ok()) LOG_WARN("disk %d: re-creating open record: %s", id, s.ToString());
+    }
+    Notify();
+  }
+
+  absl::Status WatchNames() {
+    auto r = catalog_.ListNames(guard_.Wrap([this] {
+      absl::Status s = WatchNames();
+      if (!s.ok()) LOG_WARN("watching disk names: %s", s.ToString());
+      Notify();
+    }));
+    return r.status();
+  }
+
+  void Notify() {
+    std::function<void()> fn;
+    {
+      absl::MutexLock l(&mu_);
+      fn = listener_;
+    }
+    if (fn) fn();
+  }
+
+  const ClusterOptions opts_;
+  std::unique_ptr<meta::MetaStore> store_;
+  meta::Catalog catalog_;
+  NodePool pool_;
+  absl::Mutex mu_;
+  std::map<uint64_t, std::weak_ptr<VolumeImpl>> volumes_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, int> writers_ ABSL_GUARDED_BY(mu_);  // writable handles per disk
+  std::function<void()> listener_ ABSL_GUARDED_BY(mu_);
+  LifetimeGuard guard_;
+};
+
+Handle::~Handle() {
+  if (writable_) cluster_->ReleaseWrite(impl_.get());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& in) {
+  ClusterOptions opts = in;
+  if (opts.host.empty()) {
+    char name[256] = {};
+    gethostname(name, sizeof(name) - 1);
+    opts.host = absl::StrCat(name, "-", getpid());
+  }
+  ASSIGN_OR_RETURN(auto store, meta::NewZkMetaStore(opts.zk, opts.zk_session_ms));
+  auto c = std::make_unique<ClusterImpl>(std::move(opts), std::move(store));
+  RETURN_IF_ERROR(c->Start());
+  return std::unique_ptr<Cluster>(std::move(c));
+}
+
+}  // namespace ukai::client

@@ -1,0 +1,107 @@
+#include "client/node_pool.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+#include "common/channel.h"
+#include "common/log.h"
+#include "common/status.h"
+
+namespace ukai::client {
+
+NodePool::NodePool(meta::Catalog* catalog, std::string my_site)
+    : catalog_(catalog), my_site_(std::move(my_site)) {}
+
+NodePool::~NodePool() {
+  guard_.Kill();
+  stop_.Notify();
+  if (pinger_.joinable()) pinger_.join();
+}
+
+absl::Status NodePool::Start() {
+  RETURN_IF_ERROR(Reload());
+  pinger_ = std::thread([this] { PingLoop(); });
+  return absl::OkStatus();
+}
+
+absl::Status NodePool::Reload() {
+  auto rearm = guard_.Wrap([this] {
+    absl::Status s = Reload();
+    if (!s.ok()) LOG_WARN("reloading the node list: %s", s.ToString());
+  });
+  // Watch both folders: a node's record changes (address) and liveness.
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes(rearm));
+  ASSIGN_OR_RETURN(auto ids, catalog_->store().Children(catalog_->paths().nodes(), rearm));
+  ASSIGN_OR_RETURN(auto infos, catalog_->ListNodes());
+  absl::MutexLock l(&mu_);
+  for (auto& info : infos) {
+    Node& n = nodes_[info.id()];
+    if (!n.stub || n.info.address() != info.address()) {
+      n.stub = pb::NodeData::NewStub(MakeChannel(info.address()));
+    }
+    n.info = std::move(info);
+    n.live = live.count(n.info.id()) > 0;
+  }
+  return absl::OkStatus();
+}
+
+void NodePool::PingLoop() {
+  while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    std::vector<std::pair<std::string, pb::NodeData::Stub*>> targets;
+    {
+      absl::MutexLock l(&mu_);
+      for (auto& [id, n] : nodes_) {
+        if (n.live) targets.emplace_back(id, n.stub.get());
+      }
+    }
+    for (auto& [id, stub] : targets) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+      pb::PingResponse resp;
+      absl::Time start = absl::Now();
+      grpc::Status s = stub->Ping(&ctx, pb::PingRequest(), &resp);
+      double us = absl::ToDoubleMicroseconds(absl::Now() - start);
+      absl::MutexLock l(&mu_);
+      auto it = nodes_.find(id);
+      if (it == nodes_.end()) continue;
+      double& rtt = it->second.rtt_us;
+      if (!s.ok()) {
+        rtt = 1e6;
+      } else {
+        rtt = rtt >= 1e6 ? us : 0.8 * rtt + 0.2 * us;  // EWMA
+      }
+    }
+  }
+}
+
+absl::StatusOr<pb::NodeData::Stub*> NodePool::Stub(const std::string& id) {
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return absl::NotFoundError("unknown node '" + id + "'");
+  return it->second.stub.get();
+}
+
+std::vector<std::string> NodePool::ReadOrder(std::vector<std::string> ids) {
+  absl::MutexLock l(&mu_);
+  auto key = [&](const std::string& id) {
+    auto it = nodes_.find(id);
+    if (it == nodes_.end()) return std::make_tuple(2, 1e9);
+    const Node& n = it->second;
+    int tier = !n.live ? 2 : (n.info.site() == my_site_ ? 0 : 1);
+    return std::make_tuple(tier, n.rtt_us);
+  };
+  std::stable_sort(ids.begin(), ids.end(),
+                   [&](const std::string& a, const std::string& b) { return key(a) < key(b); });
+  return ids;
+}
+
+std::vector<pb::NodeInfo> NodePool::LiveNodes() {
+  absl::MutexLock l(&mu_);
+  std::vector<pb::NodeInfo> out;
+  for (auto& [id, n] : nodes_) {
+    if (n.live) out.push_back(n.info);
+  }
+  return out;
+}
+
+}  // namespace ukai::client

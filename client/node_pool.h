@@ -1,0 +1,57 @@
+// NodePool (internal to libukai): the nodes of the cluster, a channel to each,
+// liveness from ZooKeeper and round-trip time measured by a pinger thread.
+// Orders replicas for reads: same site first, then lowest RTT. Thread-safe.
+#ifndef UKAI_CLIENT_NODE_POOL_H_
+#define UKAI_CLIENT_NODE_POOL_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/lifetime.h"
+#include "meta/catalog.h"
+#include "ukai.grpc.pb.h"
+
+namespace ukai::client {
+
+class NodePool {
+ public:
+  NodePool(meta::Catalog* catalog, std::string my_site);
+  ~NodePool();
+
+  // Reads the node list (and arms watches); starts the pinger.
+  absl::Status Start();
+  // The stub of node `id`, or NOT_FOUND / UNAVAILABLE naming it.
+  absl::StatusOr<pb::NodeData::Stub*> Stub(const std::string& id);
+  // `ids` ordered for reading: same site first, then measured RTT.
+  std::vector<std::string> ReadOrder(std::vector<std::string> ids);
+  std::vector<pb::NodeInfo> LiveNodes();
+  const std::string& my_site() const { return my_site_; }
+
+ private:
+  struct Node {
+    pb::NodeInfo info;
+    bool live = false;
+    double rtt_us = 1e6;  // unknown until measured
+    std::unique_ptr<pb::NodeData::Stub> stub;
+  };
+  absl::Status Reload();
+  void PingLoop();
+
+  meta::Catalog* catalog_;
+  const std::string my_site_;
+  absl::Mutex mu_;
+  std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
+  absl::Notification stop_;
+  LifetimeGuard guard_;
+  std::thread pinger_;
+};
+
+}  // namespace ukai::client
+
+#endif  // UKAI_CLIENT_NODE_POOL_H_

@@ -1,0 +1,393 @@
+#include "client/volume_impl.h"
+
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "meta/placement.h"
+
+namespace ukai::client {
+namespace {
+
+constexpr int kMaxAttempts = 8;
+
+bool IsStaleLayout(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
+bool IsFenced(const absl::Status& s) { return absl::IsPermissionDenied(s); }
+
+std::chrono::system_clock::time_point Deadline(int ms) {
+  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
+}
+
+// Calls `fn(segment_block, offset_in_block, length, position_in_buffer)` for
+// each block-sized piece of [offset, offset+len).
+template <typename Fn>
+absl::Status ForEachSegment(uint64_t offset, size_t len, uint32_t block_size, Fn fn) {
+  size_t done = 0;
+  while (done < len) {
+    uint64_t pos = offset + done;
+    uint64_t block = pos / block_size;
+    uint32_t off = static_cast<uint32_t>(pos % block_size);
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len - done, block_size - off));
+    RETURN_IF_ERROR(fn(block, off, n, done));
+    done += n;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+VolumeImpl::VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts,
+                       uint64_t id, std::function<void()> on_change)
+    : catalog_(catalog), pool_(pool), opts_(opts), id_(id), on_change_(std::move(on_change)) {}
+
+VolumeImpl::~VolumeImpl() { guard_.Kill(); }
+
+absl::Status VolumeImpl::Init() { return RefreshLayout(/*arm_watch=*/true); }
+
+DiskAttr VolumeImpl::attr() const {
+  absl::MutexLock l(&mu_);
+  return DiskAttr{spec_.id(), spec_.name(), spec_.size(), spec_.block_size(), spec_.created_ms()};
+}
+
+absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
+  meta::WatchFn watch;
+  if (arm_watch) {
+    watch = guard_.Wrap([this] {
+      absl::Status s = RefreshLayout(/*arm_watch=*/true);
+      if (!s.ok() && !absl::IsNotFound(s)) LOG_WARN("disk %d: refresh: %s", id_, s.ToString());
+      if (on_change_) on_change_();
+    });
+  }
+  auto v = catalog_->GetSpec(id_, std::move(watch));
+  absl::MutexLock l(&mu_);
+  if (absl::IsNotFound(v.status()) ||
+      (v.ok() && v->spec.state() != pb::DiskSpec::READY)) {
+    gone_ = true;
+    return absl::NotFoundError(absl::StrFormat("disk %d was deleted", id_));
+  }
+  RETURN_IF_ERROR(v.status());
+  if (v->spec.layout_version() >= spec_.layout_version()) {
+    if (v->spec.layout_version() != spec_.layout_version()) chunks_.clear();
+    spec_ = v->spec;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VolumeImpl::CheckRange(uint64_t offset, size_t len) const {
+  absl::MutexLock l(&mu_);
+  if (gone_) return absl::NotFoundError(absl::StrFormat("disk '%s' was deleted", spec_.name()));
+  if (offset > spec_.size() || len > spec_.size() - offset) {
+    return absl::OutOfRangeError(absl::StrFormat("disk '%s': [%d, +%d) is past its end (%d)",
+                                                 spec_.name(), offset, len, spec_.size()));
+  }
+  return absl::OkStatus();
+}
+
+pb::IoHeader VolumeImpl::Header(uint64_t layout_version, uint64_t epoch) const {
+  pb::IoHeader h;
+  h.set_disk_id(id_);
+  h.set_layout_version(layout_version);
+  h.set_epoch(epoch);
+  return h;
+}
+
+absl::StatusOr<VolumeImpl::BlockRef> VolumeImpl::GetBlock(uint64_t block, bool allocate) {
+  const uint64_t c = block / meta::kChunkBlocks;
+  const uint32_t i = block % meta::kChunkBlocks;
+  uint64_t version;
+  pb::DiskSpec spec;
+  {
+    absl::MutexLock l(&mu_);
+    version = spec_.layout_version();
+    auto it = chunks_.find(c);
+    if (it != chunks_.end() && (it->second || !allocate)) {
+      BlockRef ref{version, it->second != nullptr, {}};
+      if (it->second) ref.ptr = it->second->blocks(i);
+      return ref;
+    }
+    spec = spec_;
+  }
+  // The chunk is read after the spec whose version we send: it is at least
+  // that new, so a node that knows a newer layout rejects us, never the reverse.
+  ASSIGN_OR_RETURN(auto chunk, catalog_->ReadChunk(id_, c));
+  if (!chunk && allocate) {
+    ASSIGN_OR_RETURN(auto replicas,
+                     meta::ChooseReplicas(spec.placement(), pool_->LiveNodes(), pool_->my_site(),
+                                          id_ * 1000003 + c));
+    if (replicas.size() < spec.placement().replicas()) {
+      LOG_WARN("disk %s chunk %d: only %d of %d replicas placeable (nodes down)", spec.name(), c,
+               replicas.size(), spec.placement().replicas());
+    }
+    ASSIGN_OR_RETURN(auto created, catalog_->AllocateChunk(spec, c, replicas));
+    chunk = std::move(created);
+  }
+  std::shared_ptr<const pb::BlockChunk> shared;
+  if (chunk) shared = std::make_shared<const pb::BlockChunk>(std::move(chunk->chunk));
+  absl::MutexLock l(&mu_);
+  if (spec_.layout_version() == version && (shared || writer_)) chunks_[c] = shared;
+  BlockRef ref{version, shared != nullptr, {}};
+  if (shared) ref.ptr = shared->blocks(i);
+  return ref;
+}
+
+absl::StatusOr<uint64_t> VolumeImpl::WriterEpoch() {
+  absl::MutexLock l(&writer_mu_);
+  if (fenced_) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "disk %d: another host took over writing; reopen the disk to write again", id_));
+  }
+  if (epoch_ == 0) {
+    ASSIGN_OR_RETURN(epoch_, catalog_->TakeWriterEpoch(id_, opts_->host, opts_->site));
+    absl::MutexLock m(&mu_);
+    writer_ = true;
+    LOG_DEBUG("disk %d: writer epoch %d taken by %s", id_, epoch_, opts_->host);
+  }
+  return epoch_;
+}
+
+void VolumeImpl::ReleaseWriter() {
+  absl::MutexLock l(&writer_mu_);
+  epoch_ = 0;
+  fenced_ = false;
+  absl::MutexLock m(&mu_);
+  writer_ = false;
+  // Negative entries were trusted only because we were the writer.
+  for (auto it = chunks_.begin(); it != chunks_.end();) {
+    it = it->second ? std::next(it) : chunks_.erase(it);
+  }
+}
+
+absl::Status VolumeImpl::Read(uint64_t offset, size_t len, char* out) {
+  RETURN_IF_ERROR(CheckRange(offset, len));
+  const uint32_t bs = attr().block_size;
+  return ForEachSegment(offset, len, bs, [&](uint64_t block, uint32_t off, uint32_t n, size_t at) {
+    return ReadSegment(block, off, n, out + at);
+  });
+}
+
+absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out) {
+  absl::Status last = absl::UnavailableError("no attempt");
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/false));
+    if (!ref.allocated) {
+      memset(out, 0, len);
+      return absl::OkStatus();
+    }
+    std::vector<std::string> clean;
+    for (const auto& r : ref.ptr.replicas()) {
+      if (r.state() == pb::CLEAN) clean.push_back(r.node());
+    }
+    if (clean.empty()) {
+      return absl::UnavailableError(
+          absl::StrFormat("disk %d block %d: no clean replica", id_, block));
+    }
+    bool stale_layout = false;
+    for (const std::string& node : pool_->ReadOrder(std::move(clean))) {
+      auto stub = pool_->Stub(node);
+      if (!stub.ok()) {
+        last = stub.status();
+        continue;
+      }
+      pb::ReadRequest req;
+      *req.mutable_hdr() = Header(ref.layout_version, 0);
+      req.set_block(block);
+      req.set_generation(ref.ptr.generation());
+      req.set_offset(off);
+      req.set_length(len);
+      pb::ReadResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(Deadline(opts_->rpc_timeout_ms));
+      absl::Status s = FromGrpc((*stub)->Read(&ctx, req, &resp));
+      if (s.ok() && resp.data().size() == len) {
+        memcpy(out, resp.data().data(), len);
+        return absl::OkStatus();
+      }
+      if (s.ok()) s = absl::DataLossError("short read");
+      if (IsStaleLayout(s)) {
+        stale_layout = true;
+        break;
+      }
+      if (absl::IsNotFound(s)) return s;
+      last = Annotate(s, absl::StrFormat("disk %d block %d: replica %s", id_, block, node));
+      LOG_DEBUG("%s; trying the next replica", last.ToString());
+    }
+    if (!stale_layout) break;
+    RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+  }
+  return absl::UnavailableError(std::string(last.message()));
+}
+
+absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {
+  RETURN_IF_ERROR(CheckRange(offset, len));
+  if (len == 0) return absl::OkStatus();
+  const uint32_t bs = attr().block_size;
+  return ForEachSegment(offset, len, bs, [&](uint64_t block, uint32_t off, uint32_t n, size_t at) {
+    return WriteSegment(block, off, data + at, n);
+  });
+}
+
+absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
+                                      uint32_t len) {
+  struct Call {
+    std::string node;
+    pb::NodeData::Stub* stub;
+    grpc::ClientContext ctx;
+    pb::WriteRequest req;
+    pb::WriteResponse resp;
+    absl::Status status;
+  };
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
+    ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
+    std::vector<std::unique_ptr<Call>> calls;
+    for (const auto& r : ref.ptr.replicas()) {
+      if (r.state() == pb::STALE) continue;
+      auto stub = pool_->Stub(r.node());
+      if (!stub.ok()) continue;
+      auto c = std::make_unique<Call>();
+      c->node = r.node();
+      c->stub = *stub;
+      c->ctx.set_deadline(Deadline(opts_->rpc_timeout_ms));
+      *c->req.mutable_hdr() = Header(ref.layout_version, epoch);
+      c->req.set_block(block);
+      c->req.set_generation(ref.ptr.generation());
+      c->req.set_offset(off);
+      c->req.set_data(data, len);
+      calls.push_back(std::move(c));
+    }
+    if (calls.empty()) {
+      return absl::UnavailableError(
+          absl::StrFormat("disk %d block %d: no writable replica", id_, block));
+    }
+    absl::BlockingCounter pending(static_cast<int>(calls.size()));
+    for (auto& c : calls) {
+      Call* call = c.get();
+      call->stub->async()->Write(&call->ctx, &call->req, &call->resp,
+                                 [call, &pending](grpc::Status s) {
+                                   call->status = FromGrpc(s);
+                                   pending.DecrementCount();
+                                 });
+    }
+    pending.Wait();
+
+    std::vector<std::string> ok, failed;
+    bool stale_layout = false;
+    absl::Status last;
+    for (auto& c : calls) {
+      if (c->status.ok()) {
+        ok.push_back(c->node);
+      } else if (IsStaleLayout(c->status)) {
+        stale_layout = true;
+      } else if (IsFenced(c->status)) {
+        absl::MutexLock l(&writer_mu_);
+        fenced_ = true;
+        LOG_WARN("disk %d: %s", id_, c->status.ToString());
+        return absl::PermissionDeniedError(std::string(c->status.message()));
+      } else if (absl::IsNotFound(c->status) || absl::IsOutOfRange(c->status) ||
+                 absl::IsInvalidArgument(c->status)) {
+        return c->status;  // the disk is gone or shrank under us: nothing to retry
+      } else {
+        failed.push_back(c->node);
+        last = Annotate(c->status, "replica " + c->node);
+      }
+    }
+    {
+      absl::MutexLock l(&mu_);
+      for (const auto& n : ok) dirty_[n].insert(block);
+    }
+    if (stale_layout) {
+      RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+      continue;  // rewriting the replicas that took it is harmless
+    }
+    if (failed.empty()) return absl::OkStatus();
+    if (ok.empty()) {
+      return absl::UnavailableError(absl::StrFormat(
+          "disk %d block %d: every replica failed: %s", id_, block, last.message()));
+    }
+    // Degrade: the survivors have the data; the failed replicas must never be
+    // read for this block again, so mark them before acknowledging.
+    LOG_WARN("disk %d block %d: %s; marking %s stale", id_, block, last.ToString(),
+             absl::StrJoin(failed, ","));
+    RETURN_IF_ERROR(MarkStale(block, failed));
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrFormat("disk %d block %d: layout kept changing during the write", id_, block));
+}
+
+absl::Status VolumeImpl::MarkStale(uint64_t block, const std::vector<std::string>& nodes) {
+  for (const auto& n : nodes) {
+    auto spec = catalog_->MarkStale(id_, block, n);
+    if (!spec.ok()) return Annotate(spec.status(), "marking replica " + n + " stale");
+  }
+  return RefreshLayout(/*arm_watch=*/false);
+}
+
+absl::Status VolumeImpl::Flush() {
+  std::map<std::string, std::set<uint64_t>> dirty;
+  {
+    absl::MutexLock l(&mu_);
+    dirty.swap(dirty_);
+  }
+  if (dirty.empty()) return absl::OkStatus();
+  struct Call {
+    std::string node;
+    grpc::ClientContext ctx;
+    pb::FlushRequest req;
+    pb::FlushResponse resp;
+    absl::Status status;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  for (const auto& [node, blocks] : dirty) {
+    auto c = std::make_unique<Call>();
+    c->node = node;
+    c->ctx.set_deadline(Deadline(opts_->rpc_timeout_ms * 2));
+    calls.push_back(std::move(c));
+  }
+  absl::BlockingCounter pending(static_cast<int>(calls.size()));
+  for (auto& c : calls) {
+    Call* call = c.get();
+    auto stub = pool_->Stub(call->node);
+    if (!stub.ok()) {
+      call->status = stub.status();
+      pending.DecrementCount();
+      continue;
+    }
+    (*stub)->async()->Flush(&call->ctx, &call->req, &call->resp, [call, &pending](grpc::Status s) {
+      call->status = FromGrpc(s);
+      pending.DecrementCount();
+    });
+  }
+  pending.Wait();
+  std::set<std::string> failed;
+  for (auto& c : calls) {
+    if (!c->status.ok()) failed.insert(c->node);
+  }
+  // A replica that could not flush may lose writes it acknowledged: unless it
+  // is a block's last good copy, it becomes stale for every block written to
+  // it since the last flush.
+  for (const auto& node : failed) {
+    for (uint64_t block : dirty[node]) {
+      ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, false));
+      int others = 0;
+      for (const auto& r : ref.ptr.replicas()) {
+        others += r.state() != pb::STALE && r.node() != node && !failed.count(r.node());
+      }
+      if (others == 0) {
+        absl::MutexLock l(&mu_);
+        for (const auto& [n, blocks] : dirty) dirty_[n].insert(blocks.begin(), blocks.end());
+        return absl::UnavailableError(absl::StrFormat(
+            "disk %d block %d: flush failed on its last good replica %s", id_, block, node));
+      }
+      LOG_WARN("disk %d block %d: flush failed on %s; marking it stale", id_, block, node);
+      RETURN_IF_ERROR(MarkStale(block, {node}));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ukai::client

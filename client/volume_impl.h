@@ -1,0 +1,83 @@
+// VolumeImpl (internal): one open disk shared by every handle of a Cluster.
+// Caches the disk's spec and block-table chunks, each tagged with the layout
+// version it was read under; nodes reject requests from an older layout and
+// the volume then re-reads. Block pointers that say "not allocated" are only
+// cached while this host holds the writer epoch (no other host can allocate
+// then without fencing us first).
+//
+// Lock order: writer_mu_ before mu_. Neither is held across an RPC or a
+// ZooKeeper call.
+#ifndef UKAI_CLIENT_VOLUME_IMPL_H_
+#define UKAI_CLIENT_VOLUME_IMPL_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "client/include/ukai/cluster.h"
+#include "client/node_pool.h"
+#include "common/lifetime.h"
+#include "meta/catalog.h"
+
+namespace ukai::client {
+
+class VolumeImpl {
+ public:
+  VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts, uint64_t id,
+             std::function<void()> on_change);
+  ~VolumeImpl();
+
+  absl::Status Init();  // reads the spec and watches it
+  DiskAttr attr() const;
+  absl::Status Read(uint64_t offset, size_t len, char* out);
+  absl::Status Write(uint64_t offset, const char* data, size_t len);
+  absl::Status Flush();
+  // Called when the last writable handle closes: the next write takes a new
+  // epoch (a host that closed and reopened may write again after another
+  // host wrote in between).
+  void ReleaseWriter();
+
+ private:
+  struct BlockRef {
+    uint64_t layout_version = 0;
+    bool allocated = false;
+    pb::BlockPtr ptr;
+  };
+  absl::StatusOr<BlockRef> GetBlock(uint64_t block, bool allocate);
+  absl::Status RefreshLayout(bool arm_watch);
+  absl::Status CheckRange(uint64_t offset, size_t len) const;
+  absl::StatusOr<uint64_t> WriterEpoch();
+  absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
+  absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len);
+  // Marks `nodes` STALE for `block` (after they failed a write) and refreshes.
+  absl::Status MarkStale(uint64_t block, const std::vector<std::string>& nodes);
+  pb::IoHeader Header(uint64_t layout_version, uint64_t epoch) const;
+
+  meta::Catalog* catalog_;
+  NodePool* pool_;
+  const ClusterOptions* opts_;
+  const uint64_t id_;
+  std::function<void()> on_change_;
+
+  absl::Mutex writer_mu_;
+  uint64_t epoch_ ABSL_GUARDED_BY(writer_mu_) = 0;  // 0: not the writer
+  bool fenced_ ABSL_GUARDED_BY(writer_mu_) = false;
+
+  mutable absl::Mutex mu_;
+  pb::DiskSpec spec_ ABSL_GUARDED_BY(mu_);
+  bool gone_ ABSL_GUARDED_BY(mu_) = false;
+  bool writer_ ABSL_GUARDED_BY(mu_) = false;  // mirrors epoch_ != 0, for the chunk cache
+  // nullptr: known unallocated (cached only while writer_).
+  std::map<uint64_t, std::shared_ptr<const pb::BlockChunk>> chunks_ ABSL_GUARDED_BY(mu_);
+  // Blocks written per node since the last flush.
+  std::map<std::string, std::set<uint64_t>> dirty_ ABSL_GUARDED_BY(mu_);
+
+  LifetimeGuard guard_;
+};
+
+}  // namespace ukai::client
+
+#endif  // UKAI_CLIENT_VOLUME_IMPL_H_

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the Debian packages UKAI needs (only those missing) and builds
+# build/bin/{ukai-node,ukai-fuse,ukaictl} and the tests. Idempotent: a second
+# run with nothing changed takes seconds.
+#   UKAI_BUILD_TYPE=Debug|Release|RelWithDebInfo (default RelWithDebInfo)
+#   UKAI_EXTRA_PACKAGES="fio ..." installs more packages in the same step.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+packages=(cmake g++ make pkg-config
+  libfuse3-dev fuse3 libzookeeper-mt-dev zookeeper
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev)
+# shellcheck disable=SC2206
+packages+=(${UKAI_EXTRA_PACKAGES:-})
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "build.sh: installing ${missing[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "build.sh: missing packages need root: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q "${missing[@]}" >&2
+fi
+
+build_type=${UKAI_BUILD_TYPE:-RelWithDebInfo}
+if [[ ! -f build/CMakeCache.txt ]] || ! grep -q "CMAKE_BUILD_TYPE:STRING=$build_type" build/CMakeCache.txt; then
+  cmake -S . -B build -DCMAKE_BUILD_TYPE="$build_type" >&2
+fi
+cmake --build build -j2 >&2
+echo "build.sh: binaries in $top/build/bin" >&2

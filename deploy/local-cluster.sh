@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# A whole UKAI cluster on loopback, for trying UKAI, tests and benchmarks.
+#
+#   local-cluster.sh start      --dir DIR   ZooKeeper, nodes n1 n2 (site-a) and n3 (site-b),
+#                                           a frontend mounted at DIR/mnt (site-a); prints
+#                                           export UKAI_ZK=... UKAI_ADMIN=... UKAI_MOUNT=...
+#                                           on stdout and nothing else
+#   local-cluster.sh stop       --dir DIR   stops only what it started, unmounts
+#   local-cluster.sh status     --dir DIR   what runs
+#   local-cluster.sh stop-node  --dir DIR NAME   SIGTERM one node (data kept)
+#   local-cluster.sh start-node --dir DIR NAME   start it again
+#   local-cluster.sh mount      --dir DIR --site SITE PATH   one more frontend ("hypervisor")
+#
+# Every process keeps its pid in DIR/pids/NAME.pid and its log in DIR/logs/NAME.log.
+# Ports are picked free at start and kept in DIR/cluster.env. Binaries come from
+# build/bin (run deploy/build.sh first) or $UKAI_BIN.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=${UKAI_BIN:-$top/build/bin}
+
+die() { echo "local-cluster.sh: $*" >&2; exit 1; }
+say() { echo "local-cluster.sh: $*" >&2; }
+
+cmd=${1:-}
+[[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount --dir DIR ..."
+shift
+dir="" site="" args=()
+while (($#)); do
+  case $1 in
+    --dir) dir=$2; shift 2 ;;
+    --site) site=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0" >&2; exit 0 ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[[ -n $dir ]] || die "--dir DIR is required"
+mkdir -p "$dir"
+dir=$(cd "$dir" && pwd)
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+pid_of() { [[ -f $dir/pids/$1.pid ]] && cat "$dir/pids/$1.pid"; }
+alive() {  # alive NAME: its recorded pid runs the program we started under that name
+  local pid; pid=$(pid_of "$1") || return 1
+  [[ -f $dir/cmd/$1.exe ]] || return 1
+  [[ $(readlink -f "/proc/$pid/exe" 2>/dev/null) == "$(cat "$dir/cmd/$1.exe")" ]]
+}
+
+# spawn NAME CMD...: starts CMD in the background with its log and pid file.
+spawn() {
+  local name=$1; shift
+  printf '%q ' "$@" > "$dir/cmd/$name"
+  readlink -f "$(command -v "$1")" > "$dir/cmd/$name.exe"
+  nohup "$@" >> "$dir/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$dir/pids/$name.pid"
+}
+
+wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
+  local limit=$1 what=$2; shift 2
+  local end=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < end)) || die "timed out waiting for $what (see $dir/logs)"
+    sleep 0.2
+  done
+}
+
+stop_pid() {  # stop_pid NAME: SIGTERM, then SIGKILL after 15 s
+  local name=$1 pid
+  alive "$name" || { rm -f "$dir/pids/$name.pid"; return 0; }
+  pid=$(pid_of "$name")
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name (pid $pid) ignored SIGTERM; killing"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$dir/pids/$name.pid"
+}
+
+node_up() {  # node_up NAME: registered live and answering
+  "$bin/ukaictl" --admin "$UKAI_ADMIN" node list 2>/dev/null | awk -v n="$1" '$1 == n && $4 == "up" {ok = 1} END {exit !ok}'
+}
+
+start_node() {
+  local name=$1 nsite port
+  nsite=$(grep "^NODE_${name}_SITE=" "$dir/cluster.env" | cut -d= -f2)
+  port=$(grep "^NODE_${name}_PORT=" "$dir/cluster.env" | cut -d= -f2)
+  [[ -n $port ]] || die "no node named $name in this cluster"
+  alive "$name" && die "node $name is already running"
+  mkdir -p "$dir/data/$name"
+  spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
+    --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000
+  wait_for 30 "node $name" node_up "$name"
+}
+
+start_fuse() {  # start_fuse NAME SITE PATH
+  local name=$1 fsite=$2 path=$3
+  mkdir -p "$path"
+  mountpoint -q "$path" && die "$path is already a mount point"
+  echo "$path" > "$dir/mounts/$name"
+  spawn "$name" "$bin/ukai-fuse" "$path" --zk "$UKAI_ZK" --site "$fsite" \
+    --host "$name-$(basename "$dir")" --zk-session-ms 4000
+  wait_for 30 "frontend $name at $path" mountpoint -q "$path"
+}
+
+load_env() {
+  [[ -f $dir/cluster.env ]] || die "no cluster in $dir (run start first)"
+  # shellcheck disable=SC1091
+  source "$dir/cluster.env"
+}
+
+case $cmd in
+  start)
+    [[ -x $bin/ukai-node ]] || die "no binaries in $bin: run deploy/build.sh"
+    alive zk && die "a cluster already runs in $dir (stop it first)"
+    mkdir -p "$dir"/{pids,logs,cmd,mounts,zk,data,mnt}
+    base=$((20000 + RANDOM % 20000))
+    ports=()
+    for ((p = base; ${#ports[@]} < 4; p++)); do port_free "$p" && ports+=("$p"); done
+    {
+      echo "UKAI_ZK=127.0.0.1:${ports[0]}"
+      echo "UKAI_ADMIN=127.0.0.1:${ports[1]},127.0.0.1:${ports[2]},127.0.0.1:${ports[3]}"
+      echo "UKAI_MOUNT=$dir/mnt"
+      echo "NODE_n1_SITE=site-a"; echo "NODE_n1_PORT=${ports[1]}"
+      echo "NODE_n2_SITE=site-a"; echo "NODE_n2_PORT=${ports[2]}"
+      echo "NODE_n3_SITE=site-b"; echo "NODE_n3_PORT=${ports[3]}"
+    } > "$dir/cluster.env"
+    load_env
+    cat > "$dir/zk/zoo.cfg" <<EOF
+tickTime=1000
+initLimit=10
+syncLimit=5
+dataDir=$dir/zk/data
+clientPort=${ports[0]}
+clientPortAddress=127.0.0.1
+maxClientCnxns=0
+admin.enableServer=false
+EOF
+    cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
+    spawn zk java -Xmx256m -Dzookeeper.admin.enableServer=false -cp "$cp" \
+      org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zk/zoo.cfg"
+    wait_for 60 "ZooKeeper on ${UKAI_ZK}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${ports[0]}"
+    for n in n1 n2 n3; do start_node "$n"; done
+    start_fuse fuse site-a "$UKAI_MOUNT"
+    say "cluster up in $dir (logs in $dir/logs)"
+    echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT"
+    ;;
+  stop)
+    for f in "$dir"/mounts/*; do
+      [[ -f $f ]] || continue
+      name=$(basename "$f") path=$(cat "$f")
+      if mountpoint -q "$path"; then
+        fusermount3 -u "$path" 2>/dev/null || umount -l "$path" 2>/dev/null || true
+      fi
+      stop_pid "$name"
+      rm -f "$f"
+    done
+    for f in "$dir"/pids/n*.pid; do [[ -f $f ]] && stop_pid "$(basename "$f" .pid)"; done
+    stop_pid zk
+    for f in "$dir"/pids/*.pid; do [[ -f $f ]] && stop_pid "$(basename "$f" .pid)"; done
+    say "stopped everything started in $dir"
+    ;;
+  status)
+    rc=0
+    for f in "$dir"/pids/*.pid; do
+      [[ -f $f ]] || continue
+      name=$(basename "$f" .pid)
+      if alive "$name"; then echo "$name running (pid $(pid_of "$name"))"; else echo "$name stopped"; rc=1; fi
+    done
+    exit $rc
+    ;;
+  stop-node)
+    load_env
+    [[ ${#args[@]} -eq 1 ]] || die "usage: stop-node --dir DIR NAME"
+    stop_pid "${args[0]}"
+    ;;
+  start-node)
+    load_env
+    [[ ${#args[@]} -eq 1 ]] || die "usage: start-node --dir DIR NAME"
+    start_node "${args[0]}"
+    ;;
+  mount)
+    load_env
+    [[ ${#args[@]} -eq 1 && -n $site ]] || die "usage: mount --dir DIR --site SITE PATH"
+    n=2
+    while [[ -f $dir/mounts/fuse-$n ]]; do n=$((n + 1)); done
+    start_fuse "fuse-$n" "$site" "$(realpath -m "${args[0]}")"
+    echo "fuse-$n"
+    ;;
+  *) die "unknown command '$cmd'" ;;
+esac
