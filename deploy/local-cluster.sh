@@ -161,6 +161,7 @@ EOF
     say "stopped everything started in $dir"
     ;;
   status)
+    [[ -f $dir/cluster.env ]] || { echo "no cluster in $dir"; exit 1; }
     rc=0
     for f in "$dir"/pids/*.pid; do
       [[ -f $f ]] || continue

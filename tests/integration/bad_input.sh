@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Bad input gets one clear line on stderr and exit 1, never a crash, a hang
+# or a half-made disk: names, sizes, duplicates, unknown disks, placement,
+# unreachable nodes, ZooKeeper down.
+source "$(dirname "$0")/../lib.sh"
+start_cluster
+
+check_error "a name with a slash" "invalid disk name" ukaictl disk create a/b --size 1G
+check_error "a name with a space" "invalid disk name" ukaictl disk create "a b" --size 1G
+check_error "a 65-character name" "invalid disk name" ukaictl disk create "$(printf 'x%.0s' {1..65})" --size 1G
+check_error "an empty name" "invalid disk name" ukaictl disk create "" --size 1G
+check_error "size zero" "greater than zero" ukaictl disk create d --size 0
+check_error "a negative size" "invalid size" ukaictl disk create d --size -5G
+check_error "a size not a multiple of 512" "multiple of 512" ukaictl disk create d --size 1000
+check_error "a size over the limit" "over the limit" ukaictl disk create d --size 2P
+check_error "a size that is not a number" "invalid size" ukaictl disk create d --size lots
+check_error "a bad block size" "power of two" ukaictl disk create d --size 1G --block-size 3M
+check_error "more replicas than nodes" "replicas requested" ukaictl disk create d --size 1G --replicas 4
+check_error "more replicas than a site has" "eligible" ukaictl disk create d --size 1G --replicas 2 --sites site-b
+check_error "an unknown site" "unknown site" ukaictl disk create d --size 1G --sites mars
+check_error "an unknown node" "unknown node" ukaictl disk create d --size 1G --nodes n1,n9
+check_eq "none of that made a disk" "" "$(ls "$UKAI_MOUNT")"
+check_eq "nor a name in the catalog" "[]" "$(ukaictl --json disk list | tr -d ' \n')"
+
+ukaictl disk create d --size 1G >/dev/null
+check_error "a duplicate name" "already exists" ukaictl disk create d --size 2G
+check_eq "the duplicate left the first disk as it was" 1073741824 "$(stat -c %s "$UKAI_MOUNT/d")"
+check_error "info of an unknown disk" "no disk named 'nope'" ukaictl disk info nope
+check_error "resize of an unknown disk" "no disk named 'nope'" ukaictl disk resize nope --size 2G
+check_error "delete of an unknown disk" "no disk named 'nope'" ukaictl disk delete nope
+check_error "shrinking" "shrinking" ukaictl disk resize d --size 512M
+want_rc=2 check_error "a usage error (exit 2)" "required" ukaictl disk create
+check_error "no admin address" "UKAI_ADMIN" env -u UKAI_ADMIN ukaictl disk list
+
+# A node that is down: as the admin address, and in node list.
+n3=$(node_addr n3)
+"$cluster_tool" stop-node --dir "$cluster_dir" n3
+check_error "an unreachable admin address" "cannot reach" ukaictl --admin "$n3" disk list
+check "node list still answers and shows n3 down" bash -c \
+  "ukaictl node list | awk '\$1 == \"n3\" && \$4 == \"down\" {ok=1} END {exit !ok}'"
+check "ukaictl fails over to the next admin address" ukaictl --admin "$n3,$(node_addr n1)" disk list
+"$cluster_tool" start-node --dir "$cluster_dir" n3
+
+# Nodes validate requests themselves (a client bypassing libukai's checks).
+check "reads past the end through the mount return nothing" bash -c \
+  "[[ \$(dd if='$UKAI_MOUNT/d' bs=4096 skip=$((1 << 18)) count=1 status=none | wc -c) == 0 ]]"
+
+# ZooKeeper down: every command that needs it fails cleanly within the timeout.
+kill -STOP "$(cat "$cluster_dir/pids/zk.pid")"
+check_error "create with ZooKeeper unreachable" "ZooKeeper|deadline|unavailable" \
+  ukaictl --timeout 20 disk create z --size 1G
+kill -CONT "$(cat "$cluster_dir/pids/zk.pid")"
+check "the cluster answers again once ZooKeeper is back" wait_until 30 ukaictl disk info d
+check "and the failed create made nothing" bash -c "! ukaictl disk info z 2>/dev/null"
