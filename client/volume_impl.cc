@@ -1,10 +1,10 @@
 #include "client/volume_impl.h"
+#include "client/parallel_rpc.h"
 
 #include <cstring>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/blocking_counter.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -232,67 +232,49 @@ absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {
 
 absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
                                       uint32_t len) {
-  struct Call {
-    std::string node;
-    pb::NodeData::Stub* stub;
-    grpc::ClientContext ctx;
-    pb::WriteRequest req;
-    pb::WriteResponse resp;
-    absl::Status status;
-  };
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
-    std::vector<std::unique_ptr<Call>> calls;
+    ParallelUnary<pb::WriteRequest, pb::WriteResponse> rpcs;
+    std::map<std::string, pb::NodeData::Stub*> stubs;
     for (const auto& r : ref.ptr.replicas()) {
       if (r.state() == pb::STALE) continue;
       auto stub = pool_->Stub(r.node());
       if (!stub.ok()) continue;
-      auto c = std::make_unique<Call>();
-      c->node = r.node();
-      c->stub = *stub;
-      c->ctx.set_deadline(Deadline(opts_->rpc_timeout_ms));
-      *c->req.mutable_hdr() = Header(ref.layout_version, epoch);
-      c->req.set_block(block);
-      c->req.set_generation(ref.ptr.generation());
-      c->req.set_offset(off);
-      c->req.set_data(data, len);
-      calls.push_back(std::move(c));
+      stubs[r.node()] = *stub;
+      auto& c = rpcs.Add(r.node(), opts_->rpc_timeout_ms);
+      *c.req.mutable_hdr() = Header(ref.layout_version, epoch);
+      c.req.set_block(block);
+      c.req.set_generation(ref.ptr.generation());
+      c.req.set_offset(off);
+      c.req.set_data(data, len);
     }
-    if (calls.empty()) {
+    if (rpcs.empty()) {
       return absl::UnavailableError(
           absl::StrFormat("disk %d block %d: no writable replica", id_, block));
     }
-    absl::BlockingCounter pending(static_cast<int>(calls.size()));
-    for (auto& c : calls) {
-      Call* call = c.get();
-      call->stub->async()->Write(&call->ctx, &call->req, &call->resp,
-                                 [call, &pending](grpc::Status s) {
-                                   call->status = FromGrpc(s);
-                                   pending.DecrementCount();
-                                 });
-    }
-    pending.Wait();
+    rpcs.Run([&](auto& c) { return stubs[c.node]; }, &pb::NodeData::Stub::PrepareAsyncWrite);
+    auto& calls = rpcs.calls();
 
     std::vector<std::string> ok, failed;
     bool stale_layout = false;
     absl::Status last;
     for (auto& c : calls) {
-      if (c->status.ok()) {
-        ok.push_back(c->node);
-      } else if (IsStaleLayout(c->status)) {
+      if (c.status.ok()) {
+        ok.push_back(c.node);
+      } else if (IsStaleLayout(c.status)) {
         stale_layout = true;
-      } else if (IsFenced(c->status)) {
+      } else if (IsFenced(c.status)) {
         absl::MutexLock l(&writer_mu_);
         fenced_ = true;
-        LOG_WARN("disk %d: %s", id_, c->status.ToString());
-        return absl::PermissionDeniedError(std::string(c->status.message()));
-      } else if (absl::IsNotFound(c->status) || absl::IsOutOfRange(c->status) ||
-                 absl::IsInvalidArgument(c->status)) {
-        return c->status;  // the disk is gone or shrank under us: nothing to retry
+        LOG_WARN("disk %d: %s", id_, c.status.ToString());
+        return absl::PermissionDeniedError(std::string(c.status.message()));
+      } else if (absl::IsNotFound(c.status) || absl::IsOutOfRange(c.status) ||
+                 absl::IsInvalidArgument(c.status)) {
+        return c.status;  // the disk is gone or shrank under us: nothing to retry
       } else {
-        failed.push_back(c->node);
-        last = Annotate(c->status, "replica " + c->node);
+        failed.push_back(c.node);
+        last = Annotate(c.status, "replica " + c.node);
       }
     }
     {
@@ -334,38 +316,21 @@ absl::Status VolumeImpl::Flush() {
     dirty.swap(dirty_);
   }
   if (dirty.empty()) return absl::OkStatus();
-  struct Call {
-    std::string node;
-    grpc::ClientContext ctx;
-    pb::FlushRequest req;
-    pb::FlushResponse resp;
-    absl::Status status;
-  };
-  std::vector<std::unique_ptr<Call>> calls;
+  ParallelUnary<pb::FlushRequest, pb::FlushResponse> rpcs;
+  std::map<std::string, pb::NodeData::Stub*> stubs;
+  std::set<std::string> failed;
   for (const auto& [node, blocks] : dirty) {
-    auto c = std::make_unique<Call>();
-    c->node = node;
-    c->ctx.set_deadline(Deadline(opts_->rpc_timeout_ms * 2));
-    calls.push_back(std::move(c));
-  }
-  absl::BlockingCounter pending(static_cast<int>(calls.size()));
-  for (auto& c : calls) {
-    Call* call = c.get();
-    auto stub = pool_->Stub(call->node);
+    auto stub = pool_->Stub(node);
     if (!stub.ok()) {
-      call->status = stub.status();
-      pending.DecrementCount();
+      failed.insert(node);
       continue;
     }
-    (*stub)->async()->Flush(&call->ctx, &call->req, &call->resp, [call, &pending](grpc::Status s) {
-      call->status = FromGrpc(s);
-      pending.DecrementCount();
-    });
+    stubs[node] = *stub;
+    rpcs.Add(node, opts_->rpc_timeout_ms * 2);
   }
-  pending.Wait();
-  std::set<std::string> failed;
-  for (auto& c : calls) {
-    if (!c->status.ok()) failed.insert(c->node);
+  rpcs.Run([&](auto& c) { return stubs[c.node]; }, &pb::NodeData::Stub::PrepareAsyncFlush);
+  for (auto& c : rpcs.calls()) {
+    if (!c.status.ok()) failed.insert(c.node);
   }
   // A replica that could not flush may lose writes it acknowledged: unless it
   // is a block's last good copy, it becomes stale for every block written to
