@@ -15,11 +15,11 @@ namespace {
 class BlockStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "rocksdb") {
+    if (GetParam() != "mem") {
       static int n = 0;
       dir_ = absl::StrCat(testing::TempDir(), "/ukai-bs-", getpid(), "-", n++);
       std::filesystem::remove_all(dir_);
-      auto ps = NewRocksDbPageStore(dir_);
+      auto ps = GetParam() == "rocksdb" ? NewRocksDbPageStore(dir_) : NewExtentPageStore(dir_);
       ASSERT_TRUE(ps.ok()) << ps.status();
       store_ = std::make_unique<BlockStore>(std::move(*ps));
     } else {
@@ -107,7 +107,19 @@ TEST_P(BlockStoreTest, RandomizedAgainstAModel) {
   EXPECT_EQ(Read(o, 0, kBlock), model);
 }
 
-INSTANTIATE_TEST_SUITE_P(PageStores, BlockStoreTest, ::testing::Values("mem", "rocksdb"));
+INSTANTIATE_TEST_SUITE_P(PageStores, BlockStoreTest, ::testing::Values("mem", "rocksdb", "extent"));
+
+TEST_P(BlockStoreTest, SurvivesReopenAfterSync) {
+  if (GetParam() == "mem") GTEST_SKIP() << "nothing to reopen";
+  ASSERT_TRUE(store_->Write({3, 1, 0}, 100, std::string(9000, 'q')).ok());
+  ASSERT_TRUE(store_->Sync().ok());
+  store_.reset();
+  auto ps = GetParam() == "rocksdb" ? NewRocksDbPageStore(dir_) : NewExtentPageStore(dir_);
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  store_ = std::make_unique<BlockStore>(std::move(*ps));
+  EXPECT_EQ(Read({3, 1, 0}, 100, 9000), std::string(9000, 'q'));
+  EXPECT_EQ(Read({3, 1, 0}, 0, 100), std::string(100, '\0'));
+}
 
 TEST(MemBlockStoreTest, PowerLossDropsOnlyUnsyncedWrites) {
   auto mem = std::make_unique<MemPageStore>();

@@ -58,6 +58,10 @@ struct RocksDbOptions {
 absl::StatusOr<std::unique_ptr<PageStore>> NewRocksDbPageStore(const std::string& dir,
                                                                const RocksDbOptions& opts = {});
 
+// Page data in sparse per-object files under `dir`, RocksDB as the index of
+// page checksums (the default; see extent_page_store.cc for why).
+absl::StatusOr<std::unique_ptr<PageStore>> NewExtentPageStore(const std::string& dir);
+
 // In memory, for unit tests. Keeps applied-but-unsynced batches apart so a
 // test can drop them like a power loss, and can corrupt a stored value.
 class MemPageStore : public PageStore {

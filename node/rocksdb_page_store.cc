@@ -9,45 +9,10 @@
 
 #include "absl/strings/str_format.h"
 #include "node/page_store.h"
+#include "node/page_store_internal.h"
 
 namespace ukai::node {
 namespace {
-
-constexpr size_t kKeySize = 28;
-
-void PutBE(char* p, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) {
-    p[i] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-}
-uint64_t GetBE(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-std::string EncodeKey(const PageKey& k) {
-  std::string s(kKeySize, '\0');
-  PutBE(&s[0], k.disk, 8);
-  PutBE(&s[8], k.block, 8);
-  PutBE(&s[16], k.generation, 8);
-  PutBE(&s[24], k.page, 4);
-  return s;
-}
-
-std::string DiskPrefix(uint64_t disk) {
-  std::string s(8, '\0');
-  PutBE(&s[0], disk, 8);
-  return s;
-}
-
-absl::Status FromRocks(const rocksdb::Status& s, const char* what) {
-  if (s.ok()) return absl::OkStatus();
-  std::string msg = absl::StrFormat("rocksdb %s: %s", what, s.ToString());
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  return absl::InternalError(msg);
-}
 
 class RocksDbPageStore : public PageStore {
  public:
@@ -61,7 +26,7 @@ class RocksDbPageStore : public PageStore {
     values->assign(keys.size(), std::nullopt);
     if (keys.size() == 1) {  // the common 4 KiB read: skip MultiGet's setup
       std::string v;
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), EncodeKey(keys[0]), &v);
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), EncodePageKey(keys[0]), &v);
       if (s.IsNotFound()) return absl::OkStatus();
       if (!s.ok()) return FromRocks(s, "get");
       (*values)[0] = std::move(v);
@@ -69,7 +34,7 @@ class RocksDbPageStore : public PageStore {
     }
     std::vector<std::string> enc;
     enc.reserve(keys.size());
-    for (const auto& k : keys) enc.push_back(EncodeKey(k));
+    for (const auto& k : keys) enc.push_back(EncodePageKey(k));
     std::vector<rocksdb::Slice> slices(enc.begin(), enc.end());
     std::vector<std::string> out;
     std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &out);
@@ -84,7 +49,7 @@ class RocksDbPageStore : public PageStore {
   absl::Status Apply(const std::vector<PageMutation>& batch) override {
     rocksdb::WriteBatch wb;
     for (const auto& m : batch) {
-      std::string k = EncodeKey(m.key);
+      std::string k = EncodePageKey(m.key);
       rocksdb::Status s = m.erase ? wb.Delete(k) : wb.Put(k, m.value);
       if (!s.ok()) return FromRocks(s, "batch");
     }
@@ -94,22 +59,14 @@ class RocksDbPageStore : public PageStore {
   absl::Status Sync() override { return FromRocks(db_->SyncWAL(), "sync wal"); }
 
   absl::Status DropDisk(uint64_t disk) override {
-    std::string b = DiskPrefix(disk), e = DiskPrefix(disk + 1);
+    std::string b = DiskKeyPrefix(disk), e = DiskKeyPrefix(disk + 1);
     rocksdb::WriteOptions wo;
     wo.sync = true;
     return FromRocks(db_->DeleteRange(wo, db_->DefaultColumnFamily(), b, e), "delete range");
   }
 
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override {
-    std::map<uint64_t, uint64_t> out;
-    rocksdb::ReadOptions ro;
-    ro.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() == kKeySize) out[GetBE(it->key().data(), 8)] += 4096;
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "iterate");
-    return out;
+    return CountPagesPerDisk(db_.get());
   }
 
  private:
@@ -120,13 +77,9 @@ class RocksDbPageStore : public PageStore {
 
 absl::StatusOr<std::unique_ptr<PageStore>> NewRocksDbPageStore(const std::string& dir,
                                                                const RocksDbOptions& opts) {
-  rocksdb::Options o;
-  o.create_if_missing = true;
-  o.compression = rocksdb::kNoCompression;  // guest data is often compressed or encrypted
-  o.max_background_jobs = 2;
+  rocksdb::Options o = IndexOptions();
   o.write_buffer_size = 64u << 20;
   o.max_write_buffer_number = 4;
-  o.enable_pipelined_write = true;
   if (opts.blob_files) {
     o.enable_blob_files = true;
     o.min_blob_size = 1024;

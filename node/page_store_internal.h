@@ -1,0 +1,86 @@
+// Shared by the RocksDB-backed page stores: the 28-byte page key
+// (docs/STORAGE.md), status translation and common RocksDB options.
+#ifndef UKAI_NODE_PAGE_STORE_INTERNAL_H_
+#define UKAI_NODE_PAGE_STORE_INTERNAL_H_
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_format.h"
+#include "node/page_store.h"
+
+namespace ukai::node {
+
+constexpr size_t kPageKeySize = 28;
+
+inline void PutBigEndian(char* p, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) {
+    p[i] = static_cast<char>(v & 0xff);
+    v >>= 8;
+  }
+}
+inline uint64_t GetBigEndian(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// disk | block | generation | page, big-endian: a block's pages are adjacent
+// and a disk is one key range.
+inline std::string EncodePageKey(const PageKey& k) {
+  std::string s(kPageKeySize, '\0');
+  PutBigEndian(&s[0], k.disk, 8);
+  PutBigEndian(&s[8], k.block, 8);
+  PutBigEndian(&s[16], k.generation, 8);
+  PutBigEndian(&s[24], k.page, 4);
+  return s;
+}
+inline std::string DiskKeyPrefix(uint64_t disk) {
+  std::string s(8, '\0');
+  PutBigEndian(&s[0], disk, 8);
+  return s;
+}
+
+inline absl::Status FromRocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrFormat("rocksdb %s: %s", what, s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  return absl::InternalError(msg);
+}
+
+// Options for a small-valued, point-lookup-heavy database.
+inline rocksdb::Options IndexOptions() {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.compression = rocksdb::kNoCompression;  // guest data is often compressed or encrypted
+  o.max_background_jobs = 2;
+  o.enable_pipelined_write = true;
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(64u << 20);
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+// Pages stored per disk, in bytes (a key scan).
+inline absl::StatusOr<std::map<uint64_t, uint64_t>> CountPagesPerDisk(rocksdb::DB* db) {
+  std::map<uint64_t, uint64_t> out;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() == kPageKeySize) out[GetBigEndian(it->key().data(), 8)] += 4096;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "iterate");
+  return out;
+}
+
+}  // namespace ukai::node
+
+#endif  // UKAI_NODE_PAGE_STORE_INTERNAL_H_
