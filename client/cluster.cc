@@ -6,8 +6,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client/include/ukai/cluster.h"
+#include "client/cluster_internal.h"
 #include "client/node_pool.h"
 #include "client/volume_impl.h"
+#include "common/channel.h"
 #include "common/log.h"
 #include "common/status.h"
 
@@ -40,9 +42,9 @@ class Handle : public Volume {
 
 class ClusterImpl : public Cluster {
  public:
-  ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store)
+  ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels)
       : opts_(std::move(opts)), store_(std::move(store)), catalog_(store_.get(), opts_.root),
-        pool_(&catalog_, opts_.site) {}
+        pool_(&catalog_, opts_.site, std::move(channels)) {}
   ~ClusterImpl() override { guard_.Kill(); }
 
   absl::Status Start() {
@@ -189,17 +191,23 @@ Handle::~Handle() {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& in) {
+absl::StatusOr<std::unique_ptr<Cluster>> ConnectCluster(const ClusterOptions& in,
+                                                        std::unique_ptr<meta::MetaStore> store,
+                                                        ChannelFactory channels) {
   ClusterOptions opts = in;
   if (opts.host.empty()) {
     char name[256] = {};
     gethostname(name, sizeof(name) - 1);
     opts.host = absl::StrCat(name, "-", getpid());
   }
-  ASSIGN_OR_RETURN(auto store, meta::NewZkMetaStore(opts.zk, opts.zk_session_ms));
-  auto c = std::make_unique<ClusterImpl>(std::move(opts), std::move(store));
+  auto c = std::make_unique<ClusterImpl>(std::move(opts), std::move(store), std::move(channels));
   RETURN_IF_ERROR(c->Start());
   return std::unique_ptr<Cluster>(std::move(c));
+}
+
+absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& opts) {
+  ASSIGN_OR_RETURN(auto store, meta::NewZkMetaStore(opts.zk, opts.zk_session_ms));
+  return ConnectCluster(opts, std::move(store), &MakeChannel);
 }
 
 }  // namespace ukai::client

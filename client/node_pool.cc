@@ -9,8 +9,8 @@
 
 namespace ukai::client {
 
-NodePool::NodePool(meta::Catalog* catalog, std::string my_site)
-    : catalog_(catalog), my_site_(std::move(my_site)) {}
+NodePool::NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels)
+    : catalog_(catalog), my_site_(std::move(my_site)), channels_(std::move(channels)) {}
 
 NodePool::~NodePool() {
   guard_.Kill();
@@ -37,7 +37,7 @@ absl::Status NodePool::Reload() {
   for (auto& info : infos) {
     Node& n = nodes_[info.id()];
     if (!n.stub || n.info.address() != info.address()) {
-      n.stub = pb::NodeData::NewStub(MakeChannel(info.address()));
+      n.stub = pb::NodeData::NewStub(channels_(info.address()));
     }
     n.info = std::move(info);
     n.live = live.count(n.info.id()) > 0;

@@ -4,6 +4,7 @@
 #ifndef UKAI_CLIENT_NODE_POOL_H_
 #define UKAI_CLIENT_NODE_POOL_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,9 +20,13 @@
 
 namespace ukai::client {
 
+// Makes the channel to a node's address (MakeChannel in production,
+// in-process channels in tests).
+using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
+
 class NodePool {
  public:
-  NodePool(meta::Catalog* catalog, std::string my_site);
+  NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels);
   ~NodePool();
 
   // Reads the node list (and arms watches); starts the pinger.
@@ -45,6 +50,7 @@ class NodePool {
 
   meta::Catalog* catalog_;
   const std::string my_site_;
+  const ChannelFactory channels_;
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
