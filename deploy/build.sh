@@ -4,6 +4,7 @@
 # run with nothing changed takes seconds.
 #   UKAI_BUILD_TYPE=Debug|Release|RelWithDebInfo (default RelWithDebInfo)
 #   UKAI_EXTRA_PACKAGES="fio ..." installs more packages in the same step.
+#   UKAI_BUILD_DIR=build-asan UKAI_SANITIZE=ON builds with ASan + UBSan there.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -31,8 +32,12 @@ if ((${#missing[@]})); then
 fi
 
 build_type=${UKAI_BUILD_TYPE:-RelWithDebInfo}
-if [[ ! -f build/CMakeCache.txt ]] || ! grep -q "CMAKE_BUILD_TYPE:STRING=$build_type" build/CMakeCache.txt; then
-  cmake -S . -B build -DCMAKE_BUILD_TYPE="$build_type" >&2
+build_dir=${UKAI_BUILD_DIR:-build}
+sanitize=${UKAI_SANITIZE:-OFF}
+cache=$build_dir/CMakeCache.txt
+if [[ ! -f $cache ]] || ! grep -q "CMAKE_BUILD_TYPE:STRING=$build_type" "$cache" ||
+   ! grep -q "UKAI_SANITIZE:BOOL=$sanitize" "$cache"; then
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DUKAI_SANITIZE="$sanitize" >&2
 fi
-cmake --build build -j2 >&2
-echo "build.sh: binaries in $top/build/bin" >&2
+cmake --build "$build_dir" -j2 >&2
+echo "build.sh: binaries in $top/$build_dir/bin" >&2

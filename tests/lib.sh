@@ -3,7 +3,8 @@
 # exit; a test fails on any failed check or any ERROR line in a daemon log.
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export PATH=$top/build/bin:$PATH
+export UKAI_BIN=${UKAI_BIN:-$top/build/bin}  # local-cluster.sh uses the same binaries
+export PATH=$UKAI_BIN:$PATH
 cluster_tool=$top/deploy/local-cluster.sh
 test_name=$(basename "$0" .sh)
 failures=0

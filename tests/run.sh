@@ -3,14 +3,25 @@
 # the unit tier (in-memory stores, no network) and the integration tier (real
 # ZooKeeper, real nodes and real FUSE mounts on loopback, one cluster per test).
 #
-#   tests/run.sh                 everything (what CI runs)
+#   tests/run.sh                 everything (what CI runs): all tests on the normal
+#                                build, then all again on an ASan + UBSan build
 #   tests/run.sh -L unit         one tier; any other ctest arguments pass through
 #   tests/run.sh -R node_kill    one test
+#   UKAI_SANITIZE_PASS=0         skip the sanitizer pass
 # Must run as root (FUSE mounts, package installs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 UKAI_EXTRA_PACKAGES="fio qemu-utils python3 e2fsprogs util-linux procps ${UKAI_EXTRA_PACKAGES:-}" \
   "$top/deploy/build.sh"
 mkdir -p "${UKAI_TEST_TMP:-/var/tmp}"
-cd "$top/build"
-ctest --output-on-failure -j2 "$@"
+(cd "$top/build" && UKAI_BIN=$top/build/bin ctest --output-on-failure -j2 "$@")
+
+if [[ ${UKAI_SANITIZE_PASS:-1} == 1 ]]; then
+  echo "run.sh: the same tests on an AddressSanitizer + UBSan build" >&2
+  UKAI_BUILD_DIR=build-asan UKAI_SANITIZE=ON UKAI_BUILD_TYPE=RelWithDebInfo "$top/deploy/build.sh"
+  # Third-party globals (gRPC, protobuf) are not freed at exit; leaks are not
+  # what this pass is for. Any other report fails the test that saw it.
+  export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  (cd "$top/build-asan" && UKAI_BIN=$top/build-asan/bin ctest --output-on-failure -j2 "$@")
+fi

@@ -4,4 +4,4 @@
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 check "MemMetaStore and ZkMetaStore pass the same contract" \
-  env UKAI_TEST_ZK="$UKAI_ZK" "$top/build/bin/meta_test" --gtest_brief=1
+  env UKAI_TEST_ZK="$UKAI_ZK" "$UKAI_BIN/meta_test" --gtest_brief=1
