@@ -25,6 +25,7 @@ class Handle : public Volume {
       : cluster_(cluster), impl_(std::move(impl)), writable_(writable) {}
   ~Handle() override;
   DiskAttr attr() const override { return impl_->attr(); }
+  uint64_t size() const override { return impl_->size(); }
   absl::Status Read(uint64_t offset, size_t len, char* out) override {
     return impl_->Read(offset, len, out);
   }

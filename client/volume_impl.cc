@@ -77,14 +77,19 @@ absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
   return absl::OkStatus();
 }
 
-absl::Status VolumeImpl::CheckRange(uint64_t offset, size_t len) const {
+uint64_t VolumeImpl::size() const {
+  absl::MutexLock l(&mu_);
+  return spec_.size();
+}
+
+absl::StatusOr<uint32_t> VolumeImpl::CheckRange(uint64_t offset, size_t len) const {
   absl::MutexLock l(&mu_);
   if (gone_) return absl::NotFoundError(absl::StrFormat("disk '%s' was deleted", spec_.name()));
   if (offset > spec_.size() || len > spec_.size() - offset) {
     return absl::OutOfRangeError(absl::StrFormat("disk '%s': [%d, +%d) is past its end (%d)",
                                                  spec_.name(), offset, len, spec_.size()));
   }
-  return absl::OkStatus();
+  return spec_.block_size();
 }
 
 pb::IoHeader VolumeImpl::Header(uint64_t layout_version, uint64_t epoch) const {
@@ -162,8 +167,7 @@ void VolumeImpl::ReleaseWriter() {
 }
 
 absl::Status VolumeImpl::Read(uint64_t offset, size_t len, char* out) {
-  RETURN_IF_ERROR(CheckRange(offset, len));
-  const uint32_t bs = attr().block_size;
+  ASSIGN_OR_RETURN(const uint32_t bs, CheckRange(offset, len));
   return ForEachSegment(offset, len, bs, [&](uint64_t block, uint32_t off, uint32_t n, size_t at) {
     return ReadSegment(block, off, n, out + at);
   });
@@ -222,9 +226,8 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
 }
 
 absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {
-  RETURN_IF_ERROR(CheckRange(offset, len));
+  ASSIGN_OR_RETURN(const uint32_t bs, CheckRange(offset, len));
   if (len == 0) return absl::OkStatus();
-  const uint32_t bs = attr().block_size;
   return ForEachSegment(offset, len, bs, [&](uint64_t block, uint32_t off, uint32_t n, size_t at) {
     return WriteSegment(block, off, data + at, n);
   });

@@ -32,6 +32,7 @@ class VolumeImpl {
 
   absl::Status Init();  // reads the spec and watches it
   DiskAttr attr() const;
+  uint64_t size() const;
   absl::Status Read(uint64_t offset, size_t len, char* out);
   absl::Status Write(uint64_t offset, const char* data, size_t len);
   absl::Status Flush();
@@ -48,7 +49,8 @@ class VolumeImpl {
   };
   absl::StatusOr<BlockRef> GetBlock(uint64_t block, bool allocate);
   absl::Status RefreshLayout(bool arm_watch);
-  absl::Status CheckRange(uint64_t offset, size_t len) const;
+  // Checks the range against the disk; returns its block size.
+  absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
   absl::StatusOr<uint64_t> WriterEpoch();
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
   absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len);

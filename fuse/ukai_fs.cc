@@ -220,7 +220,7 @@ void UkaiFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void UkaiFs::Read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi) {
   OpenFile* f = File(fi);
-  uint64_t disk_size = f->volume->attr().size;
+  uint64_t disk_size = f->volume->size();
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (static_cast<uint64_t>(off) >= disk_size) return (void)fuse_reply_buf(req, nullptr, 0);
   size = static_cast<size_t>(std::min<uint64_t>(size, disk_size - off));
@@ -236,7 +236,7 @@ void UkaiFs::Read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi) {
 
 void UkaiFs::Write(fuse_req_t req, const char* data, size_t size, off_t off, fuse_file_info* fi) {
   OpenFile* f = File(fi);
-  uint64_t disk_size = f->volume->attr().size;
+  uint64_t disk_size = f->volume->size();
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (static_cast<uint64_t>(off) >= disk_size) return (void)fuse_reply_err(req, ENOSPC);
   size = static_cast<size_t>(std::min<uint64_t>(size, disk_size - off));  // short write at the end

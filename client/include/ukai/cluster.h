@@ -45,6 +45,8 @@ class Volume {
  public:
   virtual ~Volume() = default;
   virtual DiskAttr attr() const = 0;
+  // The current size, cheaply (the I/O path asks on every request).
+  virtual uint64_t size() const = 0;
   // [offset, offset+len) must lie inside the disk (OUT_OF_RANGE otherwise).
   // Errors: UNAVAILABLE (no replica answered), PERMISSION_DENIED (this host's
   // writer epoch was fenced by another host), NOT_FOUND (disk deleted),
