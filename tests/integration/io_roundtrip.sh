@@ -30,6 +30,15 @@ for aio in native threads; do
     ! grep -qi 'pattern verification failed\|error' '$work/qemu-$aio.txt'"
 done
 
+# qemu-img: a qcow2 image converted onto a disk and compared back.
+qemu-img create -q -f qcow2 "$work/src.qcow2" 64M
+qemu-io -f qcow2 -c 'write -P 0x33 0 8M' -c 'write -P 0x77 40M 3M' "$work/src.qcow2" >/dev/null
+ukaictl disk create img --size 64M >/dev/null
+check "qemu-img convert writes a qcow2 image onto a disk" \
+  qemu-img convert -n -t none -O raw "$work/src.qcow2" "$UKAI_MOUNT/img"
+check "qemu-img compare finds the disk identical to the image" \
+  qemu-img compare -q -f qcow2 -F raw -T none "$work/src.qcow2" "$UKAI_MOUNT/img"
+
 ukaictl disk create huge --size 1T >/dev/null
 used_before=$(ukaictl --json disk info huge | grep -o '"allocated_bytes": [0-9]*' | grep -o '[0-9]*$')
 check_eq "a fresh 1 TiB disk stores nothing" 0 "$used_before"
