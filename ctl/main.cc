@@ -179,6 +179,15 @@ int main(int argc, char** argv) {
                "Talks to the admin service of any ukai-node (UKAI_ADMIN=host:port[,host:port] or "
                "--admin). Sizes take K/M/G/T/P suffixes (powers of 1024)."};
   app.require_subcommand(1);
+  app.footer(R"(Examples:
+  ukaictl node list
+  ukaictl disk create vm1 --size 20G --replicas 2 --sites site-a,site-b
+  ukaictl disk info vm1 --json
+  ukaictl disk resize vm1 --size 40G      (online; mounts see the new size)
+  ukaictl disk delete vm1 [--force]      (refused while open for writing)
+
+Exit status: 0 on success; 1 on failure, with one line "ukaictl: <reason>" on
+stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)");
   app.add_option("--admin", g.admin, "admin address(es), comma-separated; default $UKAI_ADMIN");
   app.add_flag("--json", g.json, "print machine-readable JSON");
   app.add_option("--timeout", g.timeout_s, "seconds to wait for the admin service")

@@ -26,8 +26,10 @@ int Fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ukai-node: UKAI storage daemon. Stores replicated blocks of virtual disks in "
-               "RocksDB and serves the data and admin gRPC services on one address."};
+  CLI::App app{"ukai-node: UKAI storage daemon. Stores replicas of virtual-disk blocks (sparse "
+               "extent files with a RocksDB checksum index, or RocksDB alone) and serves the "
+               "data and admin gRPC services on one address. Registers itself in ZooKeeper; "
+               "SIGTERM stops it cleanly."};
   std::string id, site, listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
   std::string store_kind = "extent";
@@ -35,7 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
-  app.add_option("--data", data, "directory of the node's RocksDB store")->required();
+  app.add_option("--data", data, "directory of the node's store (created if missing)")->required();
   app.add_option("--zk", zk, "ZooKeeper ensemble host:port[,host:port...]")->capture_default_str();
   app.add_option("--zk-root", root, "root znode of this cluster")->capture_default_str();
   app.add_option("--capacity", capacity, "advertised capacity, e.g. 100G (0: unknown)")
