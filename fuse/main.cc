@@ -1,12 +1,11 @@
 // ukai-fuse: the hypervisor frontend. Mounts a directory in which every disk
 // of the cluster is a raw image file. Parses flags and wires objects only.
-#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "fuse/ukai_fs.h"
 
 int main(int argc, char** argv) {
@@ -31,15 +30,7 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-other", allow_other, "let other users open the disks (e.g. qemu user)");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
-  // Debian's Abseil is built with Mutex deadlock detection on; it costs ~5% of
-  // the I/O path (profiled). The unit tests keep it.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Every request carries up to a few MiB; keep freed buffers in the heap
-  // instead of returning them to the kernel and faulting them in again (page
-  // faults and page clearing were ~12% of the 1 MiB write path, profiled).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  if (verbose) ukai::SetLogLevel(ukai::LogLevel::kDebug);
+  ukai::SetUpDaemon(verbose);
 
   ukai::client::ClusterOptions opts;
   opts.zk = zk;

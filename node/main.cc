@@ -1,6 +1,5 @@
 // ukai-node: the storage daemon. Parses flags and wires the pieces; nothing else.
 #include <signal.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,8 +7,8 @@
 
 #include "absl/time/clock.h"
 #include "common/channel.h"
-#include "absl/synchronization/mutex.h"
 #include "common/log.h"
+#include "common/process.h"
 #include "common/units.h"
 #include "meta/catalog.h"
 #include "node/admin_service.h"
@@ -52,15 +51,7 @@ int main(int argc, char** argv) {
   app.add_flag("--no-blob-files", no_blob, "with --store rocksdb: keep page data in the LSM tree");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
-  // Debian's Abseil is built with Mutex deadlock detection on; it costs ~5% of
-  // the I/O path (profiled). The unit tests keep it.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Every request carries up to a few MiB; keep freed buffers in the heap
-  // instead of returning them to the kernel and faulting them in again (page
-  // faults and page clearing were ~12% of the 1 MiB write path, profiled).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  if (verbose) ukai::SetLogLevel(ukai::LogLevel::kDebug);
+  ukai::SetUpDaemon(verbose);
   if (!ukai::ValidateDiskName(id).ok()) return Fail("invalid --id '" + id + "'");
   auto cap = ukai::ParseSize(capacity);
   if (!cap.ok()) return Fail(std::string(cap.status().message()));
