@@ -19,19 +19,33 @@ NodePool::~NodePool() {
 }
 
 absl::Status NodePool::Start() {
-  RETURN_IF_ERROR(Reload());
+  RETURN_IF_ERROR(WatchLive());
+  RETURN_IF_ERROR(WatchNodes());
   pinger_ = std::thread([this] { PingLoop(); });
   return absl::OkStatus();
 }
 
-absl::Status NodePool::Reload() {
-  auto rearm = guard_.Wrap([this] {
-    absl::Status s = Reload();
+// Each watch re-arms only itself: one pending watch per folder, always.
+absl::Status NodePool::WatchLive() {
+  auto live = catalog_->LiveNodes(guard_.Wrap([this] {
+    absl::Status s = WatchLive();
+    if (!s.ok()) LOG_WARN("reloading node liveness: %s", s.ToString());
+  }));
+  if (!live.ok()) return live.status();
+  return Reload();
+}
+
+absl::Status NodePool::WatchNodes() {
+  auto ids = catalog_->store().Children(catalog_->paths().nodes(), guard_.Wrap([this] {
+    absl::Status s = WatchNodes();
     if (!s.ok()) LOG_WARN("reloading the node list: %s", s.ToString());
-  });
-  // Watch both folders: a node's record changes (address) and liveness.
-  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes(rearm));
-  ASSIGN_OR_RETURN(auto ids, catalog_->store().Children(catalog_->paths().nodes(), rearm));
+  }));
+  if (!ids.ok()) return ids.status();
+  return Reload();
+}
+
+absl::Status NodePool::Reload() {
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
   ASSIGN_OR_RETURN(auto infos, catalog_->ListNodes());
   absl::MutexLock l(&mu_);
   for (auto& info : infos) {

@@ -45,7 +45,9 @@ class NodePool {
     double rtt_us = 1e6;  // unknown until measured
     std::unique_ptr<pb::NodeData::Stub> stub;
   };
-  absl::Status Reload();
+  absl::Status WatchLive();
+  absl::Status WatchNodes();
+  absl::Status Reload();  // reads nodes and liveness (no watches)
   void PingLoop();
 
   meta::Catalog* catalog_;

@@ -254,6 +254,21 @@ TEST_F(VolumeTest, AHostWithAnOldLayoutIsTurnedAwayAndRetries) {
   EXPECT_EQ(b->attr().size, 2u << 20);
 }
 
+TEST_F(VolumeTest, AHostKeepsOneWatchPerNodeFolderAsNodesComeAndGo) {
+  NewHost("h1");
+  for (int i = 0; i < 4; ++i) {
+    pb::NodeInfo n;
+    n.set_id("extra" + std::to_string(i));
+    n.set_address("inproc:n1");
+    auto session = meta::NewMemMetaStore(tree_);
+    meta::Catalog c(session.get(), "/ukai");
+    ASSERT_TRUE(c.RegisterNode(n, pb::NodeLive()).ok());  // nodes/ and live/ change
+  }  // each session ends: live/ changes again
+  meta::DrainMemCallbacks(*tree_);
+  EXPECT_EQ(meta::CountMemWatches(*tree_, "/ukai/live"), 1u);
+  EXPECT_EQ(meta::CountMemWatches(*tree_, "/ukai/nodes"), 1u);
+}
+
 TEST_F(VolumeTest, ACorruptPageIsReadFromTheOtherReplica) {
   auto d = CreateDisk("d", 1 << 20, 64 << 10);
   auto vol = *NewHost("h1")->Open("d", true);

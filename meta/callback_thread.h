@@ -25,6 +25,19 @@ class CallbackThread {
     cv_.notify_one();
     thread_.join();
   }
+  // Returns once everything posted before the call has run.
+  void Drain() {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+    Post([&] {
+      std::lock_guard<std::mutex> l(m);
+      done = true;
+      cv.notify_one();
+    });
+    std::unique_lock<std::mutex> l(m);
+    cv.wait(l, [&] { return done; });
+  }
   void Post(std::function<void()> fn) {
     {
       std::lock_guard<std::mutex> l(mu_);

@@ -291,4 +291,11 @@ std::unique_ptr<MetaStore> NewMemMetaStore(std::shared_ptr<MemMetaTree> tree) {
 
 void ExpireMemSession(MetaStore* store) { static_cast<MemMetaStore*>(store)->Expire(); }
 
+void DrainMemCallbacks(MemMetaTree& tree) { tree.callbacks.Drain(); }
+
+size_t CountMemWatches(MemMetaTree& tree, const std::string& path) {
+  absl::MutexLock l(&tree.mu);
+  return tree.data_watches_.count(path) + tree.child_watches_.count(path);
+}
+
 }  // namespace ukai::meta

@@ -9,7 +9,7 @@ namespace ukai::node {
 absl::Status DiskRegistry::Start() {
   ASSIGN_OR_RETURN(auto ids, catalog_->ListDiskIds());
   for (uint64_t id : ids) {
-    absl::Status s = Refresh(id);
+    absl::Status s = Refresh(id, Arm::kBoth);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
   }
   ASSIGN_OR_RETURN(auto stored, store_->DiskBytes());
@@ -23,19 +23,28 @@ absl::Status DiskRegistry::Start() {
   return absl::OkStatus();
 }
 
-absl::Status DiskRegistry::Refresh(uint64_t id) {
-  auto spec = catalog_->GetSpec(id, guard_.Wrap([this, id] {
-    absl::Status s = Refresh(id);
-    if (absl::IsNotFound(s)) OnGone(id);
-    else if (!s.ok()) LOG_WARN("disk %d: refresh failed: %s", id, s.ToString());
-  }));
+absl::Status DiskRegistry::Refresh(uint64_t id, Arm arm) {
+  // A watch re-arms only itself, so each disk has at most one pending watch
+  // on its spec and one on its writer record.
+  meta::WatchFn spec_watch, writer_watch;
+  if (arm == Arm::kBoth || arm == Arm::kSpec) {
+    spec_watch = guard_.Wrap([this, id] {
+      absl::Status s = Refresh(id, Arm::kSpec);
+      if (absl::IsNotFound(s)) OnGone(id);
+      else if (!s.ok()) LOG_WARN("disk %d: refresh failed: %s", id, s.ToString());
+    });
+  }
+  if (arm == Arm::kBoth || arm == Arm::kWriter) {
+    writer_watch = guard_.Wrap([this, id] { (void)Refresh(id, Arm::kWriter); });
+  }
+  auto spec = catalog_->GetSpec(id, std::move(spec_watch));
   if (!spec.ok()) return spec.status();
-  auto writer = catalog_->store().Get(catalog_->paths().writer(id),
-                                     guard_.Wrap([this, id] { (void)Refresh(id); }));
+  auto writer = catalog_->store().Get(catalog_->paths().writer(id), std::move(writer_watch));
   pb::WriterRecord w;
   if (writer.ok()) w.ParseFromString(writer->data);
   absl::MutexLock l(&mu_);
-  Disk& d = disks_[id];
+  auto [it, inserted] = disks_.try_emplace(id);
+  Disk& d = it->second;
   // Versions only move forward, whatever order refreshes finish in.
   if (spec->spec.layout_version() >= d.spec.layout_version()) d.spec = spec->spec;
   d.epoch = std::max(d.epoch, w.epoch());
@@ -99,7 +108,12 @@ absl::StatusOr<DiskGeometry> DiskRegistry::Admit(const pb::IoHeader& hdr, bool w
       }
     }
     if (refresh) {
-      absl::Status s = Refresh(id);
+      bool known;
+      {
+        absl::MutexLock l(&mu_);
+        known = disks_.count(id) > 0;
+      }
+      absl::Status s = Refresh(id, known ? Arm::kNone : Arm::kBoth);
       if (absl::IsNotFound(s)) {
         return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
       }

@@ -47,8 +47,10 @@ class DiskRegistry {
     pb::DiskSpec spec;
     uint64_t epoch = 0;
   };
-  // Reads spec and writer record (arming watches) into disks_. NOT_FOUND if gone.
-  absl::Status Refresh(uint64_t id);
+  // Reads spec and writer record into disks_, arming the named watches.
+  // NOT_FOUND if the disk is gone.
+  enum class Arm { kNone, kSpec, kWriter, kBoth };
+  absl::Status Refresh(uint64_t id, Arm arm);
   void OnGone(uint64_t id);
 
   meta::Catalog* catalog_;

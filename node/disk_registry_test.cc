@@ -88,6 +88,18 @@ TEST_F(DiskRegistryTest, StartDropsDataOfDisksDeletedWhileDown) {
   EXPECT_EQ(bytes[spec_.id()], 4096u);
 }
 
+TEST_F(DiskRegistryTest, KeepsOneWatchPerRecordHoweverOftenItChanges) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(cat_->Resize("d", (9 + i) << 20).ok());
+    ASSERT_TRUE(cat_->TakeWriterEpoch(spec_.id(), "h", "a").ok());
+  }
+  // Each fired watch re-arms from the callback thread; that re-arming fires
+  // nothing new, so one drain settles everything.
+  meta::DrainMemCallbacks(*tree_);
+  EXPECT_EQ(meta::CountMemWatches(*tree_, cat_->paths().disk(spec_.id())), 1u);
+  EXPECT_EQ(meta::CountMemWatches(*tree_, cat_->paths().writer(spec_.id())), 1u);
+}
+
 TEST(CheckRangeTest, RejectsRangesOutsideBlockOrDisk) {
   DiskGeometry g{10 << 20, 4 << 20};  // 2.5 blocks
   EXPECT_TRUE(CheckRange(1, g, 0, 0, 4 << 20).ok());
