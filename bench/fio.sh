@@ -130,6 +130,20 @@ for key, goal in targets.items():
     up = f"{u['iops'] / p['iops']:.1%}" if p else "-"
     L.append(f"| {key[0]} {key[1]} qd{key[2]} | {goal:.0%} | {ru:.1%} | {rp} | {up} | "
              f"{'yes' if ru >= goal else 'no'} |")
+L.append("""
+## Reading these numbers
+
+- `local` is served largely from the host's cache (this virtual disk acknowledges
+  O_DIRECT writes from a host cache), so it moves by up to 2x between runs; the
+  passthrough column, run in the same minutes, is the steadier yardstick.
+- For scale, ../shared/peers/README.md measured on this machine (other runs):
+  GlusterFS replica 2 at about 15% / 40% / 5% / 10% of the local file on the four
+  target jobs (4k randread qd16 / 1M read / 4k randwrite qd16 / 1M write) and Ceph 16
+  rbd-fuse at about 4% / 14% / 1% / 2%.
+- Where the time goes, from profiles, and what was changed for it:
+  docs/ARCHITECTURE.md, "Performance notes". 4 KiB I/O is bound by thread wake-ups
+  and gRPC transport work (two replicas, loopback TCP, two cores), not by storage.
+""")
 open(out, "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY
