@@ -51,7 +51,9 @@ absl::Status NodePool::Reload() {
   for (auto& info : infos) {
     Node& n = nodes_[info.id()];
     if (!n.stub || n.info.address() != info.address()) {
-      n.stub = pb::NodeData::NewStub(channels_(info.address()));
+      auto channel = channels_(info.address());
+      n.stub = pb::NodeData::NewStub(channel);
+      n.generic = std::make_unique<grpc::GenericStub>(channel);
     }
     n.info = std::move(info);
     n.live = live.count(n.info.id()) > 0;
@@ -93,6 +95,13 @@ absl::StatusOr<pb::NodeData::Stub*> NodePool::Stub(const std::string& id) {
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return absl::NotFoundError("unknown node '" + id + "'");
   return it->second.stub.get();
+}
+
+absl::StatusOr<grpc::GenericStub*> NodePool::Generic(const std::string& id) {
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return absl::NotFoundError("unknown node '" + id + "'");
+  return it->second.generic.get();
 }
 
 std::vector<std::string> NodePool::ReadOrder(std::vector<std::string> ids) {

@@ -16,6 +16,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/lifetime.h"
 #include "meta/catalog.h"
+#include <grpcpp/generic/generic_stub.h>
+
 #include "ukai.grpc.pb.h"
 
 namespace ukai::client {
@@ -31,8 +33,11 @@ class NodePool {
 
   // Reads the node list (and arms watches); starts the pinger.
   absl::Status Start();
-  // The stub of node `id`, or NOT_FOUND / UNAVAILABLE naming it.
+  // The stub of node `id`, or NOT_FOUND naming it.
   absl::StatusOr<pb::NodeData::Stub*> Stub(const std::string& id);
+  // A generic stub on the same channel, for requests serialized once and
+  // sent to several nodes.
+  absl::StatusOr<grpc::GenericStub*> Generic(const std::string& id);
   // `ids` ordered for reading: same site first, then measured RTT.
   std::vector<std::string> ReadOrder(std::vector<std::string> ids);
   std::vector<pb::NodeInfo> LiveNodes();
@@ -44,6 +49,7 @@ class NodePool {
     bool live = false;
     double rtt_us = 1e6;  // unknown until measured
     std::unique_ptr<pb::NodeData::Stub> stub;
+    std::unique_ptr<grpc::GenericStub> generic;
   };
   absl::Status WatchLive();
   absl::Status WatchNodes();

@@ -40,14 +40,14 @@ class ParallelUnary {
     return c;
   }
 
-  // Starts every call with `prepare(stub_for(call), &ctx, req, &cq)` and waits
-  // for all. `prepare` is e.g. &pb::NodeData::Stub::PrepareAsyncWrite.
-  template <typename StubFor, typename Prepare>
-  void Run(StubFor stub_for, Prepare prepare) {
+  // Starts every call with `start(call, &cq)`, which returns the call's
+  // prepared (not started) reader, and waits for all.
+  template <typename Start>
+  void Run(Start start) {
     grpc::CompletionQueue cq;
     for (size_t i = 0; i < calls_.size(); ++i) {
       Call& c = calls_[i];
-      c.reader = (stub_for(c)->*prepare)(&c.ctx, c.req, &cq);
+      c.reader = start(c, &cq);
       c.reader->StartCall();
       c.reader->Finish(&c.resp, &c.grpc_status, reinterpret_cast<void*>(i));
     }

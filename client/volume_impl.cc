@@ -1,4 +1,6 @@
 #include "client/volume_impl.h"
+#include <grpcpp/support/proto_buffer_writer.h>
+
 #include "client/parallel_rpc.h"
 
 #include <cstring>
@@ -14,6 +16,8 @@ namespace ukai::client {
 namespace {
 
 constexpr int kMaxAttempts = 8;
+// The full name gRPC routes NodeData.Write by (package.Service/Method).
+const char kWriteMethod[] = "/ukai.pb.NodeData/Write";
 
 bool IsStaleLayout(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
 bool IsFenced(const absl::Status& s) { return absl::IsPermissionDenied(s); }
@@ -238,25 +242,37 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
-    ParallelUnary<pb::WriteRequest, pb::WriteResponse> rpcs;
-    std::map<std::string, pb::NodeData::Stub*> stubs;
+    // The request is the same for every replica: serialize it once and send
+    // the same (reference-counted) buffer to all of them.
+    pb::WriteRequest req;
+    *req.mutable_hdr() = Header(ref.layout_version, epoch);
+    req.set_block(block);
+    req.set_generation(ref.ptr.generation());
+    req.set_offset(off);
+    req.set_data(data, len);
+    grpc::ByteBuffer payload;
+    bool own_buffer;
+    if (!grpc::GenericSerialize<grpc::ProtoBufferWriter, pb::WriteRequest>(req, &payload,
+                                                                            &own_buffer)
+             .ok()) {
+      return absl::InternalError("cannot serialize a write request");
+    }
+    ParallelUnary<grpc::ByteBuffer, grpc::ByteBuffer> rpcs;
+    std::map<std::string, grpc::GenericStub*> stubs;
     for (const auto& r : ref.ptr.replicas()) {
       if (r.state() == pb::STALE) continue;
-      auto stub = pool_->Stub(r.node());
+      auto stub = pool_->Generic(r.node());
       if (!stub.ok()) continue;
       stubs[r.node()] = *stub;
-      auto& c = rpcs.Add(r.node(), opts_->rpc_timeout_ms);
-      *c.req.mutable_hdr() = Header(ref.layout_version, epoch);
-      c.req.set_block(block);
-      c.req.set_generation(ref.ptr.generation());
-      c.req.set_offset(off);
-      c.req.set_data(data, len);
+      rpcs.Add(r.node(), opts_->rpc_timeout_ms);
     }
     if (rpcs.empty()) {
       return absl::UnavailableError(
           absl::StrFormat("disk %d block %d: no writable replica", id_, block));
     }
-    rpcs.Run([&](auto& c) { return stubs[c.node]; }, &pb::NodeData::Stub::PrepareAsyncWrite);
+    rpcs.Run([&](auto& c, grpc::CompletionQueue* cq) {
+      return stubs[c.node]->PrepareUnaryCall(&c.ctx, kWriteMethod, payload, cq);
+    });
     auto& calls = rpcs.calls();
 
     std::vector<std::string> ok, failed;
@@ -331,7 +347,9 @@ absl::Status VolumeImpl::Flush() {
     stubs[node] = *stub;
     rpcs.Add(node, opts_->rpc_timeout_ms * 2);
   }
-  rpcs.Run([&](auto& c) { return stubs[c.node]; }, &pb::NodeData::Stub::PrepareAsyncFlush);
+  rpcs.Run([&](auto& c, grpc::CompletionQueue* cq) {
+    return stubs[c.node]->PrepareAsyncFlush(&c.ctx, c.req, cq);
+  });
   for (auto& c : rpcs.calls()) {
     if (!c.status.ok()) failed.insert(c.node);
   }
