@@ -14,14 +14,6 @@ namespace {
 constexpr uint32_t kPage = meta::kPageSize;
 constexpr size_t kValueSize = 4 + kPage;  // little-endian CRC32C, then the page
 
-std::string EncodePage(const char* page) {
-  std::string v(kValueSize, '\0');
-  uint32_t crc = Crc32c(page, kPage);
-  for (int i = 0; i < 4; ++i) v[i] = static_cast<char>((crc >> (8 * i)) & 0xff);
-  memcpy(&v[4], page, kPage);
-  return v;
-}
-
 // Copies a stored value's page to `dst` after checking it.
 absl::Status DecodePage(const std::string& v, const PageKey& k, char* dst) {
   uint32_t want = 0;
@@ -66,36 +58,33 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
 
   std::vector<PageMutation> batch;
   batch.reserve(last - first + 1);
-  char page[kPage];
+  char merged[2][kPage];  // the partial head and tail pages, merged here
   size_t rmw_index = 0;
   for (uint32_t p = first; p <= last; ++p) {
     const uint32_t page_start = p * kPage;
     const uint32_t from = std::max(offset, page_start);
     const uint32_t to = std::min(end, page_start + kPage);
-    const char* src = data.data() + (from - offset);
     PageMutation m;
     m.key = key(p);
     if (from == page_start && to == page_start + kPage) {
-      if (AllZero(src, kPage)) {
-        m.erase = true;
-      } else {
-        m.value = EncodePage(src);
-      }
+      m.data = data.data() + (from - offset);  // a whole page: straight from the request
     } else {
+      char* page = merged[rmw_index];
       const auto& prev = old[rmw_index++];
       if (prev) {
         RETURN_IF_ERROR(DecodePage(*prev, m.key, page));
       } else {
         memset(page, 0, kPage);
       }
-      memcpy(page + (from - page_start), src, to - from);
-      if (AllZero(page, kPage)) {
-        m.erase = true;
-      } else {
-        m.value = EncodePage(page);
-      }
+      memcpy(page + (from - page_start), data.data() + (from - offset), to - from);
+      m.data = page;
     }
-    batch.push_back(std::move(m));
+    if (AllZero(m.data, kPage)) {
+      m.erase = true;
+    } else {
+      m.crc = Crc32c(m.data, kPage);
+    }
+    batch.push_back(m);
   }
   return pages_->Apply(batch);
 }

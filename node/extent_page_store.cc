@@ -120,10 +120,9 @@ class ExtentPageStore : public PageStore {
         if (!fd.ok()) return fd.status();
         RETURN_IF_ERROR(WriteRun((*fd)->fd, batch, i, j));
         for (size_t k = i; k < j; ++k) {
-          if (batch[k].value.size() != kValue) {
-            return absl::InvalidArgumentError("page value of the wrong size");
-          }
-          wb.Put(EncodePageKey(batch[k].key), rocksdb::Slice(batch[k].value.data(), 4));
+          char crc[4];
+          EncodeCrc(batch[k].crc, crc);
+          wb.Put(EncodePageKey(batch[k].key), rocksdb::Slice(crc, 4));
         }
         absl::MutexLock l(&mu_);
         dirty_.insert(ObjectOf(m.key));
@@ -207,7 +206,7 @@ class ExtentPageStore : public PageStore {
     std::vector<iovec> iov;
     iov.reserve(j - i);
     for (size_t k = i; k < j; ++k) {
-      iov.push_back({const_cast<char*>(batch[k].value.data()) + 4, kPage});
+      iov.push_back({const_cast<char*>(batch[k].data), kPage});
     }
     off_t off = static_cast<off_t>(batch[i].key.page * kPage);
     size_t done_iov = 0;
@@ -237,15 +236,6 @@ class ExtentPageStore : public PageStore {
       (*out)[i] = DecodeCrc(vals[i].data());
     }
     return absl::OkStatus();
-  }
-
-  static void EncodeCrc(uint32_t crc, char* p) {
-    for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((crc >> (8 * i)) & 0xff);
-  }
-  static uint32_t DecodeCrc(const char* p) {
-    uint32_t c = 0;
-    for (int i = 0; i < 4; ++i) c |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-    return c;
   }
 
   static constexpr size_t kMaxOpenFiles = 4096;

@@ -1,15 +1,22 @@
 #include "absl/synchronization/mutex.h"
 #include "node/page_store.h"
+#include "node/page_store_internal.h"
 
 namespace ukai::node {
 
 struct MemPageStore::State {
   absl::Mutex mu;
+  // A mutation with its value copied (the caller's page buffer is gone later).
+  struct Held {
+    PageKey key;
+    std::string value;
+    bool erase;
+  };
   // Durable content, and the batches applied since the last Sync in order.
   std::map<PageKey, std::string> durable ABSL_GUARDED_BY(mu);
-  std::vector<std::vector<PageMutation>> pending ABSL_GUARDED_BY(mu);
+  std::vector<std::vector<Held>> pending ABSL_GUARDED_BY(mu);
 
-  static void ApplyTo(std::map<PageKey, std::string>& m, const std::vector<PageMutation>& batch) {
+  static void ApplyTo(std::map<PageKey, std::string>& m, const std::vector<Held>& batch) {
     for (const auto& op : batch) {
       if (op.erase) {
         m.erase(op.key);
@@ -56,8 +63,10 @@ absl::Status MemPageStore::Get(const std::vector<PageKey>& keys,
 }
 
 absl::Status MemPageStore::Apply(const std::vector<PageMutation>& batch) {
+  std::vector<State::Held> held;
+  for (const auto& m : batch) held.push_back({m.key, m.erase ? "" : PageValue(m), m.erase});
   absl::MutexLock l(&state_->mu);
-  state_->pending.push_back(batch);
+  state_->pending.push_back(std::move(held));
   if (state_->pending.size() > 64) {
     // Keep reads cheap: fold old batches; only the newest 64 stay droppable.
     State::ApplyTo(state_->durable, state_->pending.front());

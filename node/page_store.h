@@ -30,9 +30,14 @@ struct PageKey {
   auto operator<=>(const PageKey&) const = default;
 };
 
+// A page to store (or, with erase, to remove). `data` points at the page's
+// 4096 bytes, owned by the caller and valid until Apply returns; `crc` is its
+// CRC32C. Stored values read back (Get) as the 4-byte little-endian CRC
+// followed by the page.
 struct PageMutation {
   PageKey key;
-  std::string value;  // ignored when erase
+  const char* data = nullptr;
+  uint32_t crc = 0;
   bool erase = false;
 };
 

@@ -7,6 +7,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -45,6 +46,22 @@ inline std::string DiskKeyPrefix(uint64_t disk) {
   std::string s(8, '\0');
   PutBigEndian(&s[0], disk, 8);
   return s;
+}
+
+inline void EncodeCrc(uint32_t crc, char* p) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((crc >> (8 * i)) & 0xff);
+}
+inline uint32_t DecodeCrc(const char* p) {
+  uint32_t c = 0;
+  for (int i = 0; i < 4; ++i) c |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return c;
+}
+// The stored-value form of a page: CRC then data.
+inline std::string PageValue(const PageMutation& m) {
+  std::string v(4 + 4096, '\0');
+  EncodeCrc(m.crc, v.data());
+  memcpy(v.data() + 4, m.data, 4096);
+  return v;
 }
 
 inline absl::Status FromRocks(const rocksdb::Status& s, const char* what) {

@@ -50,7 +50,12 @@ class RocksDbPageStore : public PageStore {
     rocksdb::WriteBatch wb;
     for (const auto& m : batch) {
       std::string k = EncodePageKey(m.key);
-      rocksdb::Status s = m.erase ? wb.Delete(k) : wb.Put(k, m.value);
+      char crc[4];
+      EncodeCrc(m.crc, crc);
+      rocksdb::Slice parts[2] = {rocksdb::Slice(crc, 4), rocksdb::Slice(m.data, 4096)};
+      rocksdb::Slice key(k);
+      rocksdb::Status s = m.erase ? wb.Delete(k)
+                                  : wb.Put(rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
       if (!s.ok()) return FromRocks(s, "batch");
     }
     return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "write");
