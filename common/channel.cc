@@ -20,6 +20,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
 void ConfigureServer(grpc::ServerBuilder& builder) {
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  // gRPC sets SO_REUSEPORT by default: a second node started on a taken port
+  // would bind it too and silently take half its traffic. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // The sync server lets a worker thread exit when more than MAX_POLLERS
   // (default 2) are polling and spawns new ones under load: with a queue
   // depth of 16 that was constant thread creation (clone3, fresh stacks) in

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   opts.zk_session_ms = zk_session_ms;
   auto cluster = ukai::client::Cluster::Connect(opts);
   if (!cluster.ok()) {
-    fprintf(stderr, "ukai-fuse: %s\n", cluster.status().ToString().c_str());
+    fprintf(stderr, "ukai-fuse: %s\n", std::string(cluster.status().message()).c_str());
     return 1;
   }
 

@@ -64,18 +64,18 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   auto meta_store = ukai::meta::NewZkMetaStore(zk, zk_session_ms);
-  if (!meta_store.ok()) return Fail(meta_store.status().ToString());
+  if (!meta_store.ok()) return Fail(std::string(meta_store.status().message()));
   ukai::meta::Catalog catalog(meta_store->get(), root);
-  if (auto s = catalog.Init(); !s.ok()) return Fail(s.ToString());
+  if (auto s = catalog.Init(); !s.ok()) return Fail(std::string(s.message()));
 
   ukai::node::RocksDbOptions ro;
   ro.blob_files = !no_blob;
   auto pages = store_kind == "extent" ? ukai::node::NewExtentPageStore(data)
                                       : ukai::node::NewRocksDbPageStore(data, ro);
-  if (!pages.ok()) return Fail(pages.status().ToString());
+  if (!pages.ok()) return Fail(std::string(pages.status().message()));
   ukai::node::BlockStore store(std::move(*pages));
   ukai::node::DiskRegistry disks(&catalog, &store);
-  if (auto s = disks.Start(); !s.ok()) return Fail(s.ToString());
+  if (auto s = disks.Start(); !s.ok()) return Fail(std::string(s.message()));
 
   ukai::pb::NodeInfo self;
   self.set_id(id);
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     absl::SleepFor(absl::Milliseconds(100));
     reg = register_node();
   }
-  if (!reg.ok()) return Fail(reg.ToString());
+  if (!reg.ok()) return Fail(std::string(reg.message()));
   (*meta_store)->SetSessionListener([&] {
     absl::Status s = register_node();
     if (!s.ok()) LOG_WARN("re-registering after session expiry: %s", s.ToString());

@@ -45,6 +45,27 @@ check "ukaictl fails over to the next admin address" ukaictl --admin "$n3,$(node
 check "reads past the end through the mount return nothing" bash -c \
   "[[ \$(dd if='$UKAI_MOUNT/d' bs=4096 skip=$((1 << 18)) count=1 status=none | wc -c) == 0 ]]"
 
+# Daemons with bad surroundings: exit 1, the last stderr line says why.
+check_daemon_error() {  # DESCRIPTION PATTERN COMMAND...
+  local what=$1 pattern=$2; shift 2
+  local rc=0
+  timeout 60 "$@" >/dev/null 2>"$cluster_dir/daemon.err" || rc=$?
+  local last; last=$(tail -n 1 "$cluster_dir/daemon.err")
+  if [[ $rc -eq 1 ]] && grep -qiE -- "$pattern" <<<"$last"; then log "ok: $what ($last)"
+  else fail "$what: exit $rc, last line '$last'"; fi
+}
+check_daemon_error "ukai-node with ZooKeeper unreachable" "ZooKeeper at 127.0.0.1:1 unreachable" \
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk 127.0.0.1:1
+check_daemon_error "ukai-fuse with ZooKeeper unreachable" "ZooKeeper at 127.0.0.1:1 unreachable" \
+  ukai-fuse "$cluster_dir/mnt-x" --site s --zk 127.0.0.1:1
+check_daemon_error "ukai-node on a port already taken" "cannot listen" \
+  ukai-node --id n9 --site s --listen "$(node_addr n1)" --data "$cluster_dir/n9" --zk "$UKAI_ZK"
+check_daemon_error "ukai-node with a bad id" "invalid --id" \
+  ukai-node --id "a/b" --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK"
+check_daemon_error "ukai-fuse on a missing directory" "cannot mount" \
+  ukai-fuse "$cluster_dir/no/such/dir" --site s --zk "$UKAI_ZK"
+check_eq "none of that registered a node" 3 "$(ukaictl --json node list | grep -c '"id"')"
+
 # ZooKeeper down: every command that needs it fails cleanly within the timeout.
 kill -STOP "$(cat "$cluster_dir/pids/zk.pid")"
 check_error "create with ZooKeeper unreachable" "ZooKeeper|deadline|unavailable" \
