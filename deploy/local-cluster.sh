@@ -162,12 +162,14 @@ EOF
     ;;
   status)
     [[ -f $dir/cluster.env ]] || { echo "no cluster in $dir"; exit 1; }
-    rc=0
+    rc=0 any=0
     for f in "$dir"/pids/*.pid; do
       [[ -f $f ]] || continue
+      any=1
       name=$(basename "$f" .pid)
       if alive "$name"; then echo "$name running (pid $(pid_of "$name"))"; else echo "$name stopped"; rc=1; fi
     done
+    ((any)) || { echo "nothing runs in $dir"; exit 1; }
     exit $rc
     ;;
   stop-node)

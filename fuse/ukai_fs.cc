@@ -38,7 +38,7 @@ int ToErrno(const absl::Status& s) {
 }
 
 UkaiFs::UkaiFs(client::Cluster* cluster, FsOptions opts)
-    : cluster_(cluster), opts_(opts), uid_(getuid()), gid_(getgid()) {}
+    : cluster_(cluster), opts_(opts), uid_(getuid()), gid_(getgid()), mounted_at_(time(nullptr)) {}
 
 void UkaiFs::Attach(fuse_session* se) {
   {
@@ -148,6 +148,7 @@ void UkaiFs::GetAttr(fuse_req_t req, fuse_ino_t ino) {
     st.st_nlink = 2;
     st.st_uid = uid_;
     st.st_gid = gid_;
+    st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = mounted_at_;
     return (void)fuse_reply_attr(req, &st, opts_.attr_timeout);
   }
   auto name = NameOf(ino);

@@ -66,6 +66,7 @@ class UkaiFs {
   const FsOptions opts_;
   const uid_t uid_;
   const gid_t gid_;
+  const time_t mounted_at_;
   absl::Mutex mu_;
   fuse_session* se_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::map<fuse_ino_t, std::string> names_ ABSL_GUARDED_BY(mu_);  // inodes the kernel knows
