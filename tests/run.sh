@@ -11,7 +11,7 @@
 # Must run as root (FUSE mounts, package installs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-UKAI_EXTRA_PACKAGES="fio qemu-utils python3 e2fsprogs util-linux procps ${UKAI_EXTRA_PACKAGES:-}" \
+UKAI_EXTRA_PACKAGES="fio qemu-utils qemu-system-x86 python3 e2fsprogs util-linux procps ${UKAI_EXTRA_PACKAGES:-}" \
   "$top/deploy/build.sh"
 mkdir -p "${UKAI_TEST_TMP:-/var/tmp}"
 (cd "$top/build" && UKAI_BIN=$top/build/bin ctest --output-on-failure -j2 "$@")
