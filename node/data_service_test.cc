@@ -4,29 +4,23 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/mem_cluster_testing.h"
+
 namespace ukai::node {
 namespace {
 
 class DataServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    tree_ = meta::NewMemMetaTree();
-    ms_ = meta::NewMemMetaStore(tree_);
-    cat_ = std::make_unique<meta::Catalog>(ms_.get(), "/ukai");
-    ASSERT_TRUE(cat_->Init().ok());
-    pb::NodeInfo n;
-    n.set_id("n1");
-    ASSERT_TRUE(cat_->RegisterNode(n, pb::NodeLive()).ok());
+    ASSERT_TRUE(mc_.ok);
     store_ = std::make_unique<BlockStore>(std::make_unique<MemPageStore>());
-    reg_ = std::make_unique<DiskRegistry>(cat_.get(), store_.get());
+    reg_ = std::make_unique<DiskRegistry>(&mc_.catalog, store_.get());
     ASSERT_TRUE(reg_->Start().ok());
-    svc_ = std::make_unique<DataService>(n, reg_.get(), store_.get());
-    pb::CreateDiskRequest req;
-    req.set_name("d");
-    req.set_size(10 << 20);  // 2.5 blocks of 4 MiB
-    req.mutable_placement()->set_replicas(1);
-    spec_ = *cat_->CreateDisk(req);
-    epoch_ = *cat_->TakeWriterEpoch(spec_.id(), "h", "a");
+    pb::NodeInfo self;
+    self.set_id("n1");
+    svc_ = std::make_unique<DataService>(self, reg_.get(), store_.get());
+    spec_ = *mc_.CreateDisk("d", 10 << 20);  // 2.5 blocks of 4 MiB
+    epoch_ = *mc_.catalog.TakeWriterEpoch(spec_.id(), "h", "a");
   }
   pb::WriteRequest W(uint64_t block, uint32_t off, size_t len) {
     pb::WriteRequest w;
@@ -55,9 +49,7 @@ class DataServiceTest : public ::testing::Test {
     return svc_->Read(&ctx, &q, &r).error_code();
   }
 
-  std::shared_ptr<meta::MemMetaTree> tree_;
-  std::unique_ptr<meta::MetaStore> ms_;
-  std::unique_ptr<meta::Catalog> cat_;
+  meta::MemCluster mc_;
   std::unique_ptr<BlockStore> store_;
   std::unique_ptr<DiskRegistry> reg_;
   std::unique_ptr<DataService> svc_;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/mem_cluster_testing.h"
 #include "node/data_service.h"
 
 namespace ukai::node {
@@ -10,21 +11,10 @@ namespace {
 class DiskRegistryTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    tree_ = meta::NewMemMetaTree();
-    ms_ = meta::NewMemMetaStore(tree_);
-    cat_ = std::make_unique<meta::Catalog>(ms_.get(), "/ukai");
-    ASSERT_TRUE(cat_->Init().ok());
-    pb::NodeInfo n;
-    n.set_id("n1");
-    ASSERT_TRUE(cat_->RegisterNode(n, pb::NodeLive()).ok());
-    auto pages = std::make_unique<MemPageStore>();
-    store_ = std::make_unique<BlockStore>(std::move(pages));
-    pb::CreateDiskRequest req;
-    req.set_name("d");
-    req.set_size(8 << 20);
-    req.mutable_placement()->set_replicas(1);
-    spec_ = *cat_->CreateDisk(req);
-    reg_ = std::make_unique<DiskRegistry>(cat_.get(), store_.get());
+    ASSERT_TRUE(mc_.ok);
+    store_ = std::make_unique<BlockStore>(std::make_unique<MemPageStore>());
+    spec_ = *mc_.CreateDisk("d", 8 << 20);
+    reg_ = std::make_unique<DiskRegistry>(cat_, store_.get());
     ASSERT_TRUE(reg_->Start().ok());
   }
   pb::IoHeader Hdr(uint64_t layout, uint64_t epoch = 0) {
@@ -34,9 +24,9 @@ class DiskRegistryTest : public ::testing::Test {
     h.set_epoch(epoch);
     return h;
   }
-  std::shared_ptr<meta::MemMetaTree> tree_;
-  std::unique_ptr<meta::MetaStore> ms_;
-  std::unique_ptr<meta::Catalog> cat_;
+  meta::MemCluster mc_;
+  meta::Catalog* cat_ = &mc_.catalog;
+  std::shared_ptr<meta::MemMetaTree>& tree_ = mc_.tree;
   std::unique_ptr<BlockStore> store_;
   std::unique_ptr<DiskRegistry> reg_;
   pb::DiskSpec spec_;
@@ -81,7 +71,7 @@ TEST_F(DiskRegistryTest, UnknownAndDeletingDisksAreNotFound) {
 TEST_F(DiskRegistryTest, StartDropsDataOfDisksDeletedWhileDown) {
   ASSERT_TRUE(store_->Write({spec_.id(), 0, 0}, 0, std::string(4096, 'x')).ok());
   ASSERT_TRUE(store_->Write({4242, 0, 0}, 0, std::string(4096, 'y')).ok());  // not in catalog
-  DiskRegistry fresh(cat_.get(), store_.get());
+  DiskRegistry fresh(cat_, store_.get());
   ASSERT_TRUE(fresh.Start().ok());
   auto bytes = *store_->DiskBytes();
   EXPECT_EQ(bytes.count(4242), 0u);

@@ -223,17 +223,12 @@ class ExtentPageStore : public PageStore {
 
   absl::Status ReadCrcs(const std::vector<PageKey>& keys, std::vector<std::optional<uint32_t>>* out) {
     out->assign(keys.size(), std::nullopt);
-    std::vector<std::string> enc;
-    enc.reserve(keys.size());
-    for (const auto& k : keys) enc.push_back(EncodePageKey(k));
-    std::vector<rocksdb::Slice> slices(enc.begin(), enc.end());
-    std::vector<std::string> vals;
-    std::vector<rocksdb::Status> st = index_->MultiGet(rocksdb::ReadOptions(), slices, &vals);
+    std::vector<std::optional<std::string>> vals;
+    RETURN_IF_ERROR(MultiGetPages(index_.get(), keys, &vals));
     for (size_t i = 0; i < keys.size(); ++i) {
-      if (st[i].IsNotFound()) continue;
-      if (!st[i].ok()) return FromRocks(st[i], "index get");
-      if (vals[i].size() != 4) return absl::DataLossError("corrupt index entry");
-      (*out)[i] = DecodeCrc(vals[i].data());
+      if (!vals[i]) continue;
+      if (vals[i]->size() != 4) return absl::DataLossError("corrupt index entry");
+      (*out)[i] = DecodeCrc(vals[i]->data());
     }
     return absl::OkStatus();
   }

@@ -9,6 +9,8 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
+#include <vector>
 #include <memory>
 #include <string>
 
@@ -83,6 +85,24 @@ inline rocksdb::Options IndexOptions() {
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
   return o;
+}
+
+// Looks up every key in one MultiGet; a missing key leaves nullopt.
+inline absl::Status MultiGetPages(rocksdb::DB* db, const std::vector<PageKey>& keys,
+                                  std::vector<std::optional<std::string>>* values) {
+  values->assign(keys.size(), std::nullopt);
+  std::vector<std::string> enc;
+  enc.reserve(keys.size());
+  for (const auto& k : keys) enc.push_back(EncodePageKey(k));
+  std::vector<rocksdb::Slice> slices(enc.begin(), enc.end());
+  std::vector<std::string> out;
+  std::vector<rocksdb::Status> st = db->MultiGet(rocksdb::ReadOptions(), slices, &out);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (st[i].IsNotFound()) continue;
+    if (!st[i].ok()) return FromRocks(st[i], "multiget");
+    (*values)[i] = std::move(out[i]);
+  }
+  return absl::OkStatus();
 }
 
 // Pages stored per disk, in bytes (a key scan).

@@ -32,18 +32,7 @@ class RocksDbPageStore : public PageStore {
       (*values)[0] = std::move(v);
       return absl::OkStatus();
     }
-    std::vector<std::string> enc;
-    enc.reserve(keys.size());
-    for (const auto& k : keys) enc.push_back(EncodePageKey(k));
-    std::vector<rocksdb::Slice> slices(enc.begin(), enc.end());
-    std::vector<std::string> out;
-    std::vector<rocksdb::Status> st = db_->MultiGet(rocksdb::ReadOptions(), slices, &out);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (st[i].IsNotFound()) continue;
-      if (!st[i].ok()) return FromRocks(st[i], "multiget");
-      (*values)[i] = std::move(out[i]);
-    }
-    return absl::OkStatus();
+    return MultiGetPages(db_.get(), keys, values);
   }
 
   absl::Status Apply(const std::vector<PageMutation>& batch) override {
