@@ -1,11 +1,12 @@
 // rpc_bench: the cost of gRPC's transport alone on this machine, unary calls
-// against one bidirectional stream, side by side, with 4 KiB payloads (the
-// size of the I/O the 4k fio jobs do). A UKAI 4 KiB read is one unary call
+// against one bidirectional stream, and against one stream whose sender
+// coalesces every request queued meanwhile into one message, with 4 KiB
+// payloads (the size of the I/O the 4k fio jobs do). A UKAI 4 KiB read is one unary call
 // plus FUSE and storage, a write two calls; this says how far a streaming
 // data path could move that ceiling. Run by bench/rpc.sh.
 //
 //   rpc_bench serve PORT                       an echo server (own process)
-//   rpc_bench unary|stream ADDRESS [--depth 16] [--seconds 5]
+//   rpc_bench unary|stream|batch ADDRESS [--depth 16] [--seconds 5]
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +24,7 @@
 
 namespace {
 
+using ukai::bench::Batch;
 using ukai::bench::Echo;
 using ukai::bench::EchoService;
 
@@ -33,6 +35,14 @@ class EchoImpl final : public EchoService::Service {
   }
   grpc::Status Stream(grpc::ServerContext*, grpc::ServerReaderWriter<Echo, Echo>* s) override {
     Echo m;
+    while (s->Read(&m)) {
+      if (!s->Write(m)) break;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status BatchStream(grpc::ServerContext*,
+                           grpc::ServerReaderWriter<Batch, Batch>* s) override {
+    Batch m;
     while (s->Read(&m)) {
       if (!s->Write(m)) break;
     }
@@ -120,6 +130,75 @@ uint64_t RunStream(EchoService::Stub* stub, int depth, int seconds) {
   return n;
 }
 
+// One stream; `depth` callers queue requests, one sender thread sends all
+// that are queued as one Batch, one reader completes them.
+uint64_t RunBatch(EchoService::Stub* stub, int depth, int seconds) {
+  grpc::ClientContext ctx;
+  auto stream = stub->BatchStream(&ctx);
+  std::mutex mu;
+  std::condition_variable queued_cv, done_cv;
+  std::vector<uint64_t> queue;
+  std::map<uint64_t, bool> done;
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> n{0}, next_id{1}, batches{0};
+  const std::string payload(4096, 'x');
+  std::thread sender([&] {
+    while (true) {
+      std::vector<uint64_t> ids;
+      {
+        std::unique_lock<std::mutex> l(mu);
+        queued_cv.wait(l, [&] { return stop || !queue.empty(); });
+        if (queue.empty()) break;
+        ids.swap(queue);
+      }
+      Batch b;
+      for (uint64_t id : ids) {
+        Echo* e = b.add_items();
+        e->set_id(id);
+        e->set_payload(payload);
+      }
+      batches++;
+      if (!stream->Write(b)) break;
+    }
+    stream->WritesDone();
+  });
+  std::thread reader([&] {
+    Batch b;
+    while (stream->Read(&b)) {
+      std::lock_guard<std::mutex> l(mu);
+      for (const auto& e : b.items()) done[e.id()] = true;
+      done_cv.notify_all();
+    }
+  });
+  std::vector<std::thread> t;
+  for (int i = 0; i < depth; ++i) {
+    t.emplace_back([&] {
+      while (!stop) {
+        uint64_t id = next_id++;
+        std::unique_lock<std::mutex> l(mu);
+        queue.push_back(id);
+        queued_cv.notify_one();
+        done_cv.wait(l, [&] { return done.count(id) > 0; });
+        done.erase(id);
+        n++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& th : t) th.join();
+  {
+    std::lock_guard<std::mutex> l(mu);
+    queued_cv.notify_all();
+  }
+  sender.join();
+  reader.join();
+  (void)stream->Finish();
+  fprintf(stderr, "rpc_bench: %.1f requests per message\n",
+          batches ? static_cast<double>(n) / batches : 0.0);
+  return n;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,7 +210,8 @@ int main(int argc, char** argv) {
   serve->add_option("port", port)->required();
   auto* unary = app.add_subcommand("unary", "unary calls, DEPTH in flight");
   auto* stream = app.add_subcommand("stream", "one bidirectional stream, DEPTH in flight");
-  for (auto* sub : {unary, stream}) {
+  auto* batch = app.add_subcommand("batch", "one stream, queued requests coalesced per message");
+  for (auto* sub : {unary, stream, batch}) {
     sub->add_option("address", address)->required();
     sub->add_option("--depth", depth)->capture_default_str();
     sub->add_option("--seconds", seconds)->capture_default_str();
@@ -139,8 +219,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (*serve) return Serve(port);
   auto stub = EchoService::NewStub(ukai::MakeChannel(address));
-  uint64_t n = *unary ? RunUnary(stub.get(), depth, seconds) : RunStream(stub.get(), depth, seconds);
-  printf("{\"mode\": \"%s\", \"depth\": %d, \"round_trips_per_second\": %.0f}\n",
-         *unary ? "unary" : "stream", depth, static_cast<double>(n) / seconds);
+  const char* mode = *unary ? "unary" : *stream ? "stream" : "batch";
+  uint64_t n = *unary    ? RunUnary(stub.get(), depth, seconds)
+               : *stream ? RunStream(stub.get(), depth, seconds)
+                         : RunBatch(stub.get(), depth, seconds);
+  printf("{\"mode\": \"%s\", \"depth\": %d, \"round_trips_per_second\": %.0f}\n", mode,
+         depth, static_cast<double>(n) / seconds);
   return n > 0 ? 0 : 1;
 }
