@@ -18,11 +18,12 @@
 
 namespace ukai::client {
 
-template <typename Req, typename Resp>
+template <typename Stub, typename Req, typename Resp>
 class ParallelUnary {
  public:
   struct Call {
     std::string node;
+    Stub* stub;
     grpc::ClientContext ctx;
     Req req;
     Resp resp;
@@ -31,11 +32,13 @@ class ParallelUnary {
     std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>> reader;
   };
 
-  // Adds a call; fill its req before Run(). `deadline_ms` from now.
-  Call& Add(std::string node, int deadline_ms) {
+  // Adds a call to `node` through `stub`; fill its req before Run().
+  // `deadline_ms` from now.
+  Call& Add(std::string node, Stub* stub, int deadline_ms) {
     calls_.emplace_back();
     Call& c = calls_.back();
     c.node = std::move(node);
+    c.stub = stub;
     c.ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
     return c;
   }

@@ -113,11 +113,7 @@ absl::StatusOr<VolumeImpl::BlockRef> VolumeImpl::GetBlock(uint64_t block, bool a
     absl::MutexLock l(&mu_);
     version = spec_.layout_version();
     auto it = chunks_.find(c);
-    if (it != chunks_.end() && (it->second || !allocate)) {
-      BlockRef ref{version, it->second != nullptr, {}};
-      if (it->second) ref.ptr = it->second->blocks(i);
-      return ref;
-    }
+    if (it != chunks_.end() && (it->second || !allocate)) return BlockRef{version, it->second, i};
     spec = spec_;
   }
   // The chunk is read after the spec whose version we send: it is at least
@@ -138,9 +134,7 @@ absl::StatusOr<VolumeImpl::BlockRef> VolumeImpl::GetBlock(uint64_t block, bool a
   if (chunk) shared = std::make_shared<const pb::BlockChunk>(std::move(chunk->chunk));
   absl::MutexLock l(&mu_);
   if (spec_.layout_version() == version && (shared || writer_)) chunks_[c] = shared;
-  BlockRef ref{version, shared != nullptr, {}};
-  if (shared) ref.ptr = shared->blocks(i);
-  return ref;
+  return BlockRef{version, std::move(shared), i};
 }
 
 absl::StatusOr<uint64_t> VolumeImpl::WriterEpoch() {
@@ -181,12 +175,12 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
   absl::Status last = absl::UnavailableError("no attempt");
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/false));
-    if (!ref.allocated) {
+    if (!ref.allocated()) {
       memset(out, 0, len);
       return absl::OkStatus();
     }
     std::vector<std::string> clean;
-    for (const auto& r : ref.ptr.replicas()) {
+    for (const auto& r : ref.ptr().replicas()) {
       if (r.state() == pb::CLEAN) clean.push_back(r.node());
     }
     if (clean.empty()) {
@@ -203,7 +197,7 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
       pb::ReadRequest req;
       *req.mutable_hdr() = Header(ref.layout_version, 0);
       req.set_block(block);
-      req.set_generation(ref.ptr.generation());
+      req.set_generation(ref.ptr().generation());
       req.set_offset(off);
       req.set_length(len);
       pb::ReadResponse resp;
@@ -247,7 +241,7 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
     pb::WriteRequest req;
     *req.mutable_hdr() = Header(ref.layout_version, epoch);
     req.set_block(block);
-    req.set_generation(ref.ptr.generation());
+    req.set_generation(ref.ptr().generation());
     req.set_offset(off);
     req.set_data(data, len);
     grpc::ByteBuffer payload;
@@ -257,21 +251,18 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
              .ok()) {
       return absl::InternalError("cannot serialize a write request");
     }
-    ParallelUnary<grpc::ByteBuffer, grpc::ByteBuffer> rpcs;
-    std::map<std::string, grpc::GenericStub*> stubs;
-    for (const auto& r : ref.ptr.replicas()) {
+    ParallelUnary<grpc::GenericStub, grpc::ByteBuffer, grpc::ByteBuffer> rpcs;
+    for (const auto& r : ref.ptr().replicas()) {
       if (r.state() == pb::STALE) continue;
       auto stub = pool_->Generic(r.node());
-      if (!stub.ok()) continue;
-      stubs[r.node()] = *stub;
-      rpcs.Add(r.node(), opts_->rpc_timeout_ms);
+      if (stub.ok()) rpcs.Add(r.node(), *stub, opts_->rpc_timeout_ms);
     }
     if (rpcs.empty()) {
       return absl::UnavailableError(
           absl::StrFormat("disk %d block %d: no writable replica", id_, block));
     }
     rpcs.Run([&](auto& c, grpc::CompletionQueue* cq) {
-      return stubs[c.node]->PrepareUnaryCall(&c.ctx, kWriteMethod, payload, cq);
+      return c.stub->PrepareUnaryCall(&c.ctx, kWriteMethod, payload, cq);
     });
     auto& calls = rpcs.calls();
 
@@ -335,20 +326,18 @@ absl::Status VolumeImpl::Flush() {
     dirty.swap(dirty_);
   }
   if (dirty.empty()) return absl::OkStatus();
-  ParallelUnary<pb::FlushRequest, pb::FlushResponse> rpcs;
-  std::map<std::string, pb::NodeData::Stub*> stubs;
+  ParallelUnary<pb::NodeData::Stub, pb::FlushRequest, pb::FlushResponse> rpcs;
   std::set<std::string> failed;
   for (const auto& [node, blocks] : dirty) {
     auto stub = pool_->Stub(node);
-    if (!stub.ok()) {
+    if (stub.ok()) {
+      rpcs.Add(node, *stub, opts_->rpc_timeout_ms * 2);
+    } else {
       failed.insert(node);
-      continue;
     }
-    stubs[node] = *stub;
-    rpcs.Add(node, opts_->rpc_timeout_ms * 2);
   }
   rpcs.Run([&](auto& c, grpc::CompletionQueue* cq) {
-    return stubs[c.node]->PrepareAsyncFlush(&c.ctx, c.req, cq);
+    return c.stub->PrepareAsyncFlush(&c.ctx, c.req, cq);
   });
   for (auto& c : rpcs.calls()) {
     if (!c.status.ok()) failed.insert(c.node);
@@ -360,7 +349,7 @@ absl::Status VolumeImpl::Flush() {
     for (uint64_t block : dirty[node]) {
       ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, false));
       int others = 0;
-      for (const auto& r : ref.ptr.replicas()) {
+      for (const auto& r : ref.ptr().replicas()) {
         others += r.state() != pb::STALE && r.node() != node && !failed.count(r.node());
       }
       if (others == 0) {

@@ -42,10 +42,14 @@ class VolumeImpl {
   void ReleaseWriter();
 
  private:
+  // A block's pointer as of `layout_version`: a view into the cached chunk
+  // (shared, never copied on the I/O path). No chunk: not allocated.
   struct BlockRef {
     uint64_t layout_version = 0;
-    bool allocated = false;
-    pb::BlockPtr ptr;
+    std::shared_ptr<const pb::BlockChunk> chunk;
+    uint32_t index = 0;
+    bool allocated() const { return chunk != nullptr; }
+    const pb::BlockPtr& ptr() const { return chunk->blocks(index); }
   };
   absl::StatusOr<BlockRef> GetBlock(uint64_t block, bool allocate);
   absl::Status RefreshLayout(bool arm_watch);
