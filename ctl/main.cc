@@ -12,7 +12,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/channel.h"
-#include "common/grpc_status.h"
 #include "common/units.h"
 #include "ukai.grpc.pb.h"
 

@@ -78,16 +78,6 @@ absl::StatusOr<std::set<std::string>> Catalog::LiveNodes(WatchFn watch) {
   return std::set<std::string>(ids.begin(), ids.end());
 }
 
-absl::StatusOr<std::vector<pb::NodeInfo>> Catalog::ListLiveNodes() {
-  ASSIGN_OR_RETURN(auto all, ListNodes());
-  ASSIGN_OR_RETURN(auto live, LiveNodes());
-  std::vector<pb::NodeInfo> out;
-  for (auto& n : all) {
-    if (live.count(n.id())) out.push_back(std::move(n));
-  }
-  return out;
-}
-
 absl::StatusOr<pb::DiskSpec> Catalog::CreateDisk(const pb::CreateDiskRequest& req) {
   RETURN_IF_ERROR(ValidateDiskName(req.name()));
   RETURN_IF_ERROR(ValidateSize(req.size()));

@@ -45,7 +45,6 @@ class Catalog {
   absl::Status RegisterNode(const pb::NodeInfo& info, const pb::NodeLive& live);
   absl::StatusOr<std::vector<pb::NodeInfo>> ListNodes();
   absl::StatusOr<std::set<std::string>> LiveNodes(WatchFn watch = nullptr);
-  absl::StatusOr<std::vector<pb::NodeInfo>> ListLiveNodes();
 
   // ---- disks
   // Validates name, size, block size and placement; then creates every znode

@@ -20,7 +20,6 @@ constexpr uint32_t kPageSize = 4096;             // unit of node storage and che
 class Paths {
  public:
   explicit Paths(std::string root) : root_(std::move(root)) {}
-  const std::string& root() const { return root_; }
   std::string nodes() const { return root_ + "/nodes"; }
   std::string node(const std::string& id) const { return nodes() + "/" + id; }
   std::string live() const { return root_ + "/live"; }

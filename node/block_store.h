@@ -37,8 +37,6 @@ class BlockStore {
   absl::Status DropDisk(uint64_t disk) { return pages_->DropDisk(disk); }
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() { return pages_->DiskBytes(); }
 
-  PageStore* pages() { return pages_.get(); }
-
  private:
   absl::Mutex& LockFor(const ObjectId& obj);
 
