@@ -21,9 +21,17 @@ check "the file is gone" wait_until 1 test ! -e "$UKAI_MOUNT/busy"
 ukaictl disk create busy2 --size 64M >/dev/null
 dd if=/dev/urandom of="$UKAI_MOUNT/busy2" bs=1M count=8 oflag=direct conv=notrunc,fsync status=none
 exec 7<>"$UKAI_MOUNT/busy2"
+check "before the delete, reads and writes through the open handle work" bash -c \
+  "dd of=/dev/null bs=4k count=1 status=none <&7 && dd if=/dev/zero bs=4k count=1 status=none >&7"
 check "--force deletes a disk that is open" ukaictl disk delete busy2 --force
-check "I/O on the deleted disk's open file fails" bash -c \
-  "! dd if=/dev/zero of='$UKAI_MOUNT/busy2' bs=4k count=1 conv=notrunc status=none 2>/dev/null; ! dd if=/proc/self/fd/7 of=/dev/null bs=4k count=1 status=none 2>/dev/null"
+# The handle opened before the delete (fd 7) must stop working, for reads and
+# writes; dd uses it as stdin/stdout, so nothing is opened anew by path.
+check "a read through the deleted disk's open handle fails" bash -c \
+  "! dd of=/dev/null bs=4k count=1 status=none <&7 2>/dev/null"
+check "a write through it fails too" bash -c \
+  "! dd if=/dev/zero bs=4k count=1 status=none >&7 2>/dev/null"
+check "the name does not come back through a write by path" bash -c \
+  "! dd if=/dev/zero of='$UKAI_MOUNT/busy2' bs=4k count=1 conv=notrunc status=none 2>/dev/null && ! test -e '$UKAI_MOUNT/busy2'"
 exec 7>&-
 used=$(ukaictl --json node list | grep -o '"used_bytes": [0-9]*' | grep -o '[0-9]*$' | awk '{s += $1} END {print s + 0}')
 check_eq "every node reclaimed the deleted disks' space" 0 "$used"
