@@ -20,7 +20,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include "bench.grpc.pb.h"
+#include "absl/time/clock.h"
 #include "common/channel.h"
+#include "common/wire_client.h"
+#include "common/wire_server.h"
 
 namespace {
 
@@ -50,7 +53,20 @@ class EchoImpl final : public EchoService::Service {
   }
 };
 
+// The block I/O transport's echo: the reply carries the request's data.
+class WireEcho final : public ukai::wire::WireHandler {
+  absl::Status Handle(uint16_t, absl::string_view, absl::string_view data,
+                      std::string* reply) override {
+    reply->assign(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  bool Slow(uint16_t) const override { return false; }
+};
+
 int Serve(int port) {
+  WireEcho wire_echo;
+  ukai::wire::WireServer wire(&wire_echo);
+  if (!wire.Start("127.0.0.1:" + std::to_string(port + 1)).ok()) return 1;
   EchoImpl impl;
   grpc::ServerBuilder b;
   ukai::ConfigureServer(b);
@@ -74,6 +90,37 @@ uint64_t RunUnary(EchoService::Stub* stub, int depth, int seconds) {
       while (!stop) {
         grpc::ClientContext ctx;
         if (stub->Unary(&ctx, req, &resp).ok()) n++;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& th : t) th.join();
+  return n;
+}
+
+// `depth` callers on one block I/O transport connection (port + 1 of the
+// gRPC server), each with one call in flight, as libukai does.
+uint64_t RunWire(const std::string& address, int depth, int seconds) {
+  ukai::wire::WireClient client(address);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> n{0};
+  std::vector<std::thread> t;
+  for (int i = 0; i < depth; ++i) {
+    t.emplace_back([&] {
+      const std::string payload(4096, 'x');
+      std::string out(4096, '\0');
+      while (!stop) {
+        ukai::wire::WireCall call;
+        call.method = 1;
+        call.data = payload.data();
+        call.data_len = payload.size();
+        call.out = out.data();
+        call.out_cap = out.size();
+        ukai::wire::WireWaiter w;
+        client.Start(&call, &w);
+        w.WaitAll(absl::Now() + absl::Seconds(5));
+        if (call.status.ok() && call.out_len == payload.size()) n++;
       }
     });
   }
@@ -211,13 +258,23 @@ int main(int argc, char** argv) {
   auto* unary = app.add_subcommand("unary", "unary calls, DEPTH in flight");
   auto* stream = app.add_subcommand("stream", "one bidirectional stream, DEPTH in flight");
   auto* batch = app.add_subcommand("batch", "one stream, queued requests coalesced per message");
-  for (auto* sub : {unary, stream, batch}) {
+  auto* wire = app.add_subcommand("wire", "UKAI's block I/O transport (port + 1), DEPTH in flight");
+  for (auto* sub : {unary, stream, batch, wire}) {
     sub->add_option("address", address)->required();
     sub->add_option("--depth", depth)->capture_default_str();
     sub->add_option("--seconds", seconds)->capture_default_str();
   }
   CLI11_PARSE(app, argc, argv);
   if (*serve) return Serve(port);
+  if (*wire) {
+    size_t colon = address.rfind(':');
+    std::string wire_address =
+        address.substr(0, colon) + ":" + std::to_string(std::stoi(address.substr(colon + 1)) + 1);
+    uint64_t n = RunWire(wire_address, depth, seconds);
+    printf("{\"mode\": \"wire\", \"depth\": %d, \"round_trips_per_second\": %.0f}\n", depth,
+           static_cast<double>(n) / seconds);
+    return n > 0 ? 0 : 1;
+  }
   auto stub = EchoService::NewStub(ukai::MakeChannel(address));
   const char* mode = *unary ? "unary" : *stream ? "stream" : "batch";
   uint64_t n = *unary    ? RunUnary(stub.get(), depth, seconds)

@@ -1,0 +1,219 @@
+#include "common/wire_client.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <unordered_map>
+
+#include "absl/strings/str_format.h"
+#include "common/wire_format.h"
+#include "common/wire_socket.h"
+
+namespace ukai::wire {
+
+// One TCP connection and its reader thread. Owned by its WireClient until the
+// reader is joined; calls keep a reference only to find it when cancelled.
+struct WireConn {
+  WireConn(int f, std::string addr) : fd(f), address(std::move(addr)) {}
+  ~WireConn() { close(fd); }
+
+  // Completes `call` (which nobody else can reach any more) with `s`.
+  static void Complete(WireCall* call, absl::Status s) {
+    WireWaiter* w = call->waiter_;
+    {
+      absl::MutexLock l(&call->conn_->mu);
+      call->status = std::move(s);
+      call->done_ = true;
+    }
+    w->Done();  // the caller may free `call` from here on
+  }
+  void ReadLoop();
+  void Receive(const Header& h, BufferedReader* in, absl::Status* broken);
+
+  const int fd;
+  const std::string address;
+  std::thread reader;
+  absl::Mutex send_mu;  // one frame at a time on the socket
+  absl::Mutex mu;       // after WireClient::mu_
+  std::unordered_map<uint64_t, WireCall*> pending ABSL_GUARDED_BY(mu);
+  WireCall* receiving ABSL_GUARDED_BY(mu) = nullptr;  // taken off `pending`, data arriving
+  bool dead ABSL_GUARDED_BY(mu) = false;
+};
+
+void WireConn::ReadLoop() {
+  BufferedReader in(fd);
+  absl::Status broken;
+  while (broken.ok()) {
+    broken = in.Fill(kHeaderBytes);
+    if (!broken.ok()) break;
+    Header h;
+    if (!DecodeHeader(in.data(), &h)) {
+      broken = absl::UnavailableError("malformed reply");
+      break;
+    }
+    in.Skip(kHeaderBytes);
+    Receive(h, &in, &broken);
+  }
+  std::vector<WireCall*> failed;
+  {
+    absl::MutexLock l(&mu);
+    for (auto& [tag, call] : pending) failed.push_back(call);
+    pending.clear();
+    if (receiving != nullptr) failed.push_back(receiving);
+    receiving = nullptr;
+    dead = true;
+  }
+  shutdown(fd, SHUT_RDWR);
+  for (WireCall* call : failed) {
+    Complete(call, absl::UnavailableError(absl::StrFormat(
+                       "node %s: connection lost (%s)", address, broken.message())));
+  }
+}
+
+// Receives one reply's meta and data. On a transport failure sets `*broken`
+// and leaves the call in `receiving` for ReadLoop to fail.
+void WireConn::Receive(const Header& h, BufferedReader* in, absl::Status* broken) {
+  std::string msg(h.meta_len, '\0');
+  if (!(*broken = in->Take(h.meta_len, msg.data())).ok()) return;
+  WireCall* call = nullptr;
+  {
+    absl::MutexLock l(&mu);
+    auto it = pending.find(h.tag);
+    if (it != pending.end()) {
+      call = it->second;
+      pending.erase(it);
+      receiving = call;
+    }
+  }
+  absl::Status s;
+  if (call == nullptr || h.status != 0 || h.data_len > call->out_cap) {
+    if (!(*broken = in->Take(h.data_len, nullptr)).ok()) return;
+    if (call == nullptr) return;  // cancelled meanwhile
+    s = h.status != 0 ? absl::Status(static_cast<absl::StatusCode>(h.status), msg)
+                      : absl::InternalError(absl::StrFormat(
+                            "node %s: %d-byte reply for a %d-byte buffer", address, h.data_len,
+                            call->out_cap));
+  } else {
+    if (!(*broken = in->Take(h.data_len, call->out)).ok()) return;
+    call->out_len = h.data_len;
+  }
+  {
+    absl::MutexLock l(&mu);
+    receiving = nullptr;
+  }
+  Complete(call, std::move(s));
+}
+
+void WireWaiter::WaitAll(absl::Time deadline) {
+  bool timed_out;
+  {
+    absl::MutexLock l(&mu_);
+    timed_out = !mu_.AwaitWithDeadline(
+        absl::Condition(+[](int* n) { return *n == 0; }, &open_), deadline);
+  }
+  if (timed_out) {
+    for (WireCall* call : calls_) {
+      WireConn* c = call->conn_.get();
+      if (c == nullptr) continue;  // completed in Start
+      bool cancel = false;
+      {
+        absl::MutexLock l(&c->mu);
+        if (call->done_) continue;
+        if (c->pending.erase(call->tag_) > 0) {
+          cancel = true;
+        } else if (c->receiving == call) {
+          shutdown(c->fd, SHUT_RDWR);  // its reader fails it at once
+        }
+      }
+      if (cancel) {
+        WireConn::Complete(call, absl::DeadlineExceededError(absl::StrFormat(
+                                     "node %s: no answer in time", c->address)));
+      }
+    }
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &open_));
+  }
+  calls_.clear();
+}
+
+WireClient::WireClient(std::string address, WireClientOptions opts)
+    : address_(std::move(address)), opts_(opts) {}
+
+WireClient::~WireClient() {
+  absl::MutexLock l(&mu_);
+  if (conn_) retired_.push_back(std::move(conn_));
+  for (auto& c : retired_) {
+    shutdown(c->fd, SHUT_RDWR);
+    c->reader.join();
+  }
+}
+
+std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
+  absl::MutexLock l(&mu_);
+  if (conn_) {
+    absl::MutexLock cl(&conn_->mu);
+    if (!conn_->dead) return conn_;
+  }
+  if (conn_) retired_.push_back(std::move(conn_));
+  for (auto& c : retired_) c->reader.join();  // dead: their readers have ended
+  retired_.clear();
+  auto fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
+  if (!fd.ok()) {
+    *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, fd.status().message()));
+    return nullptr;
+  }
+  conn_ = std::make_shared<WireConn>(*fd, address_);
+  WireConn* c = conn_.get();
+  c->reader = std::thread([c] { c->ReadLoop(); });
+  return conn_;
+}
+
+void WireClient::Start(WireCall* call, WireWaiter* waiter) {
+  call->waiter_ = waiter;
+  call->done_ = false;
+  call->out_len = 0;
+  call->conn_.reset();
+  waiter->Add();
+  waiter->calls_.push_back(call);
+  absl::Status error;
+  std::shared_ptr<WireConn> c = Connection(&error);
+  if (c == nullptr) {
+    call->status = error;
+    call->done_ = true;
+    waiter->Done();
+    return;
+  }
+  call->conn_ = c;
+  call->tag_ = next_tag_++;
+  {
+    absl::MutexLock l(&c->mu);
+    if (!c->dead) {
+      c->pending[call->tag_] = call;
+    } else {
+      error = absl::UnavailableError(absl::StrFormat("node %s: connection lost", address_));
+    }
+  }
+  if (!error.ok()) {
+    WireConn::Complete(call, error);
+    return;
+  }
+  Header h;
+  h.method = call->method;
+  h.tag = call->tag_;
+  h.meta_len = static_cast<uint32_t>(call->meta.size());
+  h.data_len = static_cast<uint32_t>(call->data_len);
+  char hdr[kHeaderBytes];
+  EncodeHeader(h, hdr);
+  struct iovec iov[3] = {{hdr, kHeaderBytes},
+                         {call->meta.data(), call->meta.size()},
+                         {const_cast<char*>(call->data), call->data_len}};
+  absl::Status s;
+  {
+    absl::MutexLock l(&c->send_mu);
+    s = WriteAll(c->fd, iov, 3);
+  }
+  // The reader sees the broken connection and fails every call on it, this one too.
+  if (!s.ok()) shutdown(c->fd, SHUT_RDWR);
+}
+
+}  // namespace ukai::wire

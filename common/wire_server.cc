@@ -1,0 +1,148 @@
+#include "common/wire_server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/log.h"
+#include "common/wire_format.h"
+#include "common/wire_socket.h"
+
+namespace ukai::wire {
+
+struct WireServer::Conn {
+  explicit Conn(int f) : fd(f), in(f) {}
+  ~Conn() { close(fd); }
+  const int fd;
+  BufferedReader in;  // used by the connection's thread only
+  std::thread thread;
+  std::atomic<bool> done{false};
+  absl::Mutex write_mu;  // one reply at a time on the socket
+};
+
+namespace {
+absl::Status Take(BufferedReader* in, size_t n, std::string* out) {
+  out->resize(n);
+  return in->Take(n, out->data());
+}
+}  // namespace
+
+WireServer::~WireServer() { Shutdown(); }
+
+absl::Status WireServer::Start(const std::string& address) {
+  auto fd = ListenTcp(address, &port_);
+  if (!fd.ok()) return fd.status();
+  listen_fd_ = *fd;
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+  return absl::OkStatus();
+}
+
+void WireServer::AcceptLoop() {
+  while (true) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
+        if (errno == EMFILE || errno == ENFILE) usleep(10000);
+        continue;
+      }
+      return;  // shut down
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    auto c = std::make_shared<Conn>(fd);
+    absl::MutexLock l(&mu_);
+    if (stopping_) return;  // c closes fd
+    // Reap connections that ended, so a long-lived server does not pile them up.
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      if ((*it)->done) {
+        (*it)->thread.join();
+        it = conns_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    c->thread = std::thread([this, c] { Serve(c); });
+    conns_.push_back(std::move(c));
+  }
+}
+
+void WireServer::Serve(std::shared_ptr<Conn> c) {
+  std::string meta, data, reply;
+  while (true) {
+    absl::Status s = c->in.Fill(kHeaderBytes);
+    if (!s.ok()) break;
+    Header h;
+    if (!DecodeHeader(c->in.data(), &h)) {
+      LOG_WARN("block I/O connection: malformed frame; closing it");
+      break;
+    }
+    c->in.Skip(kHeaderBytes);
+    if (!Take(&c->in, h.meta_len, &meta).ok() || !Take(&c->in, h.data_len, &data).ok()) break;
+    if (handler_->Slow(h.method)) {
+      absl::MutexLock l(&mu_);
+      if (stopping_) break;
+      ++slow_running_;
+      std::thread(&WireServer::RunSlow, this, c, h.tag, h.method, meta, data).detach();
+      continue;
+    }
+    reply.clear();
+    s = handler_->Handle(h.method, meta, data, &reply);
+    Reply(c.get(), h.tag, h.method, s, reply);
+  }
+  shutdown(c->fd, SHUT_RDWR);
+  c->done = true;
+}
+
+void WireServer::RunSlow(std::shared_ptr<Conn> c, uint64_t tag, uint16_t method,
+                         std::string meta, std::string data) {
+  std::string reply;
+  absl::Status s = handler_->Handle(method, meta, data, &reply);
+  Reply(c.get(), tag, method, s, reply);
+  c.reset();
+  absl::MutexLock l(&mu_);
+  --slow_running_;
+}
+
+void WireServer::Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Status& s,
+                       const std::string& data) {
+  Header h;
+  h.method = method;
+  h.status = static_cast<uint16_t>(s.code());
+  h.tag = tag;
+  absl::string_view msg = s.message().substr(0, kMaxMetaBytes);
+  h.meta_len = static_cast<uint32_t>(msg.size());
+  h.data_len = s.ok() ? static_cast<uint32_t>(data.size()) : 0;
+  char hdr[kHeaderBytes];
+  EncodeHeader(h, hdr);
+  struct iovec iov[3] = {{hdr, kHeaderBytes},
+                         {const_cast<char*>(msg.data()), msg.size()},
+                         {const_cast<char*>(data.data()), h.data_len}};
+  absl::MutexLock l(&c->write_mu);
+  // A failed send means the client is gone; its reader ends the connection.
+  (void)WriteAll(c->fd, iov, 3);
+}
+
+void WireServer::Shutdown() {
+  std::list<std::shared_ptr<Conn>> conns;
+  {
+    absl::MutexLock l(&mu_);
+    if (stopping_ || listen_fd_ < 0) return;
+    stopping_ = true;
+    conns.swap(conns_);
+  }
+  shutdown(listen_fd_, SHUT_RDWR);
+  acceptor_.join();
+  close(listen_fd_);
+  for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
+  for (auto& c : conns) c->thread.join();
+  absl::MutexLock l(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* n) { return *n == 0; }, &slow_running_));
+}
+
+}  // namespace ukai::wire

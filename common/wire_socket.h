@@ -1,0 +1,56 @@
+// Socket helpers shared by the wire client and server (internal to common/):
+// address parsing, listen, connect with a time limit, and whole-buffer reads
+// and writes that survive partial transfers and EINTR.
+#ifndef UKAI_COMMON_WIRE_SOCKET_H_
+#define UKAI_COMMON_WIRE_SOCKET_H_
+
+#include <sys/uio.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace ukai::wire {
+
+// "host:port" (host may be a name or an IPv4 address; port 0 picks one).
+// Returns a listening, close-on-exec socket; `*port` gets the bound port.
+absl::StatusOr<int> ListenTcp(const std::string& address, int* port);
+// Connects within `timeout`; UNAVAILABLE naming the address otherwise. The
+// socket is blocking, TCP_NODELAY, with send calls limited to `send_timeout`.
+absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeout,
+                               absl::Duration send_timeout);
+// Writes every byte of `iov` (modified in place). UNAVAILABLE on any error.
+absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt);
+// Reads exactly `n` bytes. Waits at most until `deadline` (InfiniteFuture:
+// no limit) for each chunk. OUT_OF_RANGE on a clean end of stream before the
+// first byte, DEADLINE_EXCEEDED on time, UNAVAILABLE otherwise.
+absl::Status ReadFull(int fd, char* buf, size_t n, absl::Time deadline);
+// Reads frames from a socket through one buffer: many small frames per recv
+// call, and large payloads received straight into their destination.
+// Not thread-safe; one reader thread owns it.
+class BufferedReader {
+ public:
+  explicit BufferedReader(int fd, size_t capacity = 256 << 10) : fd_(fd), buf_(capacity) {}
+  // Makes at least `n` (<= capacity) unconsumed bytes available at data().
+  // OUT_OF_RANGE on a clean close with nothing buffered, UNAVAILABLE otherwise.
+  absl::Status Fill(size_t n);
+  const char* data() const { return buf_.data() + pos_; }
+  void Skip(size_t n) { pos_ += n; }
+  // Moves the next `n` bytes to `out` (nullptr: discards them).
+  absl::Status Take(size_t n, char* out);
+
+ private:
+  const int fd_;
+  std::vector<char> buf_;
+  size_t pos_ = 0, end_ = 0;  // unconsumed bytes: [pos_, end_)
+};
+
+// "host:port" with the port replaced.
+std::string WithPort(const std::string& address, int port);
+
+}  // namespace ukai::wire
+
+#endif  // UKAI_COMMON_WIRE_SOCKET_H_

@@ -1,0 +1,248 @@
+// The block I/O transport on loopback: pipelined round trips, error codes,
+// slow methods, deadlines, a server that goes away and comes back, and
+// malformed frames.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/wire_client.h"
+#include "common/wire_format.h"
+#include "common/wire_server.h"
+#include "common/wire_socket.h"
+#include "gtest/gtest.h"
+
+namespace ukai::wire {
+namespace {
+
+constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 4;
+
+// Echo: the reply's data is meta + data. kFail answers NOT_FOUND with the
+// meta as message. kSlow and kBlock wait for `release`.
+class TestHandler : public WireHandler {
+ public:
+  absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
+                      std::string* reply) override {
+    if (method == kFail) return absl::NotFoundError(meta);
+    if (method == kSlow || method == kBlock) release.WaitForNotification();
+    reply->append(meta.data(), meta.size());
+    reply->append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  bool Slow(uint16_t method) const override { return method == kSlow; }
+  absl::Notification release;
+};
+
+struct Rig {
+  TestHandler handler;
+  std::unique_ptr<WireServer> server;
+  int port = 0;
+  void Start(int want_port = 0) {
+    server = std::make_unique<WireServer>(&handler);
+    ASSERT_TRUE(server->Start("127.0.0.1:" + std::to_string(want_port)).ok());
+    port = server->port();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port); }
+};
+
+absl::Time In(int ms) { return absl::Now() + absl::Milliseconds(ms); }
+
+TEST(Wire, PipelinedRoundTripsFromManyThreads) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        std::string payload(1 + (i * 977 + t) % 70000, static_cast<char>('a' + t));
+        std::string out(payload.size() + 64, '\0');
+        WireCall call;
+        call.method = kEcho;
+        call.meta = "m" + std::to_string(t) + ":" + std::to_string(i);
+        call.data = payload.data();
+        call.data_len = payload.size();
+        call.out = out.data();
+        call.out_cap = out.size();
+        WireWaiter w;
+        client.Start(&call, &w);
+        w.WaitAll(In(5000));
+        if (call.status.ok() && out.substr(0, call.out_len) == call.meta + payload) ++good;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good, 8 * 200);
+}
+
+TEST(Wire, ErrorsKeepTheirCodeAndMessage) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  WireCall call;
+  call.method = kFail;
+  call.meta = "disk 7: no such disk";
+  WireWaiter w;
+  client.Start(&call, &w);
+  w.WaitAll(In(5000));
+  EXPECT_TRUE(absl::IsNotFound(call.status)) << call.status;
+  EXPECT_EQ(call.status.message(), "disk 7: no such disk");
+}
+
+TEST(Wire, SlowMethodDoesNotHoldUpTheConnection) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  char out1[16], out2[16];
+  WireCall slow, fast;
+  slow.method = kSlow;
+  slow.meta = "slow";
+  slow.out = out1;
+  slow.out_cap = sizeof(out1);
+  fast.method = kEcho;
+  fast.meta = "fast";
+  fast.out = out2;
+  fast.out_cap = sizeof(out2);
+  WireWaiter ws, wf;
+  client.Start(&slow, &ws);
+  client.Start(&fast, &wf);
+  wf.WaitAll(In(5000));
+  EXPECT_TRUE(fast.status.ok()) << fast.status;
+  rig.handler.release.Notify();
+  ws.WaitAll(In(5000));
+  EXPECT_TRUE(slow.status.ok()) << slow.status;
+  EXPECT_EQ(std::string(out1, slow.out_len), "slow");
+}
+
+TEST(Wire, DeadlineCancelsAndTheClientStaysUsable) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  WireCall stuck;
+  stuck.method = kBlock;
+  WireWaiter w;
+  absl::Time start = absl::Now();
+  client.Start(&stuck, &w);
+  w.WaitAll(In(200));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(stuck.status)) << stuck.status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  rig.handler.release.Notify();  // its late reply is dropped
+  char out[8];
+  WireCall next;
+  next.method = kEcho;
+  next.meta = "ok";
+  next.out = out;
+  next.out_cap = sizeof(out);
+  WireWaiter w2;
+  client.Start(&next, &w2);
+  w2.WaitAll(In(5000));
+  EXPECT_TRUE(next.status.ok()) << next.status;
+  EXPECT_EQ(std::string(out, next.out_len), "ok");
+}
+
+TEST(Wire, ServerGoneFailsCallsThenReconnects) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  WireCall stuck;
+  stuck.method = kBlock;
+  WireWaiter w;
+  client.Start(&stuck, &w);
+  std::thread stopper([&] {
+    absl::SleepFor(absl::Milliseconds(100));
+    rig.handler.release.Notify();  // lets the server's thread end
+    rig.server->Shutdown();
+  });
+  w.WaitAll(In(5000));
+  stopper.join();
+  // Either the reply made it out before the close, or the call failed as
+  // UNAVAILABLE; never a hang or another code.
+  EXPECT_TRUE(stuck.status.ok() || absl::IsUnavailable(stuck.status)) << stuck.status;
+
+  WireCall refused;
+  refused.method = kEcho;
+  WireWaiter w2;
+  client.Start(&refused, &w2);
+  w2.WaitAll(In(5000));
+  EXPECT_TRUE(absl::IsUnavailable(refused.status)) << refused.status;
+  EXPECT_NE(refused.status.message().find(rig.address()), std::string::npos);
+
+  Rig again;
+  again.Start(rig.port);
+  char out[8];
+  WireCall back;
+  back.method = kEcho;
+  back.meta = "back";
+  back.out = out;
+  back.out_cap = sizeof(out);
+  WireWaiter w3;
+  client.Start(&back, &w3);
+  w3.WaitAll(In(5000));
+  EXPECT_TRUE(back.status.ok()) << back.status;
+}
+
+TEST(Wire, ReplyLargerThanTheBufferIsAnErrorNotAnOverflow) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  char out[4] = {'x', 'x', 'x', 'x'};
+  WireCall call;
+  call.method = kEcho;
+  call.meta = "too long";
+  call.out = out;
+  call.out_cap = 2;
+  WireWaiter w;
+  client.Start(&call, &w);
+  w.WaitAll(In(5000));
+  EXPECT_TRUE(absl::IsInternal(call.status)) << call.status;
+  EXPECT_EQ(std::string(out, 4), "xxxx");
+}
+
+TEST(Wire, MalformedFrameClosesOnlyThatConnection) {
+  Rig rig;
+  rig.Start();
+  auto fd = ConnectTcp(rig.address(), absl::Seconds(1), absl::Seconds(1));
+  ASSERT_TRUE(fd.ok());
+  char junk[kHeaderBytes];
+  memset(junk, 0x5a, sizeof(junk));
+  ASSERT_EQ(write(*fd, junk, sizeof(junk)), static_cast<ssize_t>(sizeof(junk)));
+  char c;
+  EXPECT_EQ(read(*fd, &c, 1), 0);  // closed by the server
+  close(*fd);
+  WireClient client(rig.address());
+  char out[8];
+  WireCall call;
+  call.method = kEcho;
+  call.meta = "fine";
+  call.out = out;
+  call.out_cap = sizeof(out);
+  WireWaiter w;
+  client.Start(&call, &w);
+  w.WaitAll(In(5000));
+  EXPECT_TRUE(call.status.ok()) << call.status;
+}
+
+TEST(Wire, HeaderRoundTripsAndRejectsOversizedLengths) {
+  Header h;
+  h.method = kWrite;
+  h.status = 5;
+  h.tag = 0x0102030405060708ull;
+  h.meta_len = 17;
+  h.data_len = 4096;
+  char buf[kHeaderBytes];
+  EncodeHeader(h, buf);
+  Header back;
+  ASSERT_TRUE(DecodeHeader(buf, &back));
+  EXPECT_EQ(back.tag, h.tag);
+  EXPECT_EQ(back.data_len, 4096u);
+  h.data_len = kMaxDataBytes + 1;
+  EncodeHeader(h, buf);
+  EXPECT_FALSE(DecodeHeader(buf, &back));
+}
+
+}  // namespace
+}  // namespace ukai::wire
