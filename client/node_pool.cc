@@ -51,9 +51,10 @@ absl::Status NodePool::Reload() {
   for (auto& info : infos) {
     Node& n = nodes_[info.id()];
     if (!n.stub || n.info.address() != info.address()) {
-      auto channel = channels_(info.address());
-      n.stub = pb::NodeData::NewStub(channel);
-      n.generic = std::make_unique<grpc::GenericStub>(channel);
+      n.stub = pb::NodeData::NewStub(channels_(info.address()));
+    }
+    if (!info.io_address().empty() && (!n.io || n.io->address() != info.io_address())) {
+      n.io = std::make_shared<wire::WireClient>(info.io_address());
     }
     n.info = std::move(info);
     n.live = live.count(n.info.id()) > 0;
@@ -97,11 +98,14 @@ absl::StatusOr<pb::NodeData::Stub*> NodePool::Stub(const std::string& id) {
   return it->second.stub.get();
 }
 
-absl::StatusOr<grpc::GenericStub*> NodePool::Generic(const std::string& id) {
+absl::StatusOr<std::shared_ptr<wire::WireClient>> NodePool::Io(const std::string& id) {
   absl::MutexLock l(&mu_);
   auto it = nodes_.find(id);
   if (it == nodes_.end()) return absl::NotFoundError("unknown node '" + id + "'");
-  return it->second.generic.get();
+  if (!it->second.io) {
+    return absl::UnavailableError("node '" + id + "' publishes no block I/O address");
+  }
+  return it->second.io;
 }
 
 std::vector<std::string> NodePool::ReadOrder(std::vector<std::string> ids) {

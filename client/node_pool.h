@@ -1,5 +1,6 @@
-// NodePool (internal to libukai): the nodes of the cluster, a channel to each,
-// liveness from ZooKeeper and round-trip time measured by a pinger thread.
+// NodePool (internal to libukai): the nodes of the cluster, a gRPC channel
+// and a block I/O connection to each, liveness from ZooKeeper and round-trip
+// time measured by a pinger thread.
 // Orders replicas for reads: same site first, then lowest RTT. Thread-safe.
 #ifndef UKAI_CLIENT_NODE_POOL_H_
 #define UKAI_CLIENT_NODE_POOL_H_
@@ -16,8 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/lifetime.h"
 #include "meta/catalog.h"
-#include <grpcpp/generic/generic_stub.h>
-
+#include "common/wire_client.h"
 #include "ukai.grpc.pb.h"
 
 namespace ukai::client {
@@ -35,9 +35,10 @@ class NodePool {
   absl::Status Start();
   // The stub of node `id`, or NOT_FOUND naming it.
   absl::StatusOr<pb::NodeData::Stub*> Stub(const std::string& id);
-  // A generic stub on the same channel, for requests serialized once and
-  // sent to several nodes.
-  absl::StatusOr<grpc::GenericStub*> Generic(const std::string& id);
+  // The block I/O client of node `id` (shared: it stays valid while the
+  // caller holds it, even if the node moves). NOT_FOUND naming the node, or
+  // UNAVAILABLE when the node publishes no block I/O address.
+  absl::StatusOr<std::shared_ptr<wire::WireClient>> Io(const std::string& id);
   // `ids` ordered for reading: same site first, then measured RTT.
   std::vector<std::string> ReadOrder(std::vector<std::string> ids);
   std::vector<pb::NodeInfo> LiveNodes();
@@ -49,7 +50,7 @@ class NodePool {
     bool live = false;
     double rtt_us = 1e6;  // unknown until measured
     std::unique_ptr<pb::NodeData::Stub> stub;
-    std::unique_ptr<grpc::GenericStub> generic;
+    std::shared_ptr<wire::WireClient> io;
   };
   absl::Status WatchLive();
   absl::Status WatchNodes();

@@ -1,30 +1,33 @@
 #include "client/volume_impl.h"
-#include <grpcpp/support/proto_buffer_writer.h>
-
-#include "client/parallel_rpc.h"
 
 #include <cstring>
+#include <deque>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/grpc_status.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/wire_client.h"
+#include "common/wire_format.h"
 #include "meta/placement.h"
 
 namespace ukai::client {
 namespace {
 
 constexpr int kMaxAttempts = 8;
-// The full name gRPC routes NodeData.Write by (package.Service/Method).
-const char kWriteMethod[] = "/ukai.pb.NodeData/Write";
 
 bool IsStaleLayout(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
 bool IsFenced(const absl::Status& s) { return absl::IsPermissionDenied(s); }
 
-std::chrono::system_clock::time_point Deadline(int ms) {
-  return std::chrono::system_clock::now() + std::chrono::milliseconds(ms);
-}
+absl::Time Deadline(int ms) { return absl::Now() + absl::Milliseconds(ms); }
+
+// One block I/O call to one node, kept with the client it went through.
+struct NodeCall {
+  std::string node;
+  std::shared_ptr<wire::WireClient> io;
+  wire::WireCall call;
+};
 
 // Calls `fn(segment_block, offset_in_block, length, position_in_buffer)` for
 // each block-sized piece of [offset, offset+len).
@@ -189,9 +192,9 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
     }
     bool stale_layout = false;
     for (const std::string& node : pool_->ReadOrder(std::move(clean))) {
-      auto stub = pool_->Stub(node);
-      if (!stub.ok()) {
-        last = stub.status();
+      auto io = pool_->Io(node);
+      if (!io.ok()) {
+        last = io.status();
         continue;
       }
       pb::ReadRequest req;
@@ -200,14 +203,18 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
       req.set_generation(ref.ptr().generation());
       req.set_offset(off);
       req.set_length(len);
-      pb::ReadResponse resp;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(Deadline(opts_->rpc_timeout_ms));
-      absl::Status s = FromGrpc((*stub)->Read(&ctx, req, &resp));
-      if (s.ok() && resp.data().size() == len) {
-        memcpy(out, resp.data().data(), len);
-        return absl::OkStatus();
-      }
+      // The reply's bytes land in `out` directly; a failed replica's partial
+      // bytes are overwritten by the next one.
+      wire::WireCall call;
+      call.method = wire::kRead;
+      call.meta = req.SerializeAsString();
+      call.out = out;
+      call.out_cap = len;
+      wire::WireWaiter waiter;
+      (*io)->Start(&call, &waiter);
+      waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
+      absl::Status s = call.status;
+      if (s.ok() && call.out_len == len) return absl::OkStatus();
       if (s.ok()) s = absl::DataLossError("short read");
       if (IsStaleLayout(s)) {
         stale_layout = true;
@@ -236,55 +243,60 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
-    // The request is the same for every replica: serialize it once and send
-    // the same (reference-counted) buffer to all of them.
+    // The request is the same for every replica: its header is serialized
+    // once, and each send takes the data straight from the caller's buffer.
     pb::WriteRequest req;
     *req.mutable_hdr() = Header(ref.layout_version, epoch);
     req.set_block(block);
     req.set_generation(ref.ptr().generation());
     req.set_offset(off);
-    req.set_data(data, len);
-    grpc::ByteBuffer payload;
-    bool own_buffer;
-    if (!grpc::GenericSerialize<grpc::ProtoBufferWriter, pb::WriteRequest>(req, &payload,
-                                                                            &own_buffer)
-             .ok()) {
-      return absl::InternalError("cannot serialize a write request");
-    }
-    ParallelUnary<grpc::GenericStub, grpc::ByteBuffer, grpc::ByteBuffer> rpcs;
+    const std::string meta = req.SerializeAsString();
+    std::deque<NodeCall> calls;  // stable addresses while in flight
+    std::vector<std::string> failed;
+    absl::Status last;
     for (const auto& r : ref.ptr().replicas()) {
       if (r.state() == pb::STALE) continue;
-      auto stub = pool_->Generic(r.node());
-      if (stub.ok()) rpcs.Add(r.node(), *stub, opts_->rpc_timeout_ms);
+      auto io = pool_->Io(r.node());
+      if (!io.ok()) {  // a node that vanished from the catalog fails like a dead one
+        failed.push_back(r.node());
+        last = io.status();
+        continue;
+      }
+      calls.push_back(NodeCall{r.node(), *io, {}});
+      wire::WireCall& c = calls.back().call;
+      c.method = wire::kWrite;
+      c.meta = meta;
+      c.data = data;
+      c.data_len = len;
     }
-    if (rpcs.empty()) {
+    if (calls.empty() && failed.empty()) {
       return absl::UnavailableError(
           absl::StrFormat("disk %d block %d: no writable replica", id_, block));
     }
-    rpcs.Run([&](auto& c, grpc::CompletionQueue* cq) {
-      return c.stub->PrepareUnaryCall(&c.ctx, kWriteMethod, payload, cq);
-    });
-    auto& calls = rpcs.calls();
+    wire::WireWaiter waiter;
+    for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
+    waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
 
-    std::vector<std::string> ok, failed;
+    std::vector<std::string> ok;
     bool stale_layout = false;
-    absl::Status last;
-    for (auto& c : calls) {
-      if (c.status.ok()) {
-        ok.push_back(c.node);
-      } else if (IsStaleLayout(c.status)) {
+    for (auto& nc : calls) {
+      const std::string& node = nc.node;
+      const absl::Status& status = nc.call.status;
+      if (status.ok()) {
+        ok.push_back(node);
+      } else if (IsStaleLayout(status)) {
         stale_layout = true;
-      } else if (IsFenced(c.status)) {
+      } else if (IsFenced(status)) {
         absl::MutexLock l(&writer_mu_);
         fenced_ = true;
-        LOG_WARN("disk %d: %s", id_, c.status.ToString());
-        return absl::PermissionDeniedError(std::string(c.status.message()));
-      } else if (absl::IsNotFound(c.status) || absl::IsOutOfRange(c.status) ||
-                 absl::IsInvalidArgument(c.status)) {
-        return c.status;  // the disk is gone or shrank under us: nothing to retry
+        LOG_WARN("disk %d: %s", id_, status.ToString());
+        return absl::PermissionDeniedError(std::string(status.message()));
+      } else if (absl::IsNotFound(status) || absl::IsOutOfRange(status) ||
+                 absl::IsInvalidArgument(status)) {
+        return status;  // the disk is gone or shrank under us: nothing to retry
       } else {
-        failed.push_back(c.node);
-        last = Annotate(c.status, "replica " + c.node);
+        failed.push_back(node);
+        last = Annotate(status, "replica " + node);
       }
     }
     {
@@ -326,21 +338,25 @@ absl::Status VolumeImpl::Flush() {
     dirty.swap(dirty_);
   }
   if (dirty.empty()) return absl::OkStatus();
-  ParallelUnary<pb::NodeData::Stub, pb::FlushRequest, pb::FlushResponse> rpcs;
+  std::deque<NodeCall> calls;
   std::set<std::string> failed;
   for (const auto& [node, blocks] : dirty) {
-    auto stub = pool_->Stub(node);
-    if (stub.ok()) {
-      rpcs.Add(node, *stub, opts_->rpc_timeout_ms * 2);
+    auto io = pool_->Io(node);
+    if (io.ok()) {
+      calls.push_back(NodeCall{node, *io, {}});
+      calls.back().call.method = wire::kFlush;
     } else {
       failed.insert(node);
     }
   }
-  rpcs.Run([&](auto& c, grpc::CompletionQueue* cq) {
-    return c.stub->PrepareAsyncFlush(&c.ctx, c.req, cq);
-  });
-  for (auto& c : rpcs.calls()) {
-    if (!c.status.ok()) failed.insert(c.node);
+  wire::WireWaiter waiter;
+  for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
+  waiter.WaitAll(Deadline(opts_->rpc_timeout_ms * 2));
+  for (auto& nc : calls) {
+    if (!nc.call.status.ok()) {
+      LOG_WARN("disk %d: flush on %s: %s", id_, nc.node, nc.call.status.ToString());
+      failed.insert(nc.node);
+    }
   }
   // A replica that could not flush may lose writes it acknowledged: unless it
   // is a block's last good copy, it becomes stale for every block written to

@@ -1,6 +1,7 @@
 // libukai's data path against real node services on in-memory stores:
-// MemMetaStore for ZooKeeper, MemPageStore for RocksDB, in-process gRPC
-// channels for the network. No sockets, no mount, no sleeps.
+// MemMetaStore for ZooKeeper, MemPageStore for RocksDB, the block I/O
+// transport on loopback and in-process gRPC channels for the rest. No mount,
+// no sleeps.
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
@@ -9,7 +10,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/cluster_internal.h"
+#include "common/wire_server.h"
 #include "meta/catalog.h"
+#include "node/block_io.h"
 #include "node/data_service.h"
 #include "node/disk_registry.h"
 
@@ -28,9 +31,6 @@ class GatedService final : public pb::NodeData::Service {
     if (dead) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "node down");          \
     return real_->Method(c, q, r);                                                      \
   }
-  UKAI_GATE(Write, WriteRequest, WriteResponse)
-  UKAI_GATE(Read, ReadRequest, ReadResponse)
-  UKAI_GATE(Flush, FlushRequest, FlushResponse)
   UKAI_GATE(Ping, PingRequest, PingResponse)
   UKAI_GATE(Stat, StatRequest, StatResponse)
   UKAI_GATE(DropDisk, DropDiskRequest, DropDiskResponse)
@@ -52,6 +52,10 @@ struct TestNode {
     info.set_id(id);
     info.set_site(site);
     info.set_address("inproc:" + id);
+    io = std::make_unique<node::BlockIo>(registry.get(), store.get());
+    io_server = std::make_unique<wire::WireServer>(io.get());
+    EXPECT_TRUE(io_server->Start("127.0.0.1:0").ok());
+    info.set_io_address("127.0.0.1:" + std::to_string(io_server->port()));
     service = std::make_unique<node::DataService>(info, registry.get(), store.get());
     gate = std::make_unique<GatedService>(service.get());
     grpc::ServerBuilder b;
@@ -61,10 +65,14 @@ struct TestNode {
     EXPECT_TRUE(catalog->RegisterNode(info, pb::NodeLive()).ok());
     EXPECT_TRUE(registry->Start().ok());
   }
-  ~TestNode() { server->Shutdown(); }
+  ~TestNode() {
+    io_server->Shutdown();
+    server->Shutdown();
+  }
   // Like kill -9: the node stops answering and its liveness record goes.
   void Kill() {
     gate->dead = true;
+    io_server->Shutdown();
     (void)meta->Delete("/ukai/live/" + info.id());
   }
   std::string Stored(uint64_t disk, uint64_t block, uint32_t off, uint32_t len) {
@@ -79,6 +87,8 @@ struct TestNode {
   node::MemPageStore* pages;
   std::unique_ptr<node::BlockStore> store;
   std::unique_ptr<node::DiskRegistry> registry;
+  std::unique_ptr<node::BlockIo> io;
+  std::unique_ptr<wire::WireServer> io_server;
   std::unique_ptr<node::DataService> service;
   std::unique_ptr<GatedService> gate;
   std::unique_ptr<grpc::Server> server;

@@ -1,15 +1,18 @@
 // The node answers every malformed or out-of-date request with an error code,
 // never a crash, and keeps serving.
-#include "node/data_service.h"
+#include "node/block_io.h"
 
 #include <gtest/gtest.h>
+
+#include "common/wire_format.h"
+#include "node/data_service.h"
 
 #include "meta/mem_cluster_testing.h"
 
 namespace ukai::node {
 namespace {
 
-class DataServiceTest : public ::testing::Test {
+class BlockIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(mc_.ok);
@@ -19,6 +22,7 @@ class DataServiceTest : public ::testing::Test {
     pb::NodeInfo self;
     self.set_id("n1");
     svc_ = std::make_unique<DataService>(self, reg_.get(), store_.get());
+    io_ = std::make_unique<BlockIo>(reg_.get(), store_.get());
     spec_ = *mc_.CreateDisk("d", 10 << 20);  // 2.5 blocks of 4 MiB
     epoch_ = *mc_.catalog.TakeWriterEpoch(spec_.id(), "h", "a");
   }
@@ -29,62 +33,83 @@ class DataServiceTest : public ::testing::Test {
     w.mutable_hdr()->set_epoch(epoch_);
     w.set_block(block);
     w.set_offset(off);
-    w.set_data(std::string(len, 'w'));
+    len_ = len;
     return w;
   }
-  grpc::StatusCode Write(const pb::WriteRequest& w) {
-    grpc::ServerContext ctx;
-    pb::WriteResponse r;
-    return svc_->Write(&ctx, &w, &r).error_code();
+  absl::StatusCode Write(const pb::WriteRequest& w) {
+    return io_->Write(w, std::string(len_, 'w')).code();
   }
-  grpc::StatusCode Read(uint64_t disk, uint64_t block, uint32_t off, uint32_t len) {
+  absl::StatusCode Read(uint64_t disk, uint64_t block, uint32_t off, uint32_t len) {
     pb::ReadRequest q;
     q.mutable_hdr()->set_disk_id(disk);
     q.mutable_hdr()->set_layout_version(spec_.layout_version());
     q.set_block(block);
     q.set_offset(off);
     q.set_length(len);
-    grpc::ServerContext ctx;
-    pb::ReadResponse r;
-    return svc_->Read(&ctx, &q, &r).error_code();
+    std::string out;
+    absl::Status s = io_->Read(q, &out);
+    if (s.ok()) {
+      EXPECT_EQ(out.size(), len);
+    }
+    return s.code();
   }
 
   meta::MemCluster mc_;
   std::unique_ptr<BlockStore> store_;
   std::unique_ptr<DiskRegistry> reg_;
   std::unique_ptr<DataService> svc_;
+  std::unique_ptr<BlockIo> io_;
+  size_t len_ = 0;
   pb::DiskSpec spec_;
   uint64_t epoch_ = 0;
 };
 
-TEST_F(DataServiceTest, RejectsMalformedRequestsAndKeepsServing) {
-  using grpc::StatusCode;
-  EXPECT_EQ(Write(W(0, 0, 4096)), StatusCode::OK);
-  EXPECT_EQ(Write(W(0, 0, 0)), StatusCode::INVALID_ARGUMENT);                // empty
-  EXPECT_EQ(Write(W(0, (4 << 20) - 10, 20)), StatusCode::INVALID_ARGUMENT);  // crosses the block
-  EXPECT_EQ(Write(W(0, 5 << 20, 1)), StatusCode::INVALID_ARGUMENT);          // offset past the block
-  EXPECT_EQ(Write(W(2, 2 << 20, 1)), StatusCode::OUT_OF_RANGE);              // past the disk
-  EXPECT_EQ(Write(W(99, 0, 1)), StatusCode::OUT_OF_RANGE);                   // no such block
-  EXPECT_EQ(Write(W(0, 0, (4 << 20) + 1)), StatusCode::INVALID_ARGUMENT);    // more than a block
+TEST_F(BlockIoTest, RejectsMalformedRequestsAndKeepsServing) {
+  using absl::StatusCode;
+  EXPECT_EQ(Write(W(0, 0, 4096)), StatusCode::kOk);
+  EXPECT_EQ(Write(W(0, 0, 0)), StatusCode::kInvalidArgument);                // empty
+  EXPECT_EQ(Write(W(0, (4 << 20) - 10, 20)), StatusCode::kInvalidArgument);  // crosses the block
+  EXPECT_EQ(Write(W(0, 5 << 20, 1)), StatusCode::kInvalidArgument);          // offset past the block
+  EXPECT_EQ(Write(W(2, 2 << 20, 1)), StatusCode::kOutOfRange);              // past the disk
+  EXPECT_EQ(Write(W(99, 0, 1)), StatusCode::kOutOfRange);                   // no such block
+  EXPECT_EQ(Write(W(0, 0, (4 << 20) + 1)), StatusCode::kInvalidArgument);    // more than a block
   auto unknown = W(0, 0, 1);
   unknown.mutable_hdr()->set_disk_id(777);
-  EXPECT_EQ(Write(unknown), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Write(unknown), StatusCode::kNotFound);
   auto no_epoch = W(0, 0, 1);
   no_epoch.mutable_hdr()->set_epoch(0);
-  EXPECT_EQ(Write(no_epoch), StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Write(no_epoch), StatusCode::kPermissionDenied);
   auto old_layout = W(0, 0, 1);
   old_layout.mutable_hdr()->set_layout_version(0);
-  EXPECT_EQ(Write(old_layout), StatusCode::FAILED_PRECONDITION);
-  EXPECT_EQ(Read(spec_.id(), 0, 0, 0), StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Read(spec_.id(), 3, 0, 512), StatusCode::OUT_OF_RANGE);
-  EXPECT_EQ(Read(spec_.id(), 0, UINT32_MAX, UINT32_MAX), StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Read(12345, 0, 0, 512), StatusCode::NOT_FOUND);
+  EXPECT_EQ(Write(old_layout), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Read(spec_.id(), 0, 0, 0), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Read(spec_.id(), 3, 0, 512), StatusCode::kOutOfRange);
+  EXPECT_EQ(Read(spec_.id(), 0, UINT32_MAX, UINT32_MAX), StatusCode::kInvalidArgument);
+  EXPECT_EQ(Read(12345, 0, 0, 512), StatusCode::kNotFound);
   // Still serving, and the rejected requests changed nothing.
-  EXPECT_EQ(Read(spec_.id(), 0, 0, 4096), StatusCode::OK);
+  EXPECT_EQ(Read(spec_.id(), 0, 0, 4096), StatusCode::kOk);
   EXPECT_EQ((*store_->DiskBytes())[spec_.id()], 4096u);
 }
 
-TEST_F(DataServiceTest, DropDiskRefusesADiskThatStillExists) {
+TEST_F(BlockIoTest, TransportFramesAreDecodedAndBadOnesRefused) {
+  pb::WriteRequest w = W(0, 8192, 4096);
+  std::string reply;
+  EXPECT_TRUE(io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply).ok());
+  pb::ReadRequest q;
+  q.mutable_hdr()->set_disk_id(spec_.id());
+  q.mutable_hdr()->set_layout_version(spec_.layout_version());
+  q.set_offset(8192);
+  q.set_length(4096);
+  ASSERT_TRUE(io_->Handle(wire::kRead, q.SerializeAsString(), "", &reply).ok());
+  EXPECT_EQ(reply, std::string(4096, 'z'));
+  EXPECT_TRUE(io_->Handle(wire::kFlush, "", "", &reply).ok());
+  EXPECT_TRUE(io_->Slow(wire::kFlush));
+  EXPECT_FALSE(io_->Slow(wire::kWrite));
+  EXPECT_TRUE(absl::IsInvalidArgument(io_->Handle(wire::kWrite, "\xff\xff\xff", "x", &reply)));
+  EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(99, "", "", &reply)));
+}
+
+TEST_F(BlockIoTest, DropDiskRefusesADiskThatStillExists) {
   grpc::ServerContext ctx;
   pb::DropDiskRequest q;
   q.set_disk_id(spec_.id());

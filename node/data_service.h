@@ -1,5 +1,5 @@
-// The NodeData gRPC service: block reads and writes admitted by the
-// DiskRegistry and checked against the disk's geometry, flush, and stats.
+// The NodeData gRPC service: liveness pings, stats and dropping a deleted
+// disk's data. (Block reads and writes: BlockIo, on their own transport.)
 // Thread-safe; handlers run on gRPC's thread pool.
 #ifndef UKAI_NODE_DATA_SERVICE_H_
 #define UKAI_NODE_DATA_SERVICE_H_
@@ -15,9 +15,6 @@ class DataService final : public pb::NodeData::Service {
   DataService(pb::NodeInfo self, DiskRegistry* disks, BlockStore* store)
       : self_(std::move(self)), disks_(disks), store_(store) {}
 
-  grpc::Status Write(grpc::ServerContext*, const pb::WriteRequest*, pb::WriteResponse*) override;
-  grpc::Status Read(grpc::ServerContext*, const pb::ReadRequest*, pb::ReadResponse*) override;
-  grpc::Status Flush(grpc::ServerContext*, const pb::FlushRequest*, pb::FlushResponse*) override;
   grpc::Status Ping(grpc::ServerContext*, const pb::PingRequest*, pb::PingResponse*) override;
   grpc::Status Stat(grpc::ServerContext*, const pb::StatRequest*, pb::StatResponse*) override;
   grpc::Status DropDisk(grpc::ServerContext*, const pb::DropDiskRequest*,
@@ -28,11 +25,6 @@ class DataService final : public pb::NodeData::Service {
   DiskRegistry* disks_;
   BlockStore* store_;
 };
-
-// Checks that [offset, offset+len) of `block` lies inside the block and the
-// disk. INVALID_ARGUMENT / OUT_OF_RANGE naming the disk and block.
-absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, uint64_t offset,
-                        uint64_t len);
 
 }  // namespace ukai::node
 

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "meta/mem_cluster_testing.h"
-#include "node/data_service.h"
+#include "node/block_io.h"
 
 namespace ukai::node {
 namespace {

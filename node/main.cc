@@ -11,7 +11,10 @@
 #include "common/process.h"
 #include "common/units.h"
 #include "meta/catalog.h"
+#include "common/wire_server.h"
+#include "common/wire_socket.h"
 #include "node/admin_service.h"
+#include "node/block_io.h"
 #include "node/data_service.h"
 #include "node/disk_registry.h"
 
@@ -29,13 +32,16 @@ int main(int argc, char** argv) {
                "extent files with a RocksDB checksum index, or RocksDB alone) and serves the "
                "data and admin gRPC services on one address. Registers itself in ZooKeeper; "
                "SIGTERM stops it cleanly."};
-  std::string id, site, listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
+  std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
   std::string store_kind = "extent";
   bool no_blob = false, verbose = false;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
+  app.add_option("--io-listen", io_listen,
+                 "host:port for block reads and writes (UKAI's block I/O transport); default: "
+                 "the --listen host, a free port. Published in ZooKeeper, so clients find it");
   app.add_option("--data", data, "directory of the node's store (created if missing)")->required();
   app.add_option("--zk", zk, "ZooKeeper ensemble host:port[,host:port...]")->capture_default_str();
   app.add_option("--zk-root", root, "root znode of this cluster")->capture_default_str();
@@ -77,11 +83,24 @@ int main(int argc, char** argv) {
   ukai::node::DiskRegistry disks(&catalog, &store);
   if (auto s = disks.Start(); !s.ok()) return Fail(std::string(s.message()));
 
+  // Block I/O first: its port goes into the record clients read.
+  ukai::node::BlockIo block_io(&disks, &store);
+  ukai::wire::WireServer io_server(&block_io);
+  if (io_listen.empty()) io_listen = ukai::wire::WithPort(listen, 0);
+  if (auto s = io_server.Start(io_listen); !s.ok()) return Fail(std::string(s.message()));
+  // A wildcard listen address is not one clients can dial: advertise the
+  // --listen host then.
+  std::string io_host = io_listen.substr(0, io_listen.rfind(':'));
+  bool wildcard = io_host.empty() || io_host == "0.0.0.0" || io_host == "[::]" || io_host == "::";
+  std::string io_address =
+      ukai::wire::WithPort(wildcard ? listen : io_listen, io_server.port());
+
   ukai::pb::NodeInfo self;
   self.set_id(id);
   self.set_site(site);
   self.set_address(listen);
   self.set_capacity_bytes(*cap);
+  self.set_io_address(io_address);
   ukai::node::DataService data_service(self, &disks, &store);
   ukai::node::AdminService admin_service(&catalog);
   grpc::ServerBuilder builder;
@@ -108,11 +127,13 @@ int main(int argc, char** argv) {
     absl::Status s = register_node();
     if (!s.ok()) LOG_WARN("re-registering after session expiry: %s", s.ToString());
   });
-  LOG_INFO("node %s (site %s) serving on %s, store %s", id, site, listen, data);
+  LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
+           io_address, data);
 
   int sig = 0;
   sigwait(&sigs, &sig);
   LOG_INFO("signal %d: shutting down", sig);
+  io_server.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (void)store.Sync();
   return 0;

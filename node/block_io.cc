@@ -1,0 +1,70 @@
+#include "node/block_io.h"
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/wire_format.h"
+
+namespace ukai::node {
+
+absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, uint64_t offset,
+                        uint64_t len) {
+  if (len == 0) return absl::InvalidArgumentError(absl::StrFormat("disk %d: empty request", disk));
+  if (offset >= g.block_size || len > g.block_size - offset) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "disk %d block %d: range [%d, +%d) crosses the %d-byte block", disk, block, offset, len,
+        g.block_size));
+  }
+  uint64_t start = block * g.block_size + offset;
+  if (block >= (g.size + g.block_size - 1) / g.block_size || start + len > g.size) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "disk %d block %d: range [%d, +%d) is past the disk's end (%d bytes)", disk, block, start,
+        len, g.size));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data) {
+  auto g = disks_->Admit(req.hdr(), /*write=*/true);
+  if (!g.ok()) return g.status();
+  absl::Status s = CheckRange(req.hdr().disk_id(), *g, req.block(), req.offset(), data.size());
+  if (!s.ok()) return s;
+  return store_->Write({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(), data);
+}
+
+absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out) {
+  auto g = disks_->Admit(req.hdr(), /*write=*/false);
+  if (!g.ok()) return g.status();
+  absl::Status s = CheckRange(req.hdr().disk_id(), *g, req.block(), req.offset(), req.length());
+  if (s.ok()) {
+    s = store_->Read({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(),
+                     req.length(), out);
+  }
+  if (absl::IsDataLoss(s)) LOG_WARN("%s", s.ToString());  // the client reads another replica
+  return s;
+}
+
+absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::string_view data,
+                             std::string* reply_data) {
+  switch (method) {
+    case wire::kWrite: {
+      pb::WriteRequest req;
+      if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
+      return Write(req, data);
+    }
+    case wire::kRead: {
+      pb::ReadRequest req;
+      if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
+      return Read(req, reply_data);
+    }
+    case wire::kFlush:
+      return Flush();
+    default:
+      return absl::UnimplementedError(absl::StrFormat("unknown block I/O method %d", method));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("block I/O method %d: undecodable request", method));
+}
+
+bool BlockIo::Slow(uint16_t method) const { return method == wire::kFlush; }
+
+}  // namespace ukai::node

@@ -1,0 +1,49 @@
+// BlockIo: the node's block reads, writes and flushes, each admitted by the
+// DiskRegistry (layout version, writer epoch, known disk) and checked against
+// the disk's geometry before the store sees it. Served over the block I/O
+// transport (common/wire_server.h) as its handler; the methods are public so
+// tests call them directly.
+//
+// Thread-safe: called from every connection's thread at once.
+#ifndef UKAI_NODE_BLOCK_IO_H_
+#define UKAI_NODE_BLOCK_IO_H_
+
+#include "common/wire_server.h"
+#include "node/block_store.h"
+#include "node/disk_registry.h"
+#include "ukai.pb.h"
+
+namespace ukai::node {
+
+class BlockIo final : public wire::WireHandler {
+ public:
+  BlockIo(DiskRegistry* disks, BlockStore* store) : disks_(disks), store_(store) {}
+
+  // Codes: NOT_FOUND (unknown disk), FAILED_PRECONDITION (older layout),
+  // PERMISSION_DENIED (older or no writer epoch), INVALID_ARGUMENT /
+  // OUT_OF_RANGE (outside the block or disk), store errors as they are.
+  absl::Status Write(const pb::WriteRequest& req, absl::string_view data);
+  // As Write; DATA_LOSS when a page fails its checksum (the client reads
+  // another replica). `out` gets exactly req.length() bytes on OK.
+  absl::Status Read(const pb::ReadRequest& req, std::string* out);
+  // Durable: every write acknowledged before survives a crash after OK.
+  absl::Status Flush() { return store_->Sync(); }
+
+  // wire::WireHandler: decodes the frame's meta and dispatches.
+  absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
+                      std::string* reply_data) override;
+  bool Slow(uint16_t method) const override;
+
+ private:
+  DiskRegistry* disks_;
+  BlockStore* store_;
+};
+
+// Checks that [offset, offset+len) of `block` lies inside the block and the
+// disk. INVALID_ARGUMENT / OUT_OF_RANGE naming the disk and block.
+absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, uint64_t offset,
+                        uint64_t len);
+
+}  // namespace ukai::node
+
+#endif  // UKAI_NODE_BLOCK_IO_H_
