@@ -41,11 +41,19 @@ class Handle : public Volume {
   const bool writable_;
 };
 
+// A send blocked on a node that stopped reading fails like an RPC that timed out.
+wire::WireClientOptions IoOptions(const ClusterOptions& o) {
+  wire::WireClientOptions io;
+  io.connect_timeout = absl::Milliseconds(std::min(o.rpc_timeout_ms, 2000));
+  io.send_timeout = absl::Milliseconds(o.rpc_timeout_ms);
+  return io;
+}
+
 class ClusterImpl : public Cluster {
  public:
   ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels)
       : opts_(std::move(opts)), store_(std::move(store)), catalog_(store_.get(), opts_.root),
-        pool_(&catalog_, opts_.site, std::move(channels)) {}
+        pool_(&catalog_, opts_.site, std::move(channels), IoOptions(opts_)) {}
   ~ClusterImpl() override { guard_.Kill(); }
 
   absl::Status Start() {

@@ -9,8 +9,12 @@
 
 namespace ukai::client {
 
-NodePool::NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels)
-    : catalog_(catalog), my_site_(std::move(my_site)), channels_(std::move(channels)) {}
+NodePool::NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels,
+                   wire::WireClientOptions io)
+    : catalog_(catalog),
+      my_site_(std::move(my_site)),
+      channels_(std::move(channels)),
+      io_options_(io) {}
 
 NodePool::~NodePool() {
   guard_.Kill();
@@ -54,7 +58,7 @@ absl::Status NodePool::Reload() {
       n.stub = pb::NodeData::NewStub(channels_(info.address()));
     }
     if (!info.io_address().empty() && (!n.io || n.io->address() != info.io_address())) {
-      n.io = std::make_shared<wire::WireClient>(info.io_address());
+      n.io = std::make_shared<wire::WireClient>(info.io_address(), io_options_);
     }
     n.info = std::move(info);
     n.live = live.count(n.info.id()) > 0;

@@ -28,7 +28,9 @@ using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::s
 
 class NodePool {
  public:
-  NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels);
+  // `io` configures every block I/O connection (send time limit: the RPC timeout).
+  NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels,
+           wire::WireClientOptions io);
   ~NodePool();
 
   // Reads the node list (and arms watches); starts the pinger.
@@ -60,6 +62,7 @@ class NodePool {
   meta::Catalog* catalog_;
   const std::string my_site_;
   const ChannelFactory channels_;
+  const wire::WireClientOptions io_options_;
   absl::Mutex mu_;
   std::map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;

@@ -200,7 +200,15 @@ class ExtentPageStore : public PageStore {
     return file;
   }
 
-  // One pwritev for batch[i, j): consecutive pages of one object.
+  // Pages per pwritev. The page cache sizes a folio by the write that creates
+  // it, and ext4 walks every buffer of a folio on each later write into it: a
+  // 4 KiB overwrite cost 3.5 us in a file written 4-16 KiB at a time, 17 us
+  // after 1 MiB writes and 37 us after 4 MiB ones (measured here, kernel 6.18).
+  // Writing 16 KiB at a time keeps folios small: 4k random writes on data
+  // first written in 1 MiB requests went from 11k to 16k IOPS through the
+  // mount, 1 MiB writes lost under 5%.
+  static constexpr size_t kPagesPerWrite = 4;
+  // pwritev calls of kPagesPerWrite pages for batch[i, j): consecutive pages of one object.
   static absl::Status WriteRun(int fd, const std::vector<PageMutation>& batch, size_t i,
                                size_t j) {
     std::vector<iovec> iov;
@@ -211,7 +219,7 @@ class ExtentPageStore : public PageStore {
     off_t off = static_cast<off_t>(batch[i].key.page * kPage);
     size_t done_iov = 0;
     while (done_iov < iov.size()) {
-      int cnt = static_cast<int>(std::min<size_t>(iov.size() - done_iov, IOV_MAX));
+      int cnt = static_cast<int>(std::min<size_t>(iov.size() - done_iov, kPagesPerWrite));
       ssize_t n = pwritev(fd, iov.data() + done_iov, cnt, off);
       if (n < 0) return Errno("pwritev");
       if (n % kPage != 0) return absl::InternalError("short pwritev");
