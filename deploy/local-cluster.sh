@@ -43,7 +43,9 @@ pid_of() { [[ -f $dir/pids/$1.pid ]] && cat "$dir/pids/$1.pid"; }
 alive() {  # alive NAME: its recorded pid runs the program we started under that name
   local pid; pid=$(pid_of "$1") || return 1
   [[ -f $dir/cmd/$1.exe ]] || return 1
-  [[ $(readlink -f "/proc/$pid/exe" 2>/dev/null) == "$(cat "$dir/cmd/$1.exe")" ]]
+  # A rebuild while it runs replaces the binary: the link then reads "... (deleted)".
+  local exe; exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [[ ${exe% (deleted)} == "$(cat "$dir/cmd/$1.exe")" ]]
 }
 
 # spawn NAME CMD...: starts CMD in the background with its log and pid file.
