@@ -29,6 +29,9 @@ class Handle : public Volume {
   absl::Status Read(uint64_t offset, size_t len, char* out) override {
     return impl_->Read(offset, len, out);
   }
+  void ReadAsync(uint64_t offset, size_t len, char* out, Done done) override {
+    impl_->ReadAsync(offset, len, out, std::move(done));
+  }
   absl::Status Write(uint64_t offset, const char* data, size_t len) override {
     if (!writable_) return absl::FailedPreconditionError("volume opened read-only");
     return impl_->Write(offset, data, len);
@@ -54,7 +57,10 @@ class ClusterImpl : public Cluster {
   ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels)
       : opts_(std::move(opts)), store_(std::move(store)), catalog_(store_.get(), opts_.root),
         pool_(&catalog_, opts_.site, std::move(channels), IoOptions(opts_)) {}
-  ~ClusterImpl() override { guard_.Kill(); }
+  ~ClusterImpl() override {
+    guard_.Kill();
+    async_ops_.WaitIdle();  // their callbacks use the pool and catalog
+  }
 
   absl::Status Start() {
     auto root = store_->Get(opts_.root);
@@ -96,7 +102,8 @@ class ClusterImpl : public Cluster {
       impl = volumes_[id].lock();
     }
     if (!impl) {
-      impl = std::make_shared<VolumeImpl>(&catalog_, &pool_, &opts_, id, [this] { Notify(); });
+      impl = std::make_shared<VolumeImpl>(&catalog_, &pool_, &opts_, id, [this] { Notify(); },
+                                          &async_ops_);
       absl::Status s = impl->Init();
       if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
       RETURN_IF_ERROR(s);
@@ -187,6 +194,7 @@ class ClusterImpl : public Cluster {
   std::unique_ptr<meta::MetaStore> store_;
   meta::Catalog catalog_;
   NodePool pool_;
+  OpCounter async_ops_;  // after pool_: destroyed first, waited for in the destructor
   absl::Mutex mu_;
   std::map<uint64_t, std::weak_ptr<VolumeImpl>> volumes_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> writers_ ABSL_GUARDED_BY(mu_);  // writable handles per disk

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <deque>
+#include <thread>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -48,8 +49,13 @@ absl::Status ForEachSegment(uint64_t offset, size_t len, uint32_t block_size, Fn
 }  // namespace
 
 VolumeImpl::VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts,
-                       uint64_t id, std::function<void()> on_change)
-    : catalog_(catalog), pool_(pool), opts_(opts), id_(id), on_change_(std::move(on_change)) {}
+                       uint64_t id, std::function<void()> on_change, OpCounter* async_ops)
+    : catalog_(catalog),
+      pool_(pool),
+      opts_(opts),
+      id_(id),
+      on_change_(std::move(on_change)),
+      async_ops_(async_ops) {}
 
 VolumeImpl::~VolumeImpl() { guard_.Kill(); }
 
@@ -172,6 +178,71 @@ absl::Status VolumeImpl::Read(uint64_t offset, size_t len, char* out) {
   return ForEachSegment(offset, len, bs, [&](uint64_t block, uint32_t off, uint32_t n, size_t at) {
     return ReadSegment(block, off, n, out + at);
   });
+}
+
+void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
+  auto bs = CheckRange(offset, len);
+  if (!bs.ok()) return done(bs.status());
+  const uint64_t block = offset / *bs;
+  const uint32_t off = static_cast<uint32_t>(offset % *bs);
+  if (len == 0 || off + len > *bs) return done(Read(offset, len, out));  // rare: inline
+  auto ref = GetBlock(block, /*allocate=*/false);
+  if (!ref.ok()) return done(ref.status());
+  if (!ref->allocated()) {
+    memset(out, 0, len);
+    return done(absl::OkStatus());
+  }
+  std::vector<std::string> clean;
+  for (const auto& r : ref->ptr().replicas()) {
+    if (r.state() == pb::CLEAN) clean.push_back(r.node());
+  }
+  if (clean.empty()) return done(Read(offset, len, out));  // says why
+  auto io = pool_->Io(pool_->ReadOrder(std::move(clean)).front());
+  if (!io.ok()) return done(Read(offset, len, out));
+
+  // The fast path: one call to the nearest clean replica, answered from the
+  // transport's reader thread. Anything but a full reply (a dead node, a
+  // stale layout, a bad page) goes to ReadSegment, which knows every
+  // fallback, on a thread of its own: the reader thread must never block.
+  struct Op {
+    std::shared_ptr<wire::WireClient> io;
+    wire::WireCall call;
+    Done done;
+  };
+  auto* op = new Op{*io, {}, std::move(done)};
+  pb::ReadRequest req;
+  *req.mutable_hdr() = Header(ref->layout_version, 0);
+  req.set_block(block);
+  req.set_generation(ref->ptr().generation());
+  req.set_offset(off);
+  req.set_length(static_cast<uint32_t>(len));
+  op->call.method = wire::kRead;
+  op->call.meta = req.SerializeAsString();
+  op->call.out = out;
+  op->call.out_cap = len;
+  op->call.deadline = Deadline(opts_->rpc_timeout_ms);
+  // `done` may hold the last reference to this volume: it is destroyed
+  // before the operation counts as finished, and nothing of `this` is
+  // touched after it.
+  OpCounter* ops = async_ops_;
+  ops->Add();
+  op->call.on_done = [this, op, ops, block, off, len, out] {
+    std::unique_ptr<Op> own(op);
+    if (own->call.status.ok() && own->call.out_len == len) {
+      own->done(absl::OkStatus());
+      own.reset();
+      ops->Done();
+      return;
+    }
+    LOG_DEBUG("disk %d block %d: %s; retrying off the fast path", id_, block,
+              own->call.status.ToString());
+    std::thread([this, ops, block, off, len, out, done = std::move(own->done)]() mutable {
+      done(ReadSegment(block, off, static_cast<uint32_t>(len), out));
+      done = nullptr;
+      ops->Done();
+    }).detach();
+  };
+  op->io->Start(&op->call, nullptr);
 }
 
 absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out) {

@@ -24,16 +24,45 @@
 
 namespace ukai::client {
 
+// Counts asynchronous operations in flight, so their owner can wait for none.
+class OpCounter {
+ public:
+  void Add() {
+    absl::MutexLock l(&mu_);
+    ++n_;
+  }
+  void Done() {
+    absl::MutexLock l(&mu_);
+    --n_;
+  }
+  void WaitIdle() {
+    absl::MutexLock l(&mu_);
+    mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &n_));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int n_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 class VolumeImpl {
  public:
+  using Done = std::function<void(absl::Status)>;
+
+  // `async_ops` counts ReadAsync calls in flight; it outlives the volume's owner.
   VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts, uint64_t id,
-             std::function<void()> on_change);
+             std::function<void()> on_change, OpCounter* async_ops);
   ~VolumeImpl();
 
   absl::Status Init();  // reads the spec and watches it
   DiskAttr attr() const;
   uint64_t size() const;
   absl::Status Read(uint64_t offset, size_t len, char* out);
+  // Read, answered through `done`: on the transport's thread when the nearest
+  // replica answers at once (no thread waits), otherwise from a thread of its
+  // own that runs Read's retries. The caller keeps the volume and `out` alive
+  // until then.
+  void ReadAsync(uint64_t offset, size_t len, char* out, Done done);
   absl::Status Write(uint64_t offset, const char* data, size_t len);
   absl::Status Flush();
   // Called when the last writable handle closes: the next write takes a new
@@ -67,6 +96,7 @@ class VolumeImpl {
   const ClusterOptions* opts_;
   const uint64_t id_;
   std::function<void()> on_change_;
+  OpCounter* async_ops_;
 
   absl::Mutex writer_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(writer_mu_) = 0;  // 0: not the writer

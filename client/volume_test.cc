@@ -9,6 +9,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "client/cluster_internal.h"
 #include "common/wire_server.h"
 #include "meta/catalog.h"
@@ -140,6 +141,19 @@ class VolumeTest : public ::testing::Test {
     return out;
   }
 
+  // ReadAsync, waited for: its status, and what landed in the buffer.
+  std::pair<absl::Status, std::string> ReadAsyncAll(Volume& v, uint64_t off, size_t len) {
+    std::string out(len, '\x55');
+    absl::Notification done;
+    absl::Status status;
+    v.ReadAsync(off, len, out.data(), [&](absl::Status s) {
+      status = s;
+      done.Notify();
+    });
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return {status, out};
+  }
+
   std::shared_ptr<meta::MemMetaTree> tree_;
   std::unique_ptr<meta::MetaStore> admin_meta_;
   std::unique_ptr<meta::Catalog> admin_;
@@ -160,6 +174,28 @@ TEST_F(VolumeTest, UnalignedCrossBlockWritesReadBackAndReachEveryReplica) {
     EXPECT_EQ(nodes_[n]->Stored(d.id(), 1, 0, 65536), data.substr(65536 - 60000, 65536)) << n;
   }
   EXPECT_EQ(nodes_["n3"]->store->DiskBytes()->count(d.id()), 0u);
+}
+
+TEST_F(VolumeTest, ReadAsyncAnswersFromTheNearestReplicaOrFallsBack) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10);
+  auto vol = *NewHost("h1")->Open("d", true);
+  std::string data(70000, '\0');
+  std::mt19937 rng(11);
+  for (auto& c : data) c = static_cast<char>(rng());
+  ASSERT_TRUE(vol->Write(1000, data.data(), data.size()).ok());
+  EXPECT_EQ(ReadAsyncAll(*vol, 1000, 4096).second, data.substr(0, 4096));     // one block
+  EXPECT_EQ(ReadAsyncAll(*vol, 1000, data.size()).second, data);              // two blocks
+  EXPECT_EQ(ReadAsyncAll(*vol, 512 << 10, 4096).second, std::string(4096, '\0'));  // unwritten
+  EXPECT_TRUE(absl::IsOutOfRange(ReadAsyncAll(*vol, (1 << 20) - 10, 20).first));
+  // The nearest replica's block I/O goes away while ZooKeeper still lists it:
+  // the fast path's call fails and the fallback reads the other replica.
+  nodes_["n1"]->io_server->Shutdown();
+  auto [s, got] = ReadAsyncAll(*vol, 1000, 4096);
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(got, data.substr(0, 4096));
+  // With neither reachable the read fails; it neither hangs nor invents data.
+  nodes_["n2"]->io_server->Shutdown();
+  EXPECT_TRUE(absl::IsUnavailable(ReadAsyncAll(*vol, 1000, 4096).first));
 }
 
 TEST_F(VolumeTest, ReadsOfUnwrittenRangesAllocateNothing) {

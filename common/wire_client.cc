@@ -25,7 +25,31 @@ struct WireConn {
       call->status = std::move(s);
       call->done_ = true;
     }
-    w->Done();  // the caller may free `call` from here on
+    Finish(call, w);
+  }
+  // Tells the owner; the caller may free `call` from here on.
+  static void Finish(WireCall* call, WireWaiter* w) {
+    if (w != nullptr) return w->Done();
+    std::function<void()> fn = std::move(call->on_done);
+    fn();
+  }
+  // Takes the calls without a waiter whose deadline passed off `pending`; a
+  // reply being received for one breaks the connection (its reader fails it).
+  std::vector<WireCall*> TakeExpired(absl::Time now) {
+    std::vector<WireCall*> out;
+    absl::MutexLock l(&mu);
+    for (auto it = pending.begin(); it != pending.end();) {
+      if (it->second->waiter_ == nullptr && it->second->deadline < now) {
+        out.push_back(it->second);
+        it = pending.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (receiving != nullptr && receiving->waiter_ == nullptr && receiving->deadline < now) {
+      shutdown(fd, SHUT_RDWR);
+    }
+    return out;
   }
   void ReadLoop();
   void Receive(const Header& h, BufferedReader* in, absl::Status* broken);
@@ -140,6 +164,11 @@ WireClient::WireClient(std::string address, WireClientOptions opts)
     : address_(std::move(address)), opts_(opts) {}
 
 WireClient::~WireClient() {
+  {
+    absl::MutexLock l(&mu_);
+    stopping_ = true;
+  }
+  if (reaper_.joinable()) reaper_.join();
   absl::MutexLock l(&mu_);
   if (conn_) retired_.push_back(std::move(conn_));
   for (auto& c : retired_) {
@@ -168,19 +197,38 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
   return conn_;
 }
 
+void WireClient::ReapLoop() {
+  absl::MutexLock l(&mu_);
+  while (!mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(200))) {
+    std::shared_ptr<WireConn> c = conn_;
+    if (c == nullptr) continue;
+    mu_.Unlock();
+    for (WireCall* call : c->TakeExpired(absl::Now())) {
+      WireConn::Complete(call, absl::DeadlineExceededError(
+                                   absl::StrFormat("node %s: no answer in time", address_)));
+    }
+    mu_.Lock();
+  }
+}
+
 void WireClient::Start(WireCall* call, WireWaiter* waiter) {
   call->waiter_ = waiter;
   call->done_ = false;
   call->out_len = 0;
   call->conn_.reset();
-  waiter->Add();
-  waiter->calls_.push_back(call);
+  if (waiter != nullptr) {
+    waiter->Add();
+    waiter->calls_.push_back(call);
+  } else {
+    absl::MutexLock l(&mu_);
+    if (!reaper_.joinable() && !stopping_) reaper_ = std::thread([this] { ReapLoop(); });
+  }
   absl::Status error;
   std::shared_ptr<WireConn> c = Connection(&error);
   if (c == nullptr) {
     call->status = error;
     call->done_ = true;
-    waiter->Done();
+    WireConn::Finish(call, waiter);
     return;
   }
   call->conn_ = c;

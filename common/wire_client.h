@@ -7,7 +7,12 @@
 //   WireCall call;                      // fill method, meta, data, out
 //   WireWaiter w;
 //   client.Start(&call, &w);            // as many calls as wanted, any clients
-//   w.Wait(deadline, ...);              // or WireWaiter::WaitAll below
+//   w.WaitAll(deadline);
+//
+// or, without a waiting thread: set call.on_done and call.deadline and
+// Start(&call, nullptr); on_done runs once, on the reader thread (or in Start
+// when the connection cannot be made), and must not block: it holds up every
+// reply behind it on that connection.
 //
 // Thread-safe. A call is completed exactly once: OK with the reply, the
 // node's error code and message, UNAVAILABLE when the connection fails, or
@@ -16,6 +21,7 @@
 #define UKAI_COMMON_WIRE_CLIENT_H_
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -42,7 +48,12 @@ struct WireCall {
   // In: where a reply's data section goes (at most `out_cap` bytes).
   char* out = nullptr;
   size_t out_cap = 0;
-  // Out, valid once the call's waiter says so.
+  // In, for calls started without a waiter: the completion, and when the
+  // call fails with DEADLINE_EXCEEDED if no reply came (checked a few times
+  // a second).
+  std::function<void()> on_done;
+  absl::Time deadline = absl::InfiniteFuture();
+  // Out, valid once the call's waiter (or on_done) says so.
   absl::Status status;
   size_t out_len = 0;
 
@@ -93,13 +104,16 @@ class WireClient {
   WireClient(const WireClient&) = delete;
   WireClient& operator=(const WireClient&) = delete;
 
-  // Sends `call` and registers it with `waiter`. On a connect or send failure
-  // the call completes with UNAVAILABLE naming the address.
+  // Sends `call` and registers it with `waiter` (nullptr: completes through
+  // call->on_done). On a connect or send failure the call completes with
+  // UNAVAILABLE naming the address.
   void Start(WireCall* call, WireWaiter* waiter);
   const std::string& address() const { return address_; }
 
  private:
   std::shared_ptr<WireConn> Connection(absl::Status* error);
+  // Fails calls without a waiter whose deadline passed; runs while any exist.
+  void ReapLoop();
 
   const std::string address_;
   const WireClientOptions opts_;
@@ -107,6 +121,8 @@ class WireClient {
   std::shared_ptr<WireConn> conn_ ABSL_GUARDED_BY(mu_);
   std::vector<std::shared_ptr<WireConn>> retired_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_tag_{1};
+  std::thread reaper_;  // started with the first call that has no waiter
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace ukai::wire

@@ -226,6 +226,52 @@ TEST(Wire, MalformedFrameClosesOnlyThatConnection) {
   EXPECT_TRUE(call.status.ok()) << call.status;
 }
 
+// Calls without a waiter: completion through on_done, on time or not.
+TEST(Wire, CallbackCallsCompleteOnceWithReplyOrDeadline) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  absl::Notification got_reply, got_deadline;
+  char out[8];
+  WireCall ok;
+  ok.method = kEcho;
+  ok.meta = "cb";
+  ok.out = out;
+  ok.out_cap = sizeof(out);
+  ok.deadline = In(5000);
+  ok.on_done = [&] { got_reply.Notify(); };
+  client.Start(&ok, nullptr);
+  ASSERT_TRUE(got_reply.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(ok.status.ok()) << ok.status;
+  EXPECT_EQ(std::string(out, ok.out_len), "cb");
+
+  WireCall stuck;
+  stuck.method = kBlock;
+  stuck.deadline = In(100);
+  stuck.on_done = [&] { got_deadline.Notify(); };
+  absl::Time start = absl::Now();
+  client.Start(&stuck, nullptr);
+  ASSERT_TRUE(got_deadline.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(stuck.status)) << stuck.status;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  rig.handler.release.Notify();
+}
+
+TEST(Wire, CallbackCallToANodeThatIsNotThereFailsAtOnce) {
+  Rig rig;
+  rig.Start();
+  std::string address = rig.address();
+  rig.server->Shutdown();
+  WireClient client(address);
+  bool called = false;
+  WireCall call;
+  call.method = kEcho;
+  call.on_done = [&] { called = true; };
+  client.Start(&call, nullptr);
+  EXPECT_TRUE(called);  // in Start, before it returned
+  EXPECT_TRUE(absl::IsUnavailable(call.status)) << call.status;
+}
+
 TEST(Wire, HeaderRoundTripsAndRejectsOversizedLengths) {
   Header h;
   h.method = kWrite;

@@ -225,14 +225,21 @@ void UkaiFs::Read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi) {
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (static_cast<uint64_t>(off) >= disk_size) return (void)fuse_reply_buf(req, nullptr, 0);
   size = static_cast<size_t>(std::min<uint64_t>(size, disk_size - off));
-  thread_local std::vector<char> buf;
-  if (buf.size() < size) buf.resize(size);
-  absl::Status s = f->volume->Read(static_cast<uint64_t>(off), size, buf.data());
-  if (!s.ok()) {
-    LOG_WARN("read %d+%d: %s", off, size, s.ToString());
-    return ReplyStatus(req, s);
-  }
-  fuse_reply_buf(req, buf.data(), size);
+  // Answered from libukai's reply thread: this worker goes back to the
+  // kernel's queue at once instead of waiting for the node.
+  char* buf = static_cast<char*>(malloc(size));
+  if (buf == nullptr) return (void)fuse_reply_err(req, ENOMEM);
+  f->volume->ReadAsync(
+      static_cast<uint64_t>(off), size, buf,
+      [req, buf, size, off, keep = f->volume](absl::Status s) {
+        if (s.ok()) {
+          fuse_reply_buf(req, buf, size);
+        } else {
+          LOG_WARN("read %d+%d: %s", off, size, s.ToString());
+          ReplyStatus(req, s);
+        }
+        free(buf);
+      });
 }
 
 void UkaiFs::Write(fuse_req_t req, const char* data, size_t size, off_t off, fuse_file_info* fi) {

@@ -52,6 +52,12 @@ class Volume {
   // writer epoch was fenced by another host), NOT_FOUND (disk deleted),
   // FAILED_PRECONDITION (write on a read-only volume).
   virtual absl::Status Read(uint64_t offset, size_t len, char* out) = 0;
+  // Read without a waiting thread: `done` gets what Read would return,
+  // exactly once, on a libukai thread (or on the caller's, for answers known
+  // at once). It must not block for long. Keep this Volume and `out` alive
+  // until it runs.
+  using Done = std::function<void(absl::Status)>;
+  virtual void ReadAsync(uint64_t offset, size_t len, char* out, Done done) = 0;
   virtual absl::Status Write(uint64_t offset, const char* data, size_t len) = 0;
   // Makes every write acknowledged before the call durable on its replicas.
   virtual absl::Status Flush() = 0;
