@@ -36,6 +36,10 @@ class Handle : public Volume {
     if (!writable_) return absl::FailedPreconditionError("volume opened read-only");
     return impl_->Write(offset, data, len);
   }
+  void WriteAsync(uint64_t offset, const char* data, size_t len, Done done) override {
+    if (!writable_) return done(absl::FailedPreconditionError("volume opened read-only"));
+    impl_->WriteAsync(offset, data, len, std::move(done));
+  }
   absl::Status Flush() override { return impl_->Flush(); }
 
  private:

@@ -17,18 +17,16 @@ namespace ukai::client {
 namespace {
 
 constexpr int kMaxAttempts = 8;
+// WriteAsync copies the data of writes up to this size and answers them from
+// the transport's thread; larger ones run inline.
+constexpr size_t kMaxAsyncWrite = 128 << 10;
 
 bool IsStaleLayout(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
 bool IsFenced(const absl::Status& s) { return absl::IsPermissionDenied(s); }
 
 absl::Time Deadline(int ms) { return absl::Now() + absl::Milliseconds(ms); }
 
-// One block I/O call to one node, kept with the client it went through.
-struct NodeCall {
-  std::string node;
-  std::shared_ptr<wire::WireClient> io;
-  wire::WireCall call;
-};
+
 
 // Calls `fn(segment_block, offset_in_block, length, position_in_buffer)` for
 // each block-sized piece of [offset, offset+len).
@@ -309,89 +307,169 @@ absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {
   });
 }
 
+absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* data,
+                                      uint32_t len, WriteAttempt* a) {
+  ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
+  ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
+  // The request is the same for every replica: its header is serialized
+  // once, and each send takes the data straight from the caller's buffer.
+  pb::WriteRequest req;
+  *req.mutable_hdr() = Header(ref.layout_version, epoch);
+  req.set_block(block);
+  req.set_generation(ref.ptr().generation());
+  req.set_offset(off);
+  const std::string meta = req.SerializeAsString();
+  a->block = block;
+  for (const auto& r : ref.ptr().replicas()) {
+    if (r.state() == pb::STALE) continue;
+    auto io = pool_->Io(r.node());
+    if (!io.ok()) {  // a node that vanished from the catalog fails like a dead one
+      a->failed.push_back(r.node());
+      a->last = io.status();
+      continue;
+    }
+    a->calls.push_back(NodeCall{r.node(), *io, {}});
+    wire::WireCall& c = a->calls.back().call;
+    c.method = wire::kWrite;
+    c.meta = meta;
+    c.data = data;
+    c.data_len = len;
+  }
+  if (a->calls.empty() && a->failed.empty()) {
+    return absl::UnavailableError(
+        absl::StrFormat("disk %d block %d: no writable replica", id_, block));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
+  *retry = false;
+  std::vector<std::string> ok;
+  bool stale_layout = false;
+  for (auto& nc : a->calls) {
+    const std::string& node = nc.node;
+    const absl::Status& status = nc.call.status;
+    if (status.ok()) {
+      ok.push_back(node);
+    } else if (IsStaleLayout(status)) {
+      stale_layout = true;
+    } else if (IsFenced(status)) {
+      absl::MutexLock l(&writer_mu_);
+      fenced_ = true;
+      LOG_WARN("disk %d: %s", id_, status.ToString());
+      return absl::PermissionDeniedError(std::string(status.message()));
+    } else if (absl::IsNotFound(status) || absl::IsOutOfRange(status) ||
+               absl::IsInvalidArgument(status)) {
+      return status;  // the disk is gone or shrank under us: nothing to retry
+    } else {
+      a->failed.push_back(node);
+      a->last = Annotate(status, "replica " + node);
+    }
+  }
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& n : ok) dirty_[n].insert(a->block);
+  }
+  if (stale_layout) {
+    RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+    *retry = true;  // rewriting the replicas that took it is harmless
+    return absl::OkStatus();
+  }
+  if (a->failed.empty()) return absl::OkStatus();
+  if (ok.empty()) {
+    return absl::UnavailableError(absl::StrFormat("disk %d block %d: every replica failed: %s",
+                                                  id_, a->block, a->last.message()));
+  }
+  // Degrade: the survivors have the data; the failed replicas must never be
+  // read for this block again, so mark them before acknowledging.
+  LOG_WARN("disk %d block %d: %s; marking %s stale", id_, a->block, a->last.ToString(),
+           absl::StrJoin(a->failed, ","));
+  return MarkStale(a->block, a->failed);
+}
+
 absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
                                       uint32_t len) {
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
-    ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
-    ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
-    // The request is the same for every replica: its header is serialized
-    // once, and each send takes the data straight from the caller's buffer.
-    pb::WriteRequest req;
-    *req.mutable_hdr() = Header(ref.layout_version, epoch);
-    req.set_block(block);
-    req.set_generation(ref.ptr().generation());
-    req.set_offset(off);
-    const std::string meta = req.SerializeAsString();
-    std::deque<NodeCall> calls;  // stable addresses while in flight
-    std::vector<std::string> failed;
-    absl::Status last;
-    for (const auto& r : ref.ptr().replicas()) {
-      if (r.state() == pb::STALE) continue;
-      auto io = pool_->Io(r.node());
-      if (!io.ok()) {  // a node that vanished from the catalog fails like a dead one
-        failed.push_back(r.node());
-        last = io.status();
-        continue;
-      }
-      calls.push_back(NodeCall{r.node(), *io, {}});
-      wire::WireCall& c = calls.back().call;
-      c.method = wire::kWrite;
-      c.meta = meta;
-      c.data = data;
-      c.data_len = len;
-    }
-    if (calls.empty() && failed.empty()) {
-      return absl::UnavailableError(
-          absl::StrFormat("disk %d block %d: no writable replica", id_, block));
-    }
+    WriteAttempt a;
+    RETURN_IF_ERROR(PrepareWrite(block, off, data, len, &a));
     wire::WireWaiter waiter;
-    for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
+    for (auto& nc : a.calls) nc.io->Start(&nc.call, &waiter);
     waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
-
-    std::vector<std::string> ok;
-    bool stale_layout = false;
-    for (auto& nc : calls) {
-      const std::string& node = nc.node;
-      const absl::Status& status = nc.call.status;
-      if (status.ok()) {
-        ok.push_back(node);
-      } else if (IsStaleLayout(status)) {
-        stale_layout = true;
-      } else if (IsFenced(status)) {
-        absl::MutexLock l(&writer_mu_);
-        fenced_ = true;
-        LOG_WARN("disk %d: %s", id_, status.ToString());
-        return absl::PermissionDeniedError(std::string(status.message()));
-      } else if (absl::IsNotFound(status) || absl::IsOutOfRange(status) ||
-                 absl::IsInvalidArgument(status)) {
-        return status;  // the disk is gone or shrank under us: nothing to retry
-      } else {
-        failed.push_back(node);
-        last = Annotate(status, "replica " + node);
-      }
-    }
-    {
-      absl::MutexLock l(&mu_);
-      for (const auto& n : ok) dirty_[n].insert(block);
-    }
-    if (stale_layout) {
-      RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
-      continue;  // rewriting the replicas that took it is harmless
-    }
-    if (failed.empty()) return absl::OkStatus();
-    if (ok.empty()) {
-      return absl::UnavailableError(absl::StrFormat(
-          "disk %d block %d: every replica failed: %s", id_, block, last.message()));
-    }
-    // Degrade: the survivors have the data; the failed replicas must never be
-    // read for this block again, so mark them before acknowledging.
-    LOG_WARN("disk %d block %d: %s; marking %s stale", id_, block, last.ToString(),
-             absl::StrJoin(failed, ","));
-    RETURN_IF_ERROR(MarkStale(block, failed));
-    return absl::OkStatus();
+    bool retry;
+    RETURN_IF_ERROR(ConcludeWrite(&a, &retry));
+    if (!retry) return absl::OkStatus();
   }
   return absl::UnavailableError(
       absl::StrFormat("disk %d block %d: layout kept changing during the write", id_, block));
+}
+
+void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done done) {
+  auto bs = CheckRange(offset, len);
+  if (!bs.ok()) return done(bs.status());
+  const uint64_t block = offset / *bs;
+  const uint32_t off = static_cast<uint32_t>(offset % *bs);
+  // Large or block-crossing writes run inline: the fast path keeps a copy of
+  // the data for a retry, which only small writes can afford.
+  if (len == 0 || len > kMaxAsyncWrite || off + len > *bs) {
+    return done(Write(offset, data, len));
+  }
+  struct Op {
+    WriteAttempt attempt;
+    std::string copy;
+    Done done;
+    std::atomic<int> open{0};
+  };
+  auto* op = new Op;
+  op->copy.assign(data, len);
+  op->done = std::move(done);
+  absl::Status s = PrepareWrite(block, off, op->copy.data(), static_cast<uint32_t>(len),
+                                &op->attempt);
+  if (!s.ok() || !op->attempt.failed.empty()) {  // a replica already unreachable: the slow path
+    std::unique_ptr<Op> own(op);
+    return own->done(s.ok() ? WriteSegment(block, off, data, static_cast<uint32_t>(len)) : s);
+  }
+  // Runs once every replica answered, on the reader thread of the last one.
+  // All well: acknowledge there. Anything else (a dead replica to mark
+  // stale in ZooKeeper, a layout to re-read and retry) is WriteSegment's
+  // work, on a thread of its own. As in ReadAsync, nothing of `this` is
+  // touched after `done` is gone.
+  OpCounter* ops = async_ops_;
+  auto finish = [this, op, ops, block, off, len] {
+    std::unique_ptr<Op> own(op);
+    bool all_ok = true;
+    for (auto& nc : own->attempt.calls) all_ok = all_ok && nc.call.status.ok();
+    if (all_ok) {
+      bool retry;
+      absl::Status st = ConcludeWrite(&own->attempt, &retry);  // records the dirty nodes
+      own->done(st);
+      own.reset();
+      ops->Done();
+      return;
+    }
+    std::thread([this, ops, block, off, len, own = std::move(own)]() mutable {
+      bool retry;
+      absl::Status st = ConcludeWrite(&own->attempt, &retry);
+      if (st.ok() && retry) {
+        st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len));
+      }
+      own->done(st);
+      own.reset();
+      ops->Done();
+    }).detach();
+  };
+  ops->Add();
+  op->open = static_cast<int>(op->attempt.calls.size());
+  for (auto& nc : op->attempt.calls) {
+    nc.call.deadline = Deadline(opts_->rpc_timeout_ms);
+    nc.call.on_done = [op, finish] {
+      if (--op->open == 0) finish();
+    };
+  }
+  // During the last Start, `op` may complete and go: take what the loop
+  // needs first.
+  std::vector<std::pair<std::shared_ptr<wire::WireClient>, wire::WireCall*>> starts;
+  for (auto& nc : op->attempt.calls) starts.emplace_back(nc.io, &nc.call);
+  for (auto& [io, call] : starts) io->Start(call, nullptr);
 }
 
 absl::Status VolumeImpl::MarkStale(uint64_t block, const std::vector<std::string>& nodes) {

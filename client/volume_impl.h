@@ -10,6 +10,7 @@
 #ifndef UKAI_CLIENT_VOLUME_IMPL_H_
 #define UKAI_CLIENT_VOLUME_IMPL_H_
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "client/include/ukai/cluster.h"
 #include "client/node_pool.h"
 #include "common/lifetime.h"
+#include "common/wire_client.h"
 #include "meta/catalog.h"
 
 namespace ukai::client {
@@ -63,6 +65,9 @@ class VolumeImpl {
   // own that runs Read's retries. The caller keeps the volume and `out` alive
   // until then.
   void ReadAsync(uint64_t offset, size_t len, char* out, Done done);
+  // Write, answered through `done` as ReadAsync. `data` is only read before
+  // WriteAsync returns (small writes are copied, large ones run inline).
+  void WriteAsync(uint64_t offset, const char* data, size_t len, Done done);
   absl::Status Write(uint64_t offset, const char* data, size_t len);
   absl::Status Flush();
   // Called when the last writable handle closes: the next write takes a new
@@ -87,6 +92,26 @@ class VolumeImpl {
   absl::StatusOr<uint64_t> WriterEpoch();
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
   absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len);
+  // One block I/O call to one node, kept with the client it went through.
+  struct NodeCall {
+    std::string node;
+    std::shared_ptr<wire::WireClient> io;
+    wire::WireCall call;
+  };
+  // One try at writing a block to its replicas.
+  struct WriteAttempt {
+    uint64_t block = 0;
+    std::deque<NodeCall> calls;        // stable addresses while in flight
+    std::vector<std::string> failed;   // replicas that did not take it
+    absl::Status last;                 // why the last of them failed
+  };
+  // Takes the epoch and the block pointer and fills `a` with a call per
+  // non-stale replica (not started).
+  absl::Status PrepareWrite(uint64_t block, uint32_t off, const char* data, uint32_t len,
+                            WriteAttempt* a);
+  // After every call of `a` completed: records dirty nodes, marks failed
+  // replicas stale (ZooKeeper), or sets `*retry` after re-reading a newer layout.
+  absl::Status ConcludeWrite(WriteAttempt* a, bool* retry);
   // Marks `nodes` STALE for `block` (after they failed a write) and refreshes.
   absl::Status MarkStale(uint64_t block, const std::vector<std::string>& nodes);
   pb::IoHeader Header(uint64_t layout_version, uint64_t epoch) const;

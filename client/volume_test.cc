@@ -198,6 +198,44 @@ TEST_F(VolumeTest, ReadAsyncAnswersFromTheNearestReplicaOrFallsBack) {
   EXPECT_TRUE(absl::IsUnavailable(ReadAsyncAll(*vol, 1000, 4096).first));
 }
 
+TEST_F(VolumeTest, WriteAsyncIsDoneWithTheBufferAtOnceAndMarksDeadReplicasBeforeTheAck) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10);
+  auto vol = *NewHost("h1")->Open("d", true);
+  auto write = [&](uint64_t off, std::string data) {
+    absl::Notification done;
+    absl::Status status;
+    vol->WriteAsync(off, data.data(), data.size(), [&](absl::Status s) {
+      status = s;
+      done.Notify();
+    });
+    std::fill(data.begin(), data.end(), 'X');  // the caller may reuse its buffer now
+    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    return status;
+  };
+  ASSERT_TRUE(write(4096, std::string(4096, 'a')).ok());
+  for (const char* n : {"n1", "n2"}) EXPECT_EQ(nodes_[n]->Stored(d.id(), 0, 4096, 4096), std::string(4096, 'a')) << n;
+  std::string big(200 << 10, 'b');  // over the copy limit: runs inline
+  ASSERT_TRUE(write(0, big).ok());
+  EXPECT_EQ(ReadAll(*vol, 0, big.size()), big);
+  ASSERT_TRUE(vol->Flush().ok());
+
+  nodes_["n2"]->Kill();
+  ASSERT_TRUE(write(65536, std::string(4096, 'c')).ok());
+  auto chunk = *admin_->ReadChunk(d.id(), 0);
+  EXPECT_EQ(chunk->chunk.blocks(1).replicas(1).state(), pb::STALE);  // before the ack
+  EXPECT_EQ(ReadAll(*vol, 65536, 4096), std::string(4096, 'c'));
+  nodes_["n1"]->Kill();
+  EXPECT_TRUE(absl::IsUnavailable(write(65536, std::string(4096, 'd'))));
+
+  auto ro = *NewHost("h2")->Open("d", false);
+  absl::Notification done;
+  ro->WriteAsync(0, "x", 1, [&](absl::Status s) {
+    EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+    done.Notify();
+  });
+  EXPECT_TRUE(done.HasBeenNotified());
+}
+
 TEST_F(VolumeTest, ReadsOfUnwrittenRangesAllocateNothing) {
   auto d = CreateDisk("d", 1ull << 40, 4 << 20);
   auto vol = *NewHost("h1")->Open("d", false);

@@ -11,11 +11,25 @@
 
 namespace ukai::wire {
 
-// One TCP connection and its reader thread. Owned by its WireClient until the
-// reader is joined; calls keep a reference only to find it when cancelled.
+// One TCP connection and its reader thread. Shared by its WireClient and the
+// reader (which keeps it alive until it ends); calls keep a reference only to
+// find it when cancelled.
 struct WireConn {
   WireConn(int f, std::string addr) : fd(f), address(std::move(addr)) {}
-  ~WireConn() { close(fd); }
+  ~WireConn() {
+    if (reader.joinable()) reader.detach();  // the reader itself held the last reference
+    close(fd);
+  }
+  // Waits for the reader to end, unless this is the reader (a completion that
+  // dropped the last reference to its own client): it ends by itself.
+  void JoinReader() {
+    if (!reader.joinable()) return;
+    if (reader.get_id() == std::this_thread::get_id()) {
+      reader.detach();
+    } else {
+      reader.join();
+    }
+  }
 
   // Completes `call` (which nobody else can reach any more) with `s`.
   static void Complete(WireCall* call, absl::Status s) {
@@ -173,7 +187,7 @@ WireClient::~WireClient() {
   if (conn_) retired_.push_back(std::move(conn_));
   for (auto& c : retired_) {
     shutdown(c->fd, SHUT_RDWR);
-    c->reader.join();
+    c->JoinReader();
   }
 }
 
@@ -184,7 +198,7 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
     if (!conn_->dead) return conn_;
   }
   if (conn_) retired_.push_back(std::move(conn_));
-  for (auto& c : retired_) c->reader.join();  // dead: their readers have ended
+  for (auto& c : retired_) c->JoinReader();  // dead: their readers are ending
   retired_.clear();
   auto fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
   if (!fd.ok()) {
@@ -192,8 +206,8 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
     return nullptr;
   }
   conn_ = std::make_shared<WireConn>(*fd, address_);
-  WireConn* c = conn_.get();
-  c->reader = std::thread([c] { c->ReadLoop(); });
+  // The reader keeps its connection alive until it ends.
+  conn_->reader = std::thread([c = conn_] { c->ReadLoop(); });
   return conn_;
 }
 

@@ -248,12 +248,13 @@ void UkaiFs::Write(fuse_req_t req, const char* data, size_t size, off_t off, fus
   if (off < 0) return (void)fuse_reply_err(req, EINVAL);
   if (static_cast<uint64_t>(off) >= disk_size) return (void)fuse_reply_err(req, ENOSPC);
   size = static_cast<size_t>(std::min<uint64_t>(size, disk_size - off));  // short write at the end
-  absl::Status s = f->volume->Write(static_cast<uint64_t>(off), data, size);
-  if (!s.ok()) {
-    LOG_WARN("write %d+%d: %s", off, size, s.ToString());
-    return ReplyStatus(req, s);
-  }
-  fuse_reply_write(req, size);
+  // libukai is done with `data` when WriteAsync returns (libfuse reuses it).
+  f->volume->WriteAsync(static_cast<uint64_t>(off), data, size,
+                        [req, size, off, keep = f->volume](absl::Status s) {
+                          if (s.ok()) return (void)fuse_reply_write(req, size);
+                          LOG_WARN("write %d+%d: %s", off, size, s.ToString());
+                          ReplyStatus(req, s);
+                        });
 }
 
 void UkaiFs::Flush(fuse_req_t req, fuse_file_info* fi) {

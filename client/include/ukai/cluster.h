@@ -58,6 +58,9 @@ class Volume {
   // until it runs.
   using Done = std::function<void(absl::Status)>;
   virtual void ReadAsync(uint64_t offset, size_t len, char* out, Done done) = 0;
+  // Write without a waiting thread, as ReadAsync. `data` is only read before
+  // WriteAsync returns, so the caller may reuse it at once.
+  virtual void WriteAsync(uint64_t offset, const char* data, size_t len, Done done) = 0;
   virtual absl::Status Write(uint64_t offset, const char* data, size_t len) = 0;
   // Makes every write acknowledged before the call durable on its replicas.
   virtual absl::Status Flush() = 0;
