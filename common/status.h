@@ -29,6 +29,13 @@ inline absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;
   return absl::Status(s.code(), std::string(context) + ": " + std::string(s.message()));
 }
+// What an operation asked not to wait returns when it would have to (a read
+// of pages not in memory). Callers then retry where waiting is fine.
+inline absl::Status WouldBlock() { return absl::ResourceExhaustedError("would block"); }
+inline bool IsWouldBlock(const absl::Status& s) {
+  return absl::IsResourceExhausted(s) && s.message() == "would block";
+}
+
 }  // namespace ukai
 
 #endif  // UKAI_COMMON_STATUS_H_

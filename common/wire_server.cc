@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/status.h"
 #include "common/wire_format.h"
 #include "common/wire_socket.h"
 
@@ -38,6 +39,7 @@ absl::Status WireServer::Start(const std::string& address) {
   auto fd = ListenTcp(address, &port_);
   if (!fd.ok()) return fd.status();
   listen_fd_ = *fd;
+  for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(); });
   acceptor_ = std::thread([this] { AcceptLoop(); });
   return absl::OkStatus();
 }
@@ -83,29 +85,41 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
     }
     c->in.Skip(kHeaderBytes);
     if (!Take(&c->in, h.meta_len, &meta).ok() || !Take(&c->in, h.data_len, &data).ok()) break;
-    if (handler_->Slow(h.method)) {
-      absl::MutexLock l(&mu_);
-      if (stopping_) break;
-      ++slow_running_;
-      std::thread(&WireServer::RunSlow, this, c, h.tag, h.method, meta, data).detach();
-      continue;
+    if (!handler_->Slow(h.method)) {
+      reply.clear();
+      s = handler_->Handle(h.method, meta, data, &reply, /*may_block=*/false);
+      if (!IsWouldBlock(s)) {
+        Reply(c.get(), h.tag, h.method, s, reply);
+        continue;
+      }
     }
-    reply.clear();
-    s = handler_->Handle(h.method, meta, data, &reply);
-    Reply(c.get(), h.tag, h.method, s, reply);
+    absl::MutexLock l(&mu_);
+    if (stopping_) break;
+    tasks_.push_back(Task{c, h.tag, h.method, meta, data});
   }
   shutdown(c->fd, SHUT_RDWR);
   c->done = true;
 }
 
-void WireServer::RunSlow(std::shared_ptr<Conn> c, uint64_t tag, uint16_t method,
-                         std::string meta, std::string data) {
+void WireServer::WorkLoop() {
   std::string reply;
-  absl::Status s = handler_->Handle(method, meta, data, &reply);
-  Reply(c.get(), tag, method, s, reply);
-  c.reset();
-  absl::MutexLock l(&mu_);
-  --slow_running_;
+  while (true) {
+    Task t;
+    {
+      absl::MutexLock l(&mu_);
+      mu_.Await(absl::Condition(
+          +[](WireServer* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
+            return w->stopping_ || !w->tasks_.empty();
+          },
+          this));
+      if (tasks_.empty()) return;  // stopping, and nothing left
+      t = std::move(tasks_.front());
+      tasks_.pop_front();
+    }
+    reply.clear();
+    absl::Status s = handler_->Handle(t.method, t.meta, t.data, &reply, /*may_block=*/true);
+    Reply(t.conn.get(), t.tag, t.method, s, reply);
+  }
 }
 
 void WireServer::Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Status& s,
@@ -140,9 +154,7 @@ void WireServer::Shutdown() {
   close(listen_fd_);
   for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
   for (auto& c : conns) c->thread.join();
-  absl::MutexLock l(&mu_);
-  mu_.Await(absl::Condition(
-      +[](int* n) { return *n == 0; }, &slow_running_));
+  for (auto& w : workers_) w.join();  // after the queue drained
 }
 
 }  // namespace ukai::wire

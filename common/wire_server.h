@@ -1,9 +1,11 @@
 // WireServer: the node side of the block I/O transport (wire_format.h). One
-// thread per connection reads frames and runs each request inline, so a
-// burst of pipelined requests costs one wake-up, not one per request; a
-// method the handler calls slow (a flush waiting for the disk) runs on its
-// own thread and answers when done, so the connection keeps moving. Replies
-// carry the handler's status code and message.
+// thread per connection reads frames and runs each request inline when it
+// can finish without waiting for a disk, so a burst of pipelined requests
+// costs one wake-up, not one per request. A request that would wait (a read
+// of pages not in memory) or that the handler calls slow (a flush) goes to a
+// pool of worker threads and is answered when done, so the connection keeps
+// moving and the disk sees many requests at once. Replies carry the
+// handler's status code and message.
 //
 // Thread safety: Start and Shutdown from one owner thread; the handler is
 // called concurrently from every connection's thread.
@@ -11,10 +13,12 @@
 #define UKAI_COMMON_WIRE_SERVER_H_
 
 #include <atomic>
+#include <deque>
 #include <list>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -27,16 +31,22 @@ class WireHandler {
  public:
   virtual ~WireHandler() = default;
   // Runs one request. `meta` and `data` live until it returns. On OK,
-  // `reply_data` (empty on entry) holds the reply's data section.
+  // `reply_data` (empty on entry) holds the reply's data section. With
+  // `may_block` false it must not wait for a disk: it returns
+  // ukai::WouldBlock() (common/status.h) instead, and is called again on a
+  // worker with `may_block` true.
   virtual absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                              std::string* reply_data) = 0;
-  // True for methods that may block for long; they run off the connection's thread.
+                              std::string* reply_data, bool may_block) = 0;
+  // True for methods that always block for long; they go to a worker at once.
   virtual bool Slow(uint16_t method) const = 0;
 };
 
+
 class WireServer {
  public:
-  explicit WireServer(WireHandler* handler) : handler_(handler) {}
+  // `workers`: threads for requests that block (reads from disk, flushes).
+  explicit WireServer(WireHandler* handler, int workers = 16)
+      : handler_(handler), nworkers_(workers) {}
   ~WireServer();
 
   // Listens on "host:port" (port 0: any free port) and starts accepting.
@@ -54,8 +64,13 @@ class WireServer {
   void Serve(std::shared_ptr<Conn> c);
   void Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Status& s,
              const std::string& data);
-  void RunSlow(std::shared_ptr<Conn> c, uint64_t tag, uint16_t method, std::string meta,
-               std::string data);
+  struct Task {
+    std::shared_ptr<Conn> conn;
+    uint64_t tag;
+    uint16_t method;
+    std::string meta, data;
+  };
+  void WorkLoop();
 
   WireHandler* const handler_;
   int listen_fd_ = -1;
@@ -64,7 +79,9 @@ class WireServer {
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::list<std::shared_ptr<Conn>> conns_ ABSL_GUARDED_BY(mu_);
-  int slow_running_ ABSL_GUARDED_BY(mu_) = 0;
+  const int nworkers_;
+  std::vector<std::thread> workers_;
+  std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ukai::wire

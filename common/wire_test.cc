@@ -5,10 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <deque>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/status.h"
 #include "common/wire_client.h"
 #include "common/wire_format.h"
 #include "common/wire_server.h"
@@ -25,8 +27,10 @@ constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 4;
 class TestHandler : public WireHandler {
  public:
   absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                      std::string* reply) override {
+                      std::string* reply, bool may_block) override {
     if (method == kFail) return absl::NotFoundError(meta);
+    if (method == kBlock && !may_block) return ukai::WouldBlock();  // to a worker
+    if (method == kBlock) ++blocked_on_workers;
     if (method == kSlow || method == kBlock) release.WaitForNotification();
     reply->append(meta.data(), meta.size());
     reply->append(data.data(), data.size());
@@ -34,6 +38,7 @@ class TestHandler : public WireHandler {
   }
   bool Slow(uint16_t method) const override { return method == kSlow; }
   absl::Notification release;
+  std::atomic<int> blocked_on_workers{0};
 };
 
 struct Rig {
@@ -116,6 +121,33 @@ TEST(Wire, SlowMethodDoesNotHoldUpTheConnection) {
   ws.WaitAll(In(5000));
   EXPECT_TRUE(slow.status.ok()) << slow.status;
   EXPECT_EQ(std::string(out1, slow.out_len), "slow");
+}
+
+TEST(Wire, RequestsThatWouldBlockRunOnWorkersSideBySide) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  std::deque<WireCall> blocked(8);
+  WireWaiter wb;
+  for (auto& c : blocked) {
+    c.method = kBlock;
+    client.Start(&c, &wb);
+  }
+  char out[8];
+  WireCall echo;
+  echo.method = kEcho;
+  echo.meta = "free";
+  echo.out = out;
+  echo.out_cap = sizeof(out);
+  WireWaiter we;
+  client.Start(&echo, &we);
+  we.WaitAll(In(5000));
+  EXPECT_TRUE(echo.status.ok()) << echo.status;  // not behind the blocked ones
+  for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 8; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(rig.handler.blocked_on_workers, 8);  // all waiting at once, each on a worker
+  rig.handler.release.Notify();
+  wb.WaitAll(In(5000));
+  for (auto& c : blocked) EXPECT_TRUE(c.status.ok()) << c.status;
 }
 
 TEST(Wire, DeadlineCancelsAndTheClientStaysUsable) {

@@ -105,7 +105,8 @@ void NodeList(const Globals& g) {
     json arr = json::array();
     for (const auto& n : resp.nodes()) {
       arr.push_back({{"id", n.info().id()}, {"site", n.info().site()},
-                     {"address", n.info().address()}, {"up", n.up()},
+                     {"address", n.info().address()}, {"io_address", n.info().io_address()},
+                     {"up", n.up()},
                      {"used_bytes", n.used_bytes()}, {"capacity_bytes", n.info().capacity_bytes()},
                      {"error", n.error()}});
     }

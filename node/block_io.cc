@@ -31,20 +31,20 @@ absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data)
   return store_->Write({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(), data);
 }
 
-absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out) {
+absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool may_block) {
   auto g = disks_->Admit(req.hdr(), /*write=*/false);
   if (!g.ok()) return g.status();
   absl::Status s = CheckRange(req.hdr().disk_id(), *g, req.block(), req.offset(), req.length());
   if (s.ok()) {
     s = store_->Read({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(),
-                     req.length(), out);
+                     req.length(), out, may_block);
   }
   if (absl::IsDataLoss(s)) LOG_WARN("%s", s.ToString());  // the client reads another replica
   return s;
 }
 
 absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                             std::string* reply_data) {
+                             std::string* reply_data, bool may_block) {
   switch (method) {
     case wire::kWrite: {
       pb::WriteRequest req;
@@ -54,7 +54,7 @@ absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::stri
     case wire::kRead: {
       pb::ReadRequest req;
       if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
-      return Read(req, reply_data);
+      return Read(req, reply_data, may_block);
     }
     case wire::kFlush:
       return Flush();

@@ -24,14 +24,15 @@ class BlockIo final : public wire::WireHandler {
   // OUT_OF_RANGE (outside the block or disk), store errors as they are.
   absl::Status Write(const pb::WriteRequest& req, absl::string_view data);
   // As Write; DATA_LOSS when a page fails its checksum (the client reads
-  // another replica). `out` gets exactly req.length() bytes on OK.
-  absl::Status Read(const pb::ReadRequest& req, std::string* out);
+  // another replica). `out` gets exactly req.length() bytes on OK. With
+  // `may_block` false, WouldBlock() when the pages are not in memory.
+  absl::Status Read(const pb::ReadRequest& req, std::string* out, bool may_block = true);
   // Durable: every write acknowledged before survives a crash after OK.
   absl::Status Flush() { return store_->Sync(); }
 
   // wire::WireHandler: decodes the frame's meta and dispatches.
   absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                      std::string* reply_data) override;
+                      std::string* reply_data, bool may_block) override;
   bool Slow(uint16_t method) const override;
 
  private:

@@ -94,19 +94,19 @@ TEST_F(BlockIoTest, RejectsMalformedRequestsAndKeepsServing) {
 TEST_F(BlockIoTest, TransportFramesAreDecodedAndBadOnesRefused) {
   pb::WriteRequest w = W(0, 8192, 4096);
   std::string reply;
-  EXPECT_TRUE(io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply).ok());
+  EXPECT_TRUE(io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply, true).ok());
   pb::ReadRequest q;
   q.mutable_hdr()->set_disk_id(spec_.id());
   q.mutable_hdr()->set_layout_version(spec_.layout_version());
   q.set_offset(8192);
   q.set_length(4096);
-  ASSERT_TRUE(io_->Handle(wire::kRead, q.SerializeAsString(), "", &reply).ok());
+  ASSERT_TRUE(io_->Handle(wire::kRead, q.SerializeAsString(), "", &reply, true).ok());
   EXPECT_EQ(reply, std::string(4096, 'z'));
-  EXPECT_TRUE(io_->Handle(wire::kFlush, "", "", &reply).ok());
+  EXPECT_TRUE(io_->Handle(wire::kFlush, "", "", &reply, true).ok());
   EXPECT_TRUE(io_->Slow(wire::kFlush));
   EXPECT_FALSE(io_->Slow(wire::kWrite));
-  EXPECT_TRUE(absl::IsInvalidArgument(io_->Handle(wire::kWrite, "\xff\xff\xff", "x", &reply)));
-  EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(99, "", "", &reply)));
+  EXPECT_TRUE(absl::IsInvalidArgument(io_->Handle(wire::kWrite, "\xff\xff\xff", "x", &reply, true)));
+  EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(99, "", "", &reply, true)));
 }
 
 TEST_F(BlockIoTest, DropDiskRefusesADiskThatStillExists) {

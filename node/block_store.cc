@@ -90,7 +90,7 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
 }
 
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,
-                              std::string* out) {
+                              std::string* out, bool may_block) {
   if (length == 0) return absl::OkStatus();
   const uint32_t first = offset / kPage;
   const uint32_t last = (offset + length - 1) / kPage;
@@ -98,7 +98,7 @@ absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t len
   keys.reserve(last - first + 1);
   for (uint32_t p = first; p <= last; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
   std::vector<std::optional<std::string>> vals;
-  RETURN_IF_ERROR(pages_->Get(keys, &vals));
+  RETURN_IF_ERROR(may_block ? pages_->Get(keys, &vals) : pages_->GetNoWait(keys, &vals));
   size_t base = out->size();
   out->resize(base + length);
   char* dst = out->data() + base;

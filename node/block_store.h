@@ -32,7 +32,10 @@ class BlockStore {
   // the disk's geometry). Not durable until Sync.
   absl::Status Write(const ObjectId& obj, uint32_t offset, absl::string_view data);
   // Appends `length` bytes to `out`; pages never written read as zeros.
-  absl::Status Read(const ObjectId& obj, uint32_t offset, uint32_t length, std::string* out);
+  // With `may_block` false: WouldBlock() instead of waiting for a disk
+  // (PageStore::GetNoWait).
+  absl::Status Read(const ObjectId& obj, uint32_t offset, uint32_t length, std::string* out,
+                    bool may_block = true);
   absl::Status Sync() { return pages_->Sync(); }
   absl::Status DropDisk(uint64_t disk) { return pages_->DropDisk(disk); }
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() { return pages_->DiskBytes(); }

@@ -1,6 +1,9 @@
 // BlockStore over every PageStore: the same behaviour on RocksDB and in memory.
 #include "node/block_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -124,6 +127,39 @@ TEST_P(PersistentBlockStoreTest, SurvivesReopenAfterSync) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OnDisk, PersistentBlockStoreTest, ::testing::Values("rocksdb", "extent"));
+
+// A read asked not to wait answers from memory or says WouldBlock, never
+// anything else; the waiting read then answers in full.
+TEST(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
+  std::string dir = absl::StrCat(testing::TempDir(), "/ukai-nowait-", getpid());
+  std::filesystem::remove_all(dir);
+  auto ps = NewExtentPageStore(dir);
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  BlockStore store(std::move(*ps));
+  ASSERT_TRUE(store.Write({1, 0, 0}, 0, std::string(65536, 'n')).ok());
+  std::string out;
+  ASSERT_TRUE(store.Read({1, 0, 0}, 4096, 8192, &out, /*may_block=*/false).ok());
+  EXPECT_EQ(out, std::string(8192, 'n'));
+  // Clean pages dropped from the page cache: the no-wait read must not wait.
+  ASSERT_TRUE(store.Sync().ok());
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir + "/objects")) {
+    if (!e.is_regular_file()) continue;
+    int fd = open(e.path().c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+  }
+  out.clear();
+  absl::Status s = store.Read({1, 0, 0}, 4096, 8192, &out, /*may_block=*/false);
+  EXPECT_TRUE(s.ok() || IsWouldBlock(s)) << s;
+  if (s.ok()) {
+    EXPECT_EQ(out, std::string(8192, 'n'));  // the kernel kept the pages anyway
+  }
+  out.clear();
+  ASSERT_TRUE(store.Read({1, 0, 0}, 4096, 8192, &out).ok());
+  EXPECT_EQ(out, std::string(8192, 'n'));
+  std::filesystem::remove_all(dir);
+}
 
 TEST(MemBlockStoreTest, PowerLossDropsOnlyUnsyncedWrites) {
   auto mem = std::make_unique<MemPageStore>();

@@ -69,9 +69,21 @@ class ExtentPageStore : public PageStore {
 
   absl::Status Get(const std::vector<PageKey>& keys,
                    std::vector<std::optional<std::string>>* values) override {
+    return Read(keys, values, /*nowait=*/false);
+  }
+  // The index from RocksDB's memtable and block cache only, the pages with
+  // RWF_NOWAIT: anything on disk makes it WouldBlock, and the caller asks Get
+  // on a thread that may wait.
+  absl::Status GetNoWait(const std::vector<PageKey>& keys,
+                         std::vector<std::optional<std::string>>* values) override {
+    return Read(keys, values, /*nowait=*/true);
+  }
+
+  absl::Status Read(const std::vector<PageKey>& keys,
+                    std::vector<std::optional<std::string>>* values, bool nowait) {
     values->assign(keys.size(), std::nullopt);
     std::vector<std::optional<uint32_t>> crcs;
-    RETURN_IF_ERROR(ReadCrcs(keys, &crcs));
+    RETURN_IF_ERROR(ReadCrcs(keys, &crcs, nowait));
     // Runs of present, consecutive pages of one object: one pread each.
     for (size_t i = 0; i < keys.size();) {
       if (!crcs[i]) {
@@ -86,7 +98,12 @@ class ExtentPageStore : public PageStore {
       auto fd = Fd(ObjectOf(keys[i]), /*create=*/false);
       if (!fd.ok()) return fd.status();
       std::string buf((j - i) * kPage, '\0');
-      ssize_t n = pread((*fd)->fd, buf.data(), buf.size(), static_cast<off_t>(keys[i].page * kPage));
+      struct iovec iov = {buf.data(), buf.size()};
+      ssize_t n = preadv2((*fd)->fd, &iov, 1, static_cast<off_t>(keys[i].page * kPage),
+                          nowait ? RWF_NOWAIT : 0);
+      if (nowait && ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < buf.size()))) {
+        return WouldBlock();
+      }
       if (n < 0) return Errno("pread");  // a short read leaves zeros: the CRC will tell
       for (size_t k = i; k < j; ++k) {
         std::string v(kValue, '\0');
@@ -229,10 +246,11 @@ class ExtentPageStore : public PageStore {
     return absl::OkStatus();
   }
 
-  absl::Status ReadCrcs(const std::vector<PageKey>& keys, std::vector<std::optional<uint32_t>>* out) {
+  absl::Status ReadCrcs(const std::vector<PageKey>& keys, std::vector<std::optional<uint32_t>>* out,
+                        bool nowait) {
     out->assign(keys.size(), std::nullopt);
     std::vector<std::optional<std::string>> vals;
-    RETURN_IF_ERROR(MultiGetPages(index_.get(), keys, &vals));
+    RETURN_IF_ERROR(MultiGetPages(index_.get(), keys, &vals, nowait));
     for (size_t i = 0; i < keys.size(); ++i) {
       if (!vals[i]) continue;
       if (vals[i]->size() != 4) return absl::DataLossError("corrupt index entry");

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/status.h"
 
 namespace ukai::node {
 
@@ -46,6 +47,12 @@ class PageStore {
   virtual ~PageStore() = default;
   virtual absl::Status Get(const std::vector<PageKey>& keys,
                            std::vector<std::optional<std::string>>* values) = 0;
+  // Get, but only from memory: WouldBlock() when it would wait for a disk.
+  // A store that cannot tell always says so.
+  virtual absl::Status GetNoWait(const std::vector<PageKey>&,
+                                 std::vector<std::optional<std::string>>*) {
+    return WouldBlock();
+  }
   virtual absl::Status Apply(const std::vector<PageMutation>& batch) = 0;
   virtual absl::Status Sync() = 0;
   // Removes every page of `disk`.

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
+#include "common/status.h"
 #include "node/page_store.h"
 
 namespace ukai::node {
@@ -87,18 +88,23 @@ inline rocksdb::Options IndexOptions() {
   return o;
 }
 
-// Looks up every key in one MultiGet; a missing key leaves nullopt.
+// Looks up every key in one MultiGet; a missing key leaves nullopt. With
+// `nowait`, from memory only: WouldBlock() if a key needs a disk read.
 inline absl::Status MultiGetPages(rocksdb::DB* db, const std::vector<PageKey>& keys,
-                                  std::vector<std::optional<std::string>>* values) {
+                                  std::vector<std::optional<std::string>>* values,
+                                  bool nowait = false) {
   values->assign(keys.size(), std::nullopt);
   std::vector<std::string> enc;
   enc.reserve(keys.size());
   for (const auto& k : keys) enc.push_back(EncodePageKey(k));
   std::vector<rocksdb::Slice> slices(enc.begin(), enc.end());
   std::vector<std::string> out;
-  std::vector<rocksdb::Status> st = db->MultiGet(rocksdb::ReadOptions(), slices, &out);
+  rocksdb::ReadOptions ro;
+  if (nowait) ro.read_tier = rocksdb::kBlockCacheTier;
+  std::vector<rocksdb::Status> st = db->MultiGet(ro, slices, &out);
   for (size_t i = 0; i < keys.size(); ++i) {
     if (st[i].IsNotFound()) continue;
+    if (nowait && st[i].IsIncomplete()) return WouldBlock();
     if (!st[i].ok()) return FromRocks(st[i], "multiget");
     (*values)[i] = std::move(out[i]);
   }

@@ -45,6 +45,31 @@ check "ukaictl fails over to the next admin address" ukaictl --admin "$n3,$(node
 check "reads past the end through the mount return nothing" bash -c \
   "[[ \$(dd if='$UKAI_MOUNT/d' bs=4096 skip=$((1 << 18)) count=1 status=none | wc -c) == 0 ]]"
 
+# The block I/O port: junk, a frame over the size limit and a frame cut short
+# each cost only their own connection; the node keeps serving the mount.
+head -c 8M /dev/urandom > "$cluster_dir/junk-check.bin"
+dd if="$cluster_dir/junk-check.bin" of="$UKAI_MOUNT/d" bs=1M oflag=direct conv=notrunc status=none
+io_addr=$(ukaictl --json node list | python3 -c \
+  'import json, sys; print(next(n["io_address"] for n in json.load(sys.stdin) if n["id"] == "n1"))')
+check "n1 publishes a block I/O address" test -n "$io_addr"
+python3 - "$io_addr" <<'PY'
+import socket, struct, sys
+host, port = sys.argv[1].rsplit(":", 1)
+frames = [b"\x5a" * 32,                                                    # bad magic
+          struct.pack("<IHHQIIQ", 0x31574B55, 2, 0, 1, 0, (64 << 20) + 1, 0),  # data over the limit
+          struct.pack("<IHHQIIQ", 0x31574B55, 2, 0, 1, 10, 4096, 0) + b"abc"]  # cut short
+for f in frames:
+    s = socket.create_connection((host, int(port)), timeout=10)
+    s.sendall(f)
+    s.shutdown(socket.SHUT_WR)
+    s.recv(1)  # the node closes it
+    s.close()
+PY
+check "n1 is still up after junk on its block I/O port" \
+  kill -0 "$(cat "$cluster_dir/pids/n1.pid")"
+check "what was written before reads back through the mount" cmp \
+  <(dd if="$UKAI_MOUNT/d" bs=1M count=8 iflag=direct status=none) "$cluster_dir/junk-check.bin"
+
 # Daemons with bad surroundings: exit 1, the last stderr line says why.
 check_daemon_error() {  # DESCRIPTION PATTERN COMMAND...
   local what=$1 pattern=$2; shift 2
@@ -60,6 +85,9 @@ check_daemon_error "ukai-fuse with ZooKeeper unreachable" "ZooKeeper at 127.0.0.
   ukai-fuse "$cluster_dir/mnt-x" --site s --zk 127.0.0.1:1
 check_daemon_error "ukai-node on a port already taken" "cannot listen" \
   ukai-node --id n9 --site s --listen "$(node_addr n1)" --data "$cluster_dir/n9" --zk "$UKAI_ZK"
+check_daemon_error "ukai-node on a block I/O port already taken" "cannot listen" \
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --io-listen "$(node_addr n1)" \
+  --data "$cluster_dir/n9" --zk "$UKAI_ZK"
 check_daemon_error "ukai-node with a bad id" "invalid --id" \
   ukai-node --id "a/b" --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK"
 check_daemon_error "ukai-fuse on a missing directory" "cannot mount" \
