@@ -211,6 +211,9 @@ class ExtentPageStore : public PageStore {
       if (errno == ENOENT) return absl::NotFoundError(path);
       return Errno("open " + path);
     }
+    // Guests read at random: a miss should fetch the pages asked for, not a
+    // readahead window (a large read asks for its whole range anyway).
+    posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
     if (fds_.size() >= kMaxOpenFiles) fds_.clear();  // users keep theirs open
     auto file = std::make_shared<File>(fd);
     fds_[obj] = file;
