@@ -206,6 +206,10 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
     std::shared_ptr<wire::WireClient> io;
     wire::WireCall call;
     Done done;
+    // The call's completion and the starter each drop one; the last runs
+    // `finish`. The reply may come before Start returns, and Start's send
+    // still has the request's buffers in hand until then.
+    std::atomic<int> holds{2};
   };
   auto* op = new Op{*io, {}, std::move(done)};
   pb::ReadRequest req;
@@ -224,7 +228,7 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
   // touched after it.
   OpCounter* ops = async_ops_;
   ops->Add();
-  op->call.on_done = [this, op, ops, block, off, len, out] {
+  auto finish = [this, op, ops, block, off, len, out] {
     std::unique_ptr<Op> own(op);
     if (own->call.status.ok() && own->call.out_len == len) {
       own->done(absl::OkStatus());
@@ -240,7 +244,11 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
       ops->Done();
     }).detach();
   };
+  op->call.on_done = [op, finish] {
+    if (--op->holds == 0) finish();
+  };
   op->io->Start(&op->call, nullptr);
+  if (--op->holds == 0) finish();
 }
 
 absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out) {
@@ -417,6 +425,8 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
     WriteAttempt attempt;
     std::string copy;
     Done done;
+    // One per call plus one for the starter (see ReadAsync): the last to
+    // drop it runs `finish`.
     std::atomic<int> open{0};
   };
   auto* op = new Op;
@@ -458,18 +468,15 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
     }).detach();
   };
   ops->Add();
-  op->open = static_cast<int>(op->attempt.calls.size());
+  op->open = static_cast<int>(op->attempt.calls.size()) + 1;
   for (auto& nc : op->attempt.calls) {
     nc.call.deadline = Deadline(opts_->rpc_timeout_ms);
     nc.call.on_done = [op, finish] {
       if (--op->open == 0) finish();
     };
   }
-  // During the last Start, `op` may complete and go: take what the loop
-  // needs first.
-  std::vector<std::pair<std::shared_ptr<wire::WireClient>, wire::WireCall*>> starts;
-  for (auto& nc : op->attempt.calls) starts.emplace_back(nc.io, &nc.call);
-  for (auto& [io, call] : starts) io->Start(call, nullptr);
+  for (auto& nc : op->attempt.calls) nc.io->Start(&nc.call, nullptr);
+  if (--op->open == 0) finish();
 }
 
 absl::Status VolumeImpl::MarkStale(uint64_t block, const std::vector<std::string>& nodes) {
