@@ -1,5 +1,7 @@
 #include "common/process.h"
 
+#include <signal.h>
+
 #include <malloc.h>
 
 #include "absl/synchronization/mutex.h"
@@ -16,6 +18,9 @@ void SetUpDaemon(bool verbose) {
   // faults and page clearing were ~12% of the 1 MiB write path, profiled).
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  // A peer that vanished must be an error on the write, never a signal that
+  // kills the daemon (the transports also send with MSG_NOSIGNAL).
+  signal(SIGPIPE, SIG_IGN);
   if (verbose) SetLogLevel(LogLevel::kDebug);
 }
 

@@ -134,7 +134,12 @@ absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeou
 
 absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt) {
   while (iovcnt > 0) {
-    ssize_t n = writev(fd, iov, iovcnt);
+    // sendmsg, not writev: MSG_NOSIGNAL, so a peer that went away is an
+    // error here, not a SIGPIPE that kills the process.
+    struct msghdr msg = {};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(iovcnt);
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Errno("send");

@@ -22,7 +22,8 @@ absl::StatusOr<int> ListenTcp(const std::string& address, int* port);
 // socket is blocking, TCP_NODELAY, with send calls limited to `send_timeout`.
 absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeout,
                                absl::Duration send_timeout);
-// Writes every byte of `iov` (modified in place). UNAVAILABLE on any error.
+// Writes every byte of `iov` (modified in place) to a socket, never raising
+// SIGPIPE. UNAVAILABLE on any error.
 absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt);
 // Reads exactly `n` bytes. Waits at most until `deadline` (InfiniteFuture:
 // no limit) for each chunk. OUT_OF_RANGE on a clean end of stream before the
