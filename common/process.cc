@@ -1,8 +1,7 @@
 #include "common/process.h"
 
-#include <signal.h>
-
 #include <malloc.h>
+#include <signal.h>
 
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
