@@ -6,23 +6,28 @@
 # bench/RESULTS.md with IOPS, MB/s, mean and p99 latency and every ratio to the
 # local file.
 #
-#   bench/fio.sh [--runtime S] [--rounds N] [--size 2G] [--dir /var/tmp/ukai-bench] [--out bench/RESULTS.md]
+#   bench/fio.sh [--runtime S] [--ramp S] [--rounds N] [--size 2G] [--dir /var/tmp/ukai-bench] [--out bench/RESULTS.md]
 #
 # Every job runs --rounds times (default 3) per system, systems alternated
 # within each round; the report gives the median and each round's ratio.
+# Each run first does --ramp seconds (default 5) of the same job unmeasured
+# (fio's ramp_time): this host pages out memory idle for 30 s (DAMON), and a
+# system that waited for the others would otherwise be measured paging its
+# own code and metadata back in.
 #
 # Needs root (FUSE). Installs fio if missing. Stops everything it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-runtime=10 rounds=3 size=2G dir=/var/tmp/ukai-bench out=$top/bench/RESULTS.md
+runtime=10 ramp=5 rounds=3 size=2G dir=/var/tmp/ukai-bench out=$top/bench/RESULTS.md
 while (($#)); do
   case $1 in
     --runtime) runtime=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
+    --ramp) ramp=$2; shift 2 ;;
     --size) size=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "fio.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -80,15 +85,15 @@ for round in $(seq "$rounds"); do
       name=${t%%:*} file=${t#*:}
       echo "fio.sh: round $round/$rounds: $name $rw bs=$bs iodepth=$depth" >&2
       fio --name="$rw-$bs-qd$depth" --filename="$file" --rw="$rw" --bs="$bs" --iodepth="$depth" \
-        --ioengine=libaio --direct=1 --size="$size" --runtime="$runtime" --time_based \
+        --ioengine=libaio --direct=1 --size="$size" --runtime="$runtime" --ramp_time="$ramp" --time_based \
         --output-format=json --output="$dir/json/$name-$rw-$bs-$depth-$round.json"
     done
   done
 done
 
-python3 - "$dir/json" "$out" "$runtime" "$size" "$rounds" <<'PY'
+python3 - "$dir/json" "$out" "$runtime" "$size" "$rounds" "$ramp" <<'PY'
 import glob, json, os, platform, statistics, subprocess, sys, time
-jdir, out, runtime, size, nrounds = sys.argv[1:6]
+jdir, out, runtime, size, nrounds, ramp = sys.argv[1:7]
 runs = {}
 for path in glob.glob(f"{jdir}/*.json"):
     name, rw, bs, depth, rnd = os.path.basename(path)[:-5].rsplit("-", 4)
@@ -113,7 +118,8 @@ L = []
 L.append("# Data-path benchmark: UKAI vs a local file\n")
 L.append(f"Produced by `bench/fio.sh` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
          f"fio {subprocess.run(['fio', '--version'], capture_output=True, text=True).stdout.strip()}, "
-         f"libaio, direct=1, {runtime} s per job, {size} file, {nrounds} rounds with the systems "
+         f"libaio, direct=1, {runtime} s per job after {ramp} s unmeasured (fio ramp_time: this "
+         f"host pages out memory idle for 30 s), {size} file, {nrounds} rounds with the systems "
          "alternated within each; every row is the median round of its job and system. "
          f"Machine: {os.cpu_count()} vCPUs, kernel {platform.release()}. UKAI: a local cluster "
          "(ZooKeeper, 3 nodes, 1 FUSE frontend, all on loopback), disk with 2 replicas, both "
