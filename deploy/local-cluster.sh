@@ -151,7 +151,9 @@ EOF
     for f in "$dir"/mounts/*; do
       [[ -f $f ]] || continue
       name=$(basename "$f") path=$(cat "$f")
-      if mountpoint -q "$path"; then
+      # /proc/mounts, not mountpoint(1): a frontend that died leaves a mount
+      # that cannot even be stat'ed ("transport endpoint is not connected").
+      if awk -v p="$path" '$2 == p {found = 1} END {exit !found}' /proc/mounts; then
         fusermount3 -u "$path" 2>/dev/null || umount -l "$path" 2>/dev/null || true
       fi
       stop_pid "$name"
