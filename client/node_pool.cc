@@ -95,13 +95,6 @@ void NodePool::PingLoop() {
   }
 }
 
-absl::StatusOr<pb::NodeData::Stub*> NodePool::Stub(const std::string& id) {
-  absl::MutexLock l(&mu_);
-  auto it = nodes_.find(id);
-  if (it == nodes_.end()) return absl::NotFoundError("unknown node '" + id + "'");
-  return it->second.stub.get();
-}
-
 absl::StatusOr<std::shared_ptr<wire::WireClient>> NodePool::Io(const std::string& id) {
   absl::MutexLock l(&mu_);
   auto it = nodes_.find(id);

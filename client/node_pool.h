@@ -35,8 +35,6 @@ class NodePool {
 
   // Reads the node list (and arms watches); starts the pinger.
   absl::Status Start();
-  // The stub of node `id`, or NOT_FOUND naming it.
-  absl::StatusOr<pb::NodeData::Stub*> Stub(const std::string& id);
   // The block I/O client of node `id` (shared: it stays valid while the
   // caller holds it, even if the node moves). NOT_FOUND naming the node, or
   // UNAVAILABLE when the node publishes no block I/O address.

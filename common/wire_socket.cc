@@ -13,7 +13,6 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 
 namespace ukai::wire {
 namespace {
@@ -157,30 +156,6 @@ absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt) {
   return absl::OkStatus();
 }
 
-absl::Status ReadFull(int fd, char* buf, size_t n, absl::Time deadline) {
-  size_t got = 0;
-  while (got < n) {
-    if (deadline != absl::InfiniteFuture()) {
-      int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (ms < 0) ms = 0;
-      struct pollfd p = {fd, POLLIN, 0};
-      int rc = poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, 1 << 30)));
-      if (rc < 0 && errno == EINTR) continue;
-      if (rc < 0) return Errno("poll");
-      if (rc == 0) return absl::DeadlineExceededError("no answer in time");
-    }
-    ssize_t r = recv(fd, buf + got, n - got, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Errno("receive");
-    if (r == 0) {
-      return got == 0 ? absl::OutOfRangeError("connection closed")
-                      : absl::UnavailableError("connection closed mid-frame");
-    }
-    got += static_cast<size_t>(r);
-  }
-  return absl::OkStatus();
-}
-
 absl::Status BufferedReader::Fill(size_t n) {
   if (end_ - pos_ >= n) return absl::OkStatus();
   if (buf_.size() - pos_ < n) {
@@ -202,17 +177,20 @@ absl::Status BufferedReader::Fill(size_t n) {
 }
 
 absl::Status BufferedReader::Take(size_t n, char* out) {
-  size_t have = std::min(n, end_ - pos_);
+  size_t have = std::min(n, end_ - pos_);  // buffered bytes first
   if (out != nullptr) memcpy(out, buf_.data() + pos_, have);
   pos_ += have;
-  n -= have;
-  if (out != nullptr) return n == 0 ? absl::OkStatus() : ReadFull(fd_, out + have, n, absl::InfiniteFuture());
-  while (n > 0) {  // discard through the buffer
-    size_t chunk = std::min(n, buf_.size());
-    absl::Status s = Fill(chunk);
-    if (!s.ok()) return s.code() == absl::StatusCode::kOutOfRange ? absl::UnavailableError("connection closed mid-frame") : s;
-    pos_ += chunk;
-    n -= chunk;
+  for (size_t got = have; got < n;) {
+    ssize_t r;
+    if (out != nullptr) {  // the rest straight into place
+      r = recv(fd_, out + got, n - got, 0);
+    } else {               // or through the buffer, to drop it
+      r = recv(fd_, buf_.data(), std::min(n - got, buf_.size()), 0);
+    }
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Errno("receive");
+    if (r == 0) return absl::UnavailableError("connection closed mid-frame");
+    got += static_cast<size_t>(r);
   }
   return absl::OkStatus();
 }

@@ -25,10 +25,6 @@ absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeou
 // Writes every byte of `iov` (modified in place) to a socket, never raising
 // SIGPIPE. UNAVAILABLE on any error.
 absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt);
-// Reads exactly `n` bytes. Waits at most until `deadline` (InfiniteFuture:
-// no limit) for each chunk. OUT_OF_RANGE on a clean end of stream before the
-// first byte, DEADLINE_EXCEEDED on time, UNAVAILABLE otherwise.
-absl::Status ReadFull(int fd, char* buf, size_t n, absl::Time deadline);
 // Reads frames from a socket through one buffer: many small frames per recv
 // call, and large payloads received straight into their destination.
 // Not thread-safe; one reader thread owns it.
@@ -40,7 +36,8 @@ class BufferedReader {
   absl::Status Fill(size_t n);
   const char* data() const { return buf_.data() + pos_; }
   void Skip(size_t n) { pos_ += n; }
-  // Moves the next `n` bytes to `out` (nullptr: discards them).
+  // Moves the next `n` bytes of a frame being read to `out` (nullptr:
+  // discards them). UNAVAILABLE if the stream ends first.
   absl::Status Take(size_t n, char* out);
 
  private:
