@@ -178,6 +178,28 @@ absl::Status VolumeImpl::Read(uint64_t offset, size_t len, char* out) {
   });
 }
 
+std::vector<std::string> VolumeImpl::CleanReplicas(const BlockRef& ref) {
+  std::vector<std::string> clean;
+  for (const auto& r : ref.ptr().replicas()) {
+    if (r.state() == pb::CLEAN) clean.push_back(r.node());
+  }
+  return pool_->ReadOrder(std::move(clean));
+}
+
+void VolumeImpl::PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len,
+                             char* out, wire::WireCall* call) const {
+  pb::ReadRequest req;
+  *req.mutable_hdr() = Header(ref.layout_version, 0);
+  req.set_block(block);
+  req.set_generation(ref.ptr().generation());
+  req.set_offset(off);
+  req.set_length(len);
+  call->method = wire::kRead;
+  call->meta = req.SerializeAsString();
+  call->out = out;  // a failed replica's partial bytes are overwritten by the next
+  call->out_cap = len;
+}
+
 void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
   auto bs = CheckRange(offset, len);
   if (!bs.ok()) return done(bs.status());
@@ -190,12 +212,9 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
     memset(out, 0, len);
     return done(absl::OkStatus());
   }
-  std::vector<std::string> clean;
-  for (const auto& r : ref->ptr().replicas()) {
-    if (r.state() == pb::CLEAN) clean.push_back(r.node());
-  }
+  std::vector<std::string> clean = CleanReplicas(*ref);
   if (clean.empty()) return done(Read(offset, len, out));  // says why
-  auto io = pool_->Io(pool_->ReadOrder(std::move(clean)).front());
+  auto io = pool_->Io(clean.front());
   if (!io.ok()) return done(Read(offset, len, out));
 
   // The fast path: one call to the nearest clean replica, answered from the
@@ -212,16 +231,7 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
     std::atomic<int> holds{2};
   };
   auto* op = new Op{*io, {}, std::move(done)};
-  pb::ReadRequest req;
-  *req.mutable_hdr() = Header(ref->layout_version, 0);
-  req.set_block(block);
-  req.set_generation(ref->ptr().generation());
-  req.set_offset(off);
-  req.set_length(static_cast<uint32_t>(len));
-  op->call.method = wire::kRead;
-  op->call.meta = req.SerializeAsString();
-  op->call.out = out;
-  op->call.out_cap = len;
+  PrepareRead(*ref, block, off, static_cast<uint32_t>(len), out, &op->call);
   op->call.deadline = Deadline(opts_->rpc_timeout_ms);
   // `done` may hold the last reference to this volume: it is destroyed
   // before the operation counts as finished, and nothing of `this` is
@@ -259,34 +269,20 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
       memset(out, 0, len);
       return absl::OkStatus();
     }
-    std::vector<std::string> clean;
-    for (const auto& r : ref.ptr().replicas()) {
-      if (r.state() == pb::CLEAN) clean.push_back(r.node());
-    }
+    std::vector<std::string> clean = CleanReplicas(ref);
     if (clean.empty()) {
       return absl::UnavailableError(
           absl::StrFormat("disk %d block %d: no clean replica", id_, block));
     }
     bool stale_layout = false;
-    for (const std::string& node : pool_->ReadOrder(std::move(clean))) {
+    for (const std::string& node : clean) {
       auto io = pool_->Io(node);
       if (!io.ok()) {
         last = io.status();
         continue;
       }
-      pb::ReadRequest req;
-      *req.mutable_hdr() = Header(ref.layout_version, 0);
-      req.set_block(block);
-      req.set_generation(ref.ptr().generation());
-      req.set_offset(off);
-      req.set_length(len);
-      // The reply's bytes land in `out` directly; a failed replica's partial
-      // bytes are overwritten by the next one.
       wire::WireCall call;
-      call.method = wire::kRead;
-      call.meta = req.SerializeAsString();
-      call.out = out;
-      call.out_cap = len;
+      PrepareRead(ref, block, off, len, out, &call);
       wire::WireWaiter waiter;
       (*io)->Start(&call, &waiter);
       waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));

@@ -91,6 +91,11 @@ class VolumeImpl {
   absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
   absl::StatusOr<uint64_t> WriterEpoch();
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
+  // The block's CLEAN replicas, nearest first (NodePool::ReadOrder).
+  std::vector<std::string> CleanReplicas(const BlockRef& ref);
+  // A read call for [off, off+len) of `block` whose reply lands in `out`.
+  void PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len, char* out,
+                   wire::WireCall* call) const;
   absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len);
   // One block I/O call to one node, kept with the client it went through.
   struct NodeCall {
