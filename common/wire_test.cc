@@ -55,6 +55,28 @@ struct Rig {
 
 absl::Time In(int ms) { return absl::Now() + absl::Milliseconds(ms); }
 
+// One call, waited for: its status and the reply's data.
+struct Reply {
+  absl::Status status;
+  std::string data;
+};
+Reply CallAndWait(WireClient& client, uint16_t method, std::string meta,
+                  const std::string& data = "") {
+  std::string out(meta.size() + data.size() + 16, '\0');
+  WireCall call;
+  call.method = method;
+  call.meta = std::move(meta);
+  call.data = data.data();
+  call.data_len = data.size();
+  call.out = out.data();
+  call.out_cap = out.size();
+  WireWaiter w;
+  client.Start(&call, &w);
+  w.WaitAll(In(5000));
+  out.resize(call.out_len);
+  return {call.status, out};
+}
+
 TEST(Wire, PipelinedRoundTripsFromManyThreads) {
   Rig rig;
   rig.Start();
@@ -65,18 +87,9 @@ TEST(Wire, PipelinedRoundTripsFromManyThreads) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < 200; ++i) {
         std::string payload(1 + (i * 977 + t) % 70000, static_cast<char>('a' + t));
-        std::string out(payload.size() + 64, '\0');
-        WireCall call;
-        call.method = kEcho;
-        call.meta = "m" + std::to_string(t) + ":" + std::to_string(i);
-        call.data = payload.data();
-        call.data_len = payload.size();
-        call.out = out.data();
-        call.out_cap = out.size();
-        WireWaiter w;
-        client.Start(&call, &w);
-        w.WaitAll(In(5000));
-        if (call.status.ok() && out.substr(0, call.out_len) == call.meta + payload) ++good;
+        std::string meta = "m" + std::to_string(t) + ":" + std::to_string(i);
+        Reply r = CallAndWait(client, kEcho, meta, payload);
+        if (r.status.ok() && r.data == meta + payload) ++good;
       }
     });
   }
@@ -88,14 +101,9 @@ TEST(Wire, ErrorsKeepTheirCodeAndMessage) {
   Rig rig;
   rig.Start();
   WireClient client(rig.address());
-  WireCall call;
-  call.method = kFail;
-  call.meta = "disk 7: no such disk";
-  WireWaiter w;
-  client.Start(&call, &w);
-  w.WaitAll(In(5000));
-  EXPECT_TRUE(absl::IsNotFound(call.status)) << call.status;
-  EXPECT_EQ(call.status.message(), "disk 7: no such disk");
+  Reply r = CallAndWait(client, kFail, "disk 7: no such disk");
+  EXPECT_TRUE(absl::IsNotFound(r.status)) << r.status;
+  EXPECT_EQ(r.status.message(), "disk 7: no such disk");
 }
 
 TEST(Wire, SlowMethodDoesNotHoldUpTheConnection) {
@@ -133,15 +141,7 @@ TEST(Wire, RequestsThatWouldBlockRunOnWorkersSideBySide) {
     c.method = kBlock;
     client.Start(&c, &wb);
   }
-  char out[8];
-  WireCall echo;
-  echo.method = kEcho;
-  echo.meta = "free";
-  echo.out = out;
-  echo.out_cap = sizeof(out);
-  WireWaiter we;
-  client.Start(&echo, &we);
-  we.WaitAll(In(5000));
+  Reply echo = CallAndWait(client, kEcho, "free");
   EXPECT_TRUE(echo.status.ok()) << echo.status;  // not behind the blocked ones
   for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 8; ++i) absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(rig.handler.blocked_on_workers, 8);  // all waiting at once, each on a worker
@@ -163,17 +163,9 @@ TEST(Wire, DeadlineCancelsAndTheClientStaysUsable) {
   EXPECT_TRUE(absl::IsDeadlineExceeded(stuck.status)) << stuck.status;
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   rig.handler.release.Notify();  // its late reply is dropped
-  char out[8];
-  WireCall next;
-  next.method = kEcho;
-  next.meta = "ok";
-  next.out = out;
-  next.out_cap = sizeof(out);
-  WireWaiter w2;
-  client.Start(&next, &w2);
-  w2.WaitAll(In(5000));
+  Reply next = CallAndWait(client, kEcho, "ok");
   EXPECT_TRUE(next.status.ok()) << next.status;
-  EXPECT_EQ(std::string(out, next.out_len), "ok");
+  EXPECT_EQ(next.data, "ok");
 }
 
 TEST(Wire, ServerGoneFailsCallsThenReconnects) {
@@ -195,25 +187,13 @@ TEST(Wire, ServerGoneFailsCallsThenReconnects) {
   // UNAVAILABLE; never a hang or another code.
   EXPECT_TRUE(stuck.status.ok() || absl::IsUnavailable(stuck.status)) << stuck.status;
 
-  WireCall refused;
-  refused.method = kEcho;
-  WireWaiter w2;
-  client.Start(&refused, &w2);
-  w2.WaitAll(In(5000));
+  Reply refused = CallAndWait(client, kEcho, "");
   EXPECT_TRUE(absl::IsUnavailable(refused.status)) << refused.status;
   EXPECT_NE(refused.status.message().find(rig.address()), std::string::npos);
 
   Rig again;
   again.Start(rig.port);
-  char out[8];
-  WireCall back;
-  back.method = kEcho;
-  back.meta = "back";
-  back.out = out;
-  back.out_cap = sizeof(out);
-  WireWaiter w3;
-  client.Start(&back, &w3);
-  w3.WaitAll(In(5000));
+  Reply back = CallAndWait(client, kEcho, "back");
   EXPECT_TRUE(back.status.ok()) << back.status;
 }
 
@@ -246,16 +226,8 @@ TEST(Wire, MalformedFrameClosesOnlyThatConnection) {
   EXPECT_EQ(read(*fd, &c, 1), 0);  // closed by the server
   close(*fd);
   WireClient client(rig.address());
-  char out[8];
-  WireCall call;
-  call.method = kEcho;
-  call.meta = "fine";
-  call.out = out;
-  call.out_cap = sizeof(out);
-  WireWaiter w;
-  client.Start(&call, &w);
-  w.WaitAll(In(5000));
-  EXPECT_TRUE(call.status.ok()) << call.status;
+  Reply r = CallAndWait(client, kEcho, "fine");
+  EXPECT_TRUE(r.status.ok()) << r.status;
 }
 
 // Calls without a waiter: completion through on_done, on time or not.
