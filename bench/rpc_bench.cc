@@ -78,18 +78,18 @@ int Serve(int port) {
   return 0;
 }
 
-// `depth` callers, each with one unary call in flight.
-uint64_t RunUnary(EchoService::Stub* stub, int depth, int seconds) {
+// `depth` threads, each doing one round trip at a time with its own caller
+// from `make_caller()` (a callable returning true on success) for `seconds`.
+template <typename MakeCaller>
+uint64_t RunCallers(int depth, int seconds, MakeCaller make_caller) {
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> n{0};
   std::vector<std::thread> t;
   for (int i = 0; i < depth; ++i) {
     t.emplace_back([&] {
-      Echo req, resp;
-      req.set_payload(std::string(4096, 'x'));
+      auto call = make_caller();
       while (!stop) {
-        grpc::ClientContext ctx;
-        if (stub->Unary(&ctx, req, &resp).ok()) n++;
+        if (call()) n++;
       }
     });
   }
@@ -99,35 +99,39 @@ uint64_t RunUnary(EchoService::Stub* stub, int depth, int seconds) {
   return n;
 }
 
+// `depth` callers, each with one unary call in flight.
+uint64_t RunUnary(EchoService::Stub* stub, int depth, int seconds) {
+  return RunCallers(depth, seconds, [stub] {
+    auto req = std::make_shared<Echo>();
+    req->set_payload(std::string(4096, 'x'));
+    return [stub, req] {
+      grpc::ClientContext ctx;
+      Echo resp;
+      return stub->Unary(&ctx, *req, &resp).ok();
+    };
+  });
+}
+
 // `depth` callers on one block I/O transport connection (port + 1 of the
 // gRPC server), each with one call in flight, as libukai does.
 uint64_t RunWire(const std::string& address, int depth, int seconds) {
   ukai::wire::WireClient client(address);
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> n{0};
-  std::vector<std::thread> t;
-  for (int i = 0; i < depth; ++i) {
-    t.emplace_back([&] {
-      const std::string payload(4096, 'x');
-      std::string out(4096, '\0');
-      while (!stop) {
-        ukai::wire::WireCall call;
-        call.method = 1;
-        call.data = payload.data();
-        call.data_len = payload.size();
-        call.out = out.data();
-        call.out_cap = out.size();
-        ukai::wire::WireWaiter w;
-        client.Start(&call, &w);
-        w.WaitAll(absl::Now() + absl::Seconds(5));
-        if (call.status.ok() && call.out_len == payload.size()) n++;
-      }
-    });
-  }
-  std::this_thread::sleep_for(std::chrono::seconds(seconds));
-  stop = true;
-  for (auto& th : t) th.join();
-  return n;
+  return RunCallers(depth, seconds, [&client] {
+    auto payload = std::make_shared<std::string>(4096, 'x');
+    auto out = std::make_shared<std::string>(4096, '\0');
+    return [&client, payload, out] {
+      ukai::wire::WireCall call;
+      call.method = 1;
+      call.data = payload->data();
+      call.data_len = payload->size();
+      call.out = out->data();
+      call.out_cap = out->size();
+      ukai::wire::WireWaiter w;
+      client.Start(&call, &w);
+      w.WaitAll(absl::Now() + absl::Seconds(5));
+      return call.status.ok() && call.out_len == payload->size();
+    };
+  });
 }
 
 // One stream; `depth` callers share it, each waiting for its own echo (as
