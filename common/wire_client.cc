@@ -200,7 +200,10 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
   if (conn_) retired_.push_back(std::move(conn_));
   for (auto& c : retired_) c->JoinReader();  // dead: their readers are ending
   retired_.clear();
-  auto fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
+  absl::StatusOr<int> fd = absl::UnavailableError("no local socket tried");
+  if (opts_.try_local) fd = ConnectLocal(address_, opts_.send_timeout);
+  conn_local_ = fd.ok();
+  if (!fd.ok()) fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
   if (!fd.ok()) {
     *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, fd.status().message()));
     return nullptr;
@@ -209,6 +212,11 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
   // The reader keeps its connection alive until it ends.
   conn_->reader = std::thread([c = conn_] { c->ReadLoop(); });
   return conn_;
+}
+
+bool WireClient::local() const {
+  absl::MutexLock l(&mu_);
+  return conn_ != nullptr && conn_local_;
 }
 
 void WireClient::ReapLoop() {

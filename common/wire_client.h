@@ -95,6 +95,8 @@ struct WireClientOptions {
   absl::Duration connect_timeout = absl::Seconds(2);
   // A send blocked longer than this (a node that stopped reading) fails the connection.
   absl::Duration send_timeout = absl::Seconds(10);
+  // Try the node's same-host socket (ListenLocal in wire_socket.h) before TCP.
+  bool try_local = true;
 };
 
 class WireClient {
@@ -109,6 +111,9 @@ class WireClient {
   // UNAVAILABLE naming the address.
   void Start(WireCall* call, WireWaiter* waiter);
   const std::string& address() const { return address_; }
+  // Whether the current connection is the same-host socket (for tests and
+  // `ukaictl`-style diagnostics); false when there is none.
+  bool local() const;
 
  private:
   std::shared_ptr<WireConn> Connection(absl::Status* error);
@@ -117,8 +122,9 @@ class WireClient {
 
   const std::string address_;
   const WireClientOptions opts_;
-  absl::Mutex mu_;  // guards the current connection; taken before WireConn::mu
+  mutable absl::Mutex mu_;  // guards the current connection; taken before WireConn::mu
   std::shared_ptr<WireConn> conn_ ABSL_GUARDED_BY(mu_);
+  bool conn_local_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::shared_ptr<WireConn>> retired_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_tag_{1};
   std::thread reaper_;  // started with the first call that has no waiter

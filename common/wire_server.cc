@@ -38,15 +38,23 @@ WireServer::~WireServer() { Shutdown(); }
 absl::Status WireServer::Start(const std::string& address) {
   auto fd = ListenTcp(address, &port_);
   if (!fd.ok()) return fd.status();
-  listen_fd_ = *fd;
+  listen_fds_.push_back(*fd);
   for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(); });
-  acceptor_ = std::thread([this] { AcceptLoop(); });
+  acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
   return absl::OkStatus();
 }
 
-void WireServer::AcceptLoop() {
+absl::Status WireServer::StartLocal(const std::string& advertised) {
+  auto fd = ListenLocal(advertised);
+  if (!fd.ok()) return fd.status();
+  listen_fds_.push_back(*fd);
+  acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
+  return absl::OkStatus();
+}
+
+void WireServer::AcceptLoop(int listen_fd) {
   while (true) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
         if (errno == EMFILE || errno == ENFILE) usleep(10000);
@@ -54,7 +62,7 @@ void WireServer::AcceptLoop() {
       }
       return;  // shut down
     }
-    int one = 1;
+    int one = 1;  // fails harmlessly on the local socket
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto c = std::make_shared<Conn>(fd);
     absl::MutexLock l(&mu_);
@@ -145,13 +153,13 @@ void WireServer::Shutdown() {
   std::list<std::shared_ptr<Conn>> conns;
   {
     absl::MutexLock l(&mu_);
-    if (stopping_ || listen_fd_ < 0) return;
+    if (stopping_ || listen_fds_.empty()) return;
     stopping_ = true;
     conns.swap(conns_);
   }
-  shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  close(listen_fd_);
+  for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
+  for (auto& a : acceptors_) a.join();
+  for (int fd : listen_fds_) close(fd);
   for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
   for (auto& c : conns) c->thread.join();
   for (auto& w : workers_) w.join();  // after the queue drained

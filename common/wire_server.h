@@ -52,6 +52,9 @@ class WireServer {
   // Listens on "host:port" (port 0: any free port) and starts accepting.
   // UNAVAILABLE naming the address when it cannot listen.
   absl::Status Start(const std::string& address);
+  // Also listens on the same-host socket for `advertised`, the address
+  // clients know this server by (ListenLocal in wire_socket.h). After Start.
+  absl::Status StartLocal(const std::string& advertised);
   // The bound port (after Start).
   int port() const { return port_; }
   // Stops accepting, closes every connection and waits for every thread.
@@ -60,7 +63,7 @@ class WireServer {
 
  private:
   struct Conn;
-  void AcceptLoop();
+  void AcceptLoop(int listen_fd);
   void Serve(std::shared_ptr<Conn> c);
   void Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Status& s,
              const std::string& data);
@@ -73,9 +76,9 @@ class WireServer {
   void WorkLoop();
 
   WireHandler* const handler_;
-  int listen_fd_ = -1;
   int port_ = 0;
-  std::thread acceptor_;
+  std::vector<int> listen_fds_;  // TCP, then the local socket if any
+  std::vector<std::thread> acceptors_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::list<std::shared_ptr<Conn>> conns_ ABSL_GUARDED_BY(mu_);

@@ -7,8 +7,10 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/numbers.h"
@@ -64,7 +66,59 @@ int BoundPort(int fd) {
   return ntohs(reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port);
 }
 
+// Fills `sa` with the abstract name for `address`; false if it does not fit.
+bool LocalName(const std::string& address, struct sockaddr_un* sa, socklen_t* len) {
+  std::string name = std::string(1, '\0') + "ukai-io/" + address;
+  if (name.size() > sizeof(sa->sun_path)) return false;
+  *sa = {};
+  sa->sun_family = AF_UNIX;
+  memcpy(sa->sun_path, name.data(), name.size());
+  *len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + name.size());
+  return true;
+}
+
+void SetSendTimeout(int fd, absl::Duration send_timeout) {
+  struct timeval tv = absl::ToTimeval(send_timeout);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 }  // namespace
+
+absl::StatusOr<int> ListenLocal(const std::string& address) {
+  struct sockaddr_un sa;
+  socklen_t len;
+  if (!LocalName(address, &sa, &len)) {
+    return absl::InvalidArgumentError("address too long for a local socket: " + address);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Errno("socket");
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), len) != 0 || listen(fd, 128) != 0) {
+    absl::Status s = Errno("cannot listen on the local socket for " + address);
+    close(fd);
+    return s;
+  }
+  return fd;
+}
+
+absl::StatusOr<int> ConnectLocal(const std::string& address, absl::Duration send_timeout) {
+  struct sockaddr_un sa;
+  socklen_t len;
+  if (!LocalName(address, &sa, &len)) {
+    return absl::InvalidArgumentError("address too long for a local socket: " + address);
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Errno("socket");
+  // Non-blocking, a Unix connect never waits: it fails at once when nobody
+  // listens (ECONNREFUSED) or the node's backlog is full (EAGAIN).
+  if (connect(fd, reinterpret_cast<struct sockaddr*>(&sa), len) != 0) {
+    absl::Status s = Errno("no local socket for " + address);
+    close(fd);
+    return s;
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  SetSendTimeout(fd, send_timeout);
+  return fd;
+}
 
 std::string WithPort(const std::string& address, int port) {
   size_t colon = address.rfind(':');
@@ -126,8 +180,7 @@ absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeou
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  struct timeval tv = absl::ToTimeval(send_timeout);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  SetSendTimeout(fd, send_timeout);
   return fd;
 }
 

@@ -22,6 +22,15 @@ absl::StatusOr<int> ListenTcp(const std::string& address, int* port);
 // socket is blocking, TCP_NODELAY, with send calls limited to `send_timeout`.
 absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeout,
                                absl::Duration send_timeout);
+// The same-host path: an abstract Unix socket named after a node's advertised
+// block I/O address ("\0ukai-io/" + address). Abstract names belong to the
+// network namespace, so whoever can connect to the name shares the namespace,
+// and with it the TCP address, with the node that bound it: the name cannot
+// lead to another node. A frame then costs two socket copies instead of a
+// trip through the TCP stack (docs/ARCHITECTURE.md, performance notes).
+absl::StatusOr<int> ListenLocal(const std::string& address);
+// UNAVAILABLE when no process of this namespace listens on the name.
+absl::StatusOr<int> ConnectLocal(const std::string& address, absl::Duration send_timeout);
 // Writes every byte of `iov` (modified in place) to a socket, never raising
 // SIGPIPE. UNAVAILABLE on any error.
 absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt);

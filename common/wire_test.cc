@@ -1,6 +1,6 @@
 // The block I/O transport on loopback: pipelined round trips, error codes,
-// slow methods, deadlines, a server that goes away and comes back, and
-// malformed frames.
+// slow methods, deadlines, a server that goes away and comes back, malformed
+// frames, and the same-host socket.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -292,6 +292,38 @@ TEST(Wire, HeaderRoundTripsAndRejectsOversizedLengths) {
   h.data_len = kMaxDataBytes + 1;
   EncodeHeader(h, buf);
   EXPECT_FALSE(DecodeHeader(buf, &back));
+}
+
+TEST(Wire, SameHostClientsUseTheLocalSocketAndOthersTcp) {
+  Rig rig;
+  rig.Start();
+  ASSERT_TRUE(rig.server->StartLocal(rig.address()).ok());
+  // A second server under the same name cannot exist: the name is taken.
+  EXPECT_FALSE(ListenLocal(rig.address()).ok());
+
+  WireClient local(rig.address());
+  EXPECT_EQ(CallAndWait(local, kEcho, "m", "d").data, "md");
+  EXPECT_TRUE(local.local());
+
+  WireClientOptions tcp_only;
+  tcp_only.try_local = false;
+  WireClient tcp(rig.address(), tcp_only);
+  EXPECT_EQ(CallAndWait(tcp, kEcho, "m", "d").data, "md");
+  EXPECT_FALSE(tcp.local());
+
+  // A server without the local socket: the client falls back to TCP.
+  Rig plain;
+  plain.Start();
+  WireClient fallback(plain.address());
+  EXPECT_EQ(CallAndWait(fallback, kEcho, "x").data, "x");
+  EXPECT_FALSE(fallback.local());
+
+  // Once the server is gone, so is its name: a new one can take it.
+  std::string name = rig.address();
+  rig.server->Shutdown();
+  auto again = ListenLocal(name);
+  ASSERT_TRUE(again.ok()) << again.status();
+  close(*again);
 }
 
 }  // namespace

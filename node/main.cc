@@ -35,13 +35,17 @@ int main(int argc, char** argv) {
   std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
   std::string store_kind = "extent";
-  bool no_blob = false, verbose = false;
+  bool no_blob = false, verbose = false, no_local = false;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
   app.add_option("--io-listen", io_listen,
                  "host:port for block reads and writes (UKAI's block I/O transport); default: "
                  "the --listen host, a free port. Published in ZooKeeper, so clients find it");
+  app.add_flag("--no-local-io", no_local,
+               "do not also serve block I/O on a same-host socket (an abstract Unix socket "
+               "named after the block I/O address; frontends on this host use it instead of "
+               "TCP, which costs less CPU per request)");
   app.add_option("--data", data, "directory of the node's store (created if missing)")->required();
   app.add_option("--zk", zk, "ZooKeeper ensemble host:port[,host:port...]")->capture_default_str();
   app.add_option("--zk-root", root, "root znode of this cluster")->capture_default_str();
@@ -94,6 +98,9 @@ int main(int argc, char** argv) {
   bool wildcard = io_host.empty() || io_host == "0.0.0.0" || io_host == "[::]" || io_host == "::";
   std::string io_address =
       ukai::wire::WithPort(wildcard ? listen : io_listen, io_server.port());
+  if (!no_local) {
+    if (auto s = io_server.StartLocal(io_address); !s.ok()) return Fail(std::string(s.message()));
+  }
 
   ukai::pb::NodeInfo self;
   self.set_id(id);
