@@ -249,19 +249,68 @@ class ExtentPageStore : public PageStore {
     return absl::OkStatus();
   }
 
+  // The index entries for `keys`. A run of consecutive pages of one object is
+  // one key range in the index: a scan walks it with one seek and a step per
+  // page, where a point lookup searches the memtable's skip list once per page
+  // (38% of a node's CPU on 1 MiB reads, by profile). Short runs use MultiGet.
   absl::Status ReadCrcs(const std::vector<PageKey>& keys, std::vector<std::optional<uint32_t>>* out,
                         bool nowait) {
     out->assign(keys.size(), std::nullopt);
+    rocksdb::ReadOptions ro;
+    if (nowait) ro.read_tier = rocksdb::kBlockCacheTier;
+    std::vector<PageKey> point;
+    std::vector<size_t> point_at;
+    for (size_t i = 0; i < keys.size();) {
+      size_t j = i + 1;
+      while (j < keys.size() && ObjectOf(keys[j]) == ObjectOf(keys[i]) &&
+             keys[j].page == keys[j - 1].page + 1) {
+        ++j;
+      }
+      if (j - i < kMinScanPages) {
+        for (; i < j; ++i) {
+          point.push_back(keys[i]);
+          point_at.push_back(i);
+        }
+        continue;
+      }
+      RETURN_IF_ERROR(ScanCrcs(ro, keys, i, j, out));
+      i = j;
+    }
+    if (point.empty()) return absl::OkStatus();
     std::vector<std::optional<std::string>> vals;
-    RETURN_IF_ERROR(MultiGetPages(index_.get(), keys, &vals, nowait));
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (!vals[i]) continue;
-      if (vals[i]->size() != 4) return absl::DataLossError("corrupt index entry");
-      (*out)[i] = DecodeCrc(vals[i]->data());
+    RETURN_IF_ERROR(MultiGetPages(index_.get(), point, &vals, nowait));
+    for (size_t k = 0; k < point.size(); ++k) {
+      if (!vals[k]) continue;
+      if (vals[k]->size() != 4) return absl::DataLossError("corrupt index entry");
+      (*out)[point_at[k]] = DecodeCrc(vals[k]->data());
     }
     return absl::OkStatus();
   }
 
+  // One iterator over keys[i, j), consecutive pages of one object.
+  absl::Status ScanCrcs(rocksdb::ReadOptions ro, const std::vector<PageKey>& keys, size_t i,
+                        size_t j, std::vector<std::optional<uint32_t>>* out) {
+    PageKey end = keys[j - 1];
+    ++end.page;
+    std::string first = EncodePageKey(keys[i]), limit = EncodePageKey(end);
+    rocksdb::Slice upper(limit);
+    ro.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(index_->NewIterator(ro));
+    for (it->Seek(first); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key(), v = it->value();
+      if (k.size() != kPageKeySize || memcmp(k.data(), first.data(), 24) != 0 || v.size() != 4) {
+        return absl::DataLossError("corrupt index entry");
+      }
+      uint64_t page = GetBigEndian(k.data() + 24, 4);
+      (*out)[i + (page - keys[i].page)] = DecodeCrc(v.data());
+    }
+    if (ro.read_tier == rocksdb::kBlockCacheTier && it->status().IsIncomplete()) {
+      return WouldBlock();
+    }
+    return FromRocks(it->status(), "index scan");
+  }
+
+  static constexpr size_t kMinScanPages = 8;
   static constexpr size_t kMaxOpenFiles = 4096;
   const std::string dir_;
   std::unique_ptr<rocksdb::DB> index_;
