@@ -17,6 +17,9 @@ namespace ukai::client {
 namespace {
 
 constexpr int kMaxAttempts = 8;
+// Writes to a replica being filled by a copy cover whole sectors (the node
+// tracks them per 512-byte sector; node/block_store.h).
+constexpr uint32_t kSectorSize = 512;
 // WriteAsync copies the data of writes up to this size and answers them from
 // the transport's thread; larger ones run inline.
 constexpr size_t kMaxAsyncWrite = 128 << 10;
@@ -323,6 +326,18 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
   req.set_generation(ref.ptr().generation());
   req.set_offset(off);
   const std::string meta = req.SerializeAsString();
+  // Replicas being filled by a copy get the same write, marked to be kept.
+  bool syncing = false;
+  for (const auto& r : ref.ptr().replicas()) syncing = syncing || r.state() == pb::SYNCING;
+  std::string tracked_meta;
+  if (syncing) {
+    if (off % kSectorSize != 0 || len % kSectorSize != 0) {
+      a->needs_sectors = true;
+      return absl::OkStatus();
+    }
+    req.set_track(true);
+    tracked_meta = req.SerializeAsString();
+  }
   a->block = block;
   for (const auto& r : ref.ptr().replicas()) {
     if (r.state() == pb::STALE) continue;
@@ -335,7 +350,7 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
     a->calls.push_back(NodeCall{r.node(), *io, {}});
     wire::WireCall& c = a->calls.back().call;
     c.method = wire::kWrite;
-    c.meta = meta;
+    c.meta = r.state() == pb::SYNCING ? tracked_meta : meta;
     c.data = data;
     c.data_len = len;
   }
@@ -396,6 +411,7 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     WriteAttempt a;
     RETURN_IF_ERROR(PrepareWrite(block, off, data, len, &a));
+    if (a.needs_sectors) return WriteSectors(block, off, data, len);
     wire::WireWaiter waiter;
     for (auto& nc : a.calls) nc.io->Start(&nc.call, &waiter);
     waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
@@ -405,6 +421,24 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
   }
   return absl::UnavailableError(
       absl::StrFormat("disk %d block %d: layout kept changing during the write", id_, block));
+}
+
+absl::Status VolumeImpl::WriteSectors(uint64_t block, uint32_t off, const char* data,
+                                      uint32_t len) {
+  // Whole sectors around [off, off + len); the block size is a multiple of 4 KiB.
+  const uint32_t start = off / kSectorSize * kSectorSize;
+  const uint32_t end = (off + len + kSectorSize - 1) / kSectorSize * kSectorSize;
+  std::string buf(end - start, '\0');
+  // Only the edge sectors need the current content.
+  RETURN_IF_ERROR(ReadSegment(block, start, kSectorSize, buf.data()));
+  if (end - start > kSectorSize) {
+    RETURN_IF_ERROR(ReadSegment(block, end - kSectorSize, kSectorSize,
+                                buf.data() + (end - start - kSectorSize)));
+  }
+  memcpy(buf.data() + (off - start), data, len);
+  // A layout that changed meanwhile may no longer need the widening; the
+  // widened write is right either way.
+  return WriteSegment(block, start, buf.data(), end - start);
 }
 
 void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done done) {
@@ -430,7 +464,7 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   op->done = std::move(done);
   absl::Status s = PrepareWrite(block, off, op->copy.data(), static_cast<uint32_t>(len),
                                 &op->attempt);
-  if (!s.ok() || !op->attempt.failed.empty()) {  // a replica already unreachable: the slow path
+  if (!s.ok() || !op->attempt.failed.empty() || op->attempt.needs_sectors) {  // the slow path
     std::unique_ptr<Op> own(op);
     return own->done(s.ok() ? WriteSegment(block, off, data, static_cast<uint32_t>(len)) : s);
   }

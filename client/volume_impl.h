@@ -109,6 +109,9 @@ class VolumeImpl {
     std::deque<NodeCall> calls;        // stable addresses while in flight
     std::vector<std::string> failed;   // replicas that did not take it
     absl::Status last;                 // why the last of them failed
+    // The block has a SYNCING replica and the write does not cover whole
+    // sectors: nothing was prepared; WriteSegment widens it first.
+    bool needs_sectors = false;
   };
   // Takes the epoch and the block pointer and fills `a` with a call per
   // non-stale replica (not started).
@@ -117,6 +120,9 @@ class VolumeImpl {
   // After every call of `a` completed: records dirty nodes, marks failed
   // replicas stale (ZooKeeper), or sets `*retry` after re-reading a newer layout.
   absl::Status ConcludeWrite(WriteAttempt* a, bool* retry);
+  // A write widened to whole sectors (the edges read from a clean replica),
+  // for blocks being copied to a new replica.
+  absl::Status WriteSectors(uint64_t block, uint32_t off, const char* data, uint32_t len);
   // Marks `nodes` STALE for `block` (after they failed a write) and refreshes.
   absl::Status MarkStale(uint64_t block, const std::vector<std::string>& nodes);
   pb::IoHeader Header(uint64_t layout_version, uint64_t epoch) const;

@@ -23,18 +23,30 @@ absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, ui
   return absl::OkStatus();
 }
 
+absl::Status CheckGeneration(uint64_t generation) {
+  if (generation & kMarkGeneration) {
+    return absl::InvalidArgumentError(absl::StrFormat("generation %d is out of range", generation));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data) {
-  auto g = disks_->Admit(req.hdr(), /*write=*/true);
-  if (!g.ok()) return g.status();
-  absl::Status s = CheckRange(req.hdr().disk_id(), *g, req.block(), req.offset(), data.size());
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/true);
+  if (!a.ok()) return a.status();
+  absl::Status s =
+      CheckRange(req.hdr().disk_id(), a->geometry(), req.block(), req.offset(), data.size());
+  if (s.ok()) s = CheckGeneration(req.generation());
   if (!s.ok()) return s;
-  return store_->Write({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(), data);
+  return store_->Write({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(), data,
+                       req.track());
 }
 
 absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool may_block) {
-  auto g = disks_->Admit(req.hdr(), /*write=*/false);
-  if (!g.ok()) return g.status();
-  absl::Status s = CheckRange(req.hdr().disk_id(), *g, req.block(), req.offset(), req.length());
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/false);
+  if (!a.ok()) return a.status();
+  absl::Status s =
+      CheckRange(req.hdr().disk_id(), a->geometry(), req.block(), req.offset(), req.length());
+  if (s.ok()) s = CheckGeneration(req.generation());
   if (s.ok()) {
     s = store_->Read({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(),
                      req.length(), out, may_block);

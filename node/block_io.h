@@ -44,6 +44,8 @@ class BlockIo final : public wire::WireHandler {
 // disk. INVALID_ARGUMENT / OUT_OF_RANGE naming the disk and block.
 absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, uint64_t offset,
                         uint64_t len);
+// INVALID_ARGUMENT for generations the store keeps for itself (kMarkGeneration).
+absl::Status CheckGeneration(uint64_t generation);
 
 }  // namespace ukai::node
 

@@ -33,14 +33,55 @@ bool AllZero(const char* p, size_t n) {
   return memcmp(p, zeros, n) == 0;
 }
 
+// Marks live in the object's shadow (generation | kMarkGeneration): page m of
+// it holds one sector mask byte for each of pages [m * 4096, (m + 1) * 4096).
+constexpr uint32_t kMasksPerPage = kPage;
+constexpr uint8_t kAllSectors = 0xff;
+ObjectId MarksOf(const ObjectId& o) { return {o.disk, o.block, o.generation | kMarkGeneration}; }
+
+// Bit i set: sector i of the page lies inside [from, to) (page-relative).
+uint8_t SectorMask(uint32_t from, uint32_t to) {
+  uint8_t m = 0;
+  for (uint32_t s = from / kSector; s < (to + kSector - 1) / kSector; ++s) m |= uint8_t(1u << s);
+  return m;
+}
+
 }  // namespace
+
+absl::Status BlockStore::ReadMarks(const ObjectId& obj, uint32_t first, uint32_t last,
+                                   std::vector<uint8_t>* masks) {
+  masks->assign(last - first + 1, 0);
+  ObjectId mo = MarksOf(obj);
+  std::vector<PageKey> keys;
+  for (uint32_t m = first / kMasksPerPage; m <= last / kMasksPerPage; ++m) {
+    keys.push_back({mo.disk, mo.block, mo.generation, m});
+  }
+  std::vector<std::optional<std::string>> vals;
+  RETURN_IF_ERROR(pages_->Get(keys, &vals));
+  char page[kPage];
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!vals[i]) continue;
+    RETURN_IF_ERROR(DecodePage(*vals[i], keys[i], page));
+    const uint32_t base = keys[i].page * kMasksPerPage;
+    for (uint32_t p = std::max(first, base); p <= last && p < base + kMasksPerPage; ++p) {
+      (*masks)[p - first] = static_cast<uint8_t>(page[p - base]);
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Mutex& BlockStore::LockFor(const ObjectId& obj) {
   return stripes_[absl::HashOf(obj.disk, obj.block) % stripes_.size()];
 }
 
-absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::string_view data) {
+absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::string_view data,
+                              bool track) {
   if (data.empty()) return absl::OkStatus();
+  if (track && (offset % kSector != 0 || data.size() % kSector != 0)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "disk %d block %d: a write to a syncing replica must cover whole 512-byte sectors "
+        "([%d, +%d) does not)", obj.disk, obj.block, offset, data.size()));
+  }
   const uint32_t first = offset / kPage;
   const uint32_t end = offset + static_cast<uint32_t>(data.size());
   const uint32_t last = (end - 1) / kPage;
@@ -86,7 +127,135 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
     }
     batch.push_back(m);
   }
+  // Tracked: OR the written sectors into the mark pages, in the same batch.
+  std::vector<std::string> mark_pages;
+  if (track) {
+    ObjectId mo = MarksOf(obj);
+    const uint32_t m_first = first / kMasksPerPage, m_last = last / kMasksPerPage;
+    std::vector<std::optional<std::string>> prev;
+    std::vector<PageKey> mkeys;
+    for (uint32_t m = m_first; m <= m_last; ++m) mkeys.push_back({mo.disk, mo.block, mo.generation, m});
+    RETURN_IF_ERROR(pages_->Get(mkeys, &prev));
+    mark_pages.resize(mkeys.size());
+    for (size_t i = 0; i < mkeys.size(); ++i) {
+      std::string& mp = mark_pages[i];
+      mp.assign(kPage, '\0');
+      if (prev[i]) RETURN_IF_ERROR(DecodePage(*prev[i], mkeys[i], mp.data()));
+      const uint32_t base = mkeys[i].page * kMasksPerPage;
+      for (uint32_t p = std::max(first, base); p <= last && p < base + kMasksPerPage; ++p) {
+        const uint32_t page_start = p * kPage;
+        const uint32_t from = std::max(offset, page_start) - page_start;
+        const uint32_t to = std::min(end, page_start + kPage) - page_start;
+        mp[p - base] = static_cast<char>(static_cast<uint8_t>(mp[p - base]) | SectorMask(from, to));
+      }
+      PageMutation m;
+      m.key = mkeys[i];
+      m.data = mp.data();
+      m.crc = Crc32c(mp.data(), kPage);
+      batch.push_back(m);
+    }
+  }
   return pages_->Apply(batch);
+}
+
+absl::Status BlockStore::ReadPages(const ObjectId& obj, uint32_t first, uint32_t n,
+                                   std::vector<bool>* present, std::string* data) {
+  present->assign(n, false);
+  data->clear();
+  std::vector<PageKey> keys;
+  keys.reserve(n);
+  for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
+  std::vector<std::optional<std::string>> vals;
+  RETURN_IF_ERROR(pages_->Get(keys, &vals));
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!vals[i]) continue;
+    (*present)[i] = true;
+    size_t at = data->size();
+    data->resize(at + kPage);
+    RETURN_IF_ERROR(DecodePage(*vals[i], keys[i], data->data() + at));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
+                                     const std::vector<bool>& present, absl::string_view data) {
+  size_t want = 0;
+  for (bool b : present) want += b ? kPage : 0;
+  if (data.size() != want) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "disk %d block %d: %d bytes of pulled pages for %d present pages", obj.disk, obj.block,
+        data.size(), want / kPage));
+  }
+  if (present.empty()) return absl::OkStatus();
+  const uint32_t last = first + static_cast<uint32_t>(present.size()) - 1;
+  absl::MutexLock l(&LockFor(obj));
+  std::vector<uint8_t> masks;
+  RETURN_IF_ERROR(ReadMarks(obj, first, last, &masks));
+  // Partly marked pages: the local sectors go over the pulled page.
+  std::vector<PageKey> partial;
+  for (uint32_t i = 0; i < present.size(); ++i) {
+    if (present[i] && masks[i] != 0 && masks[i] != kAllSectors) {
+      partial.push_back({obj.disk, obj.block, obj.generation, first + i});
+    }
+  }
+  std::vector<std::optional<std::string>> local;
+  if (!partial.empty()) RETURN_IF_ERROR(pages_->Get(partial, &local));
+  std::vector<std::string> merged(partial.size());
+  std::vector<PageMutation> batch;
+  size_t at = 0, pi = 0;
+  for (uint32_t i = 0; i < present.size(); ++i) {
+    if (!present[i]) continue;
+    const char* src = data.data() + at;
+    at += kPage;
+    if (masks[i] == kAllSectors) continue;  // written since the copy began
+    PageMutation m;
+    m.key = {obj.disk, obj.block, obj.generation, first + i};
+    m.data = src;
+    if (masks[i] != 0) {
+      std::string& page = merged[pi];
+      page.assign(src, kPage);
+      char mine[kPage] = {};
+      if (local[pi]) RETURN_IF_ERROR(DecodePage(*local[pi], partial[pi], mine));
+      ++pi;
+      for (uint32_t sec = 0; sec < kPage / kSector; ++sec) {
+        if (masks[i] & (1u << sec)) memcpy(&page[sec * kSector], mine + sec * kSector, kSector);
+      }
+      m.data = page.data();
+    }
+    if (AllZero(m.data, kPage)) {
+      m.erase = true;
+    } else {
+      m.crc = Crc32c(m.data, kPage);
+    }
+    batch.push_back(m);
+  }
+  if (batch.empty()) return absl::OkStatus();
+  return pages_->Apply(batch);
+}
+
+absl::Status BlockStore::ErasePages(const ObjectId& obj, uint32_t pages) {
+  std::vector<PageMutation> batch;
+  batch.reserve(pages);
+  for (uint32_t p = 0; p < pages; ++p) {
+    PageMutation m;
+    m.key = {obj.disk, obj.block, obj.generation, p};
+    m.erase = true;
+    batch.push_back(m);
+  }
+  return pages_->Apply(batch);
+}
+
+absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {
+  absl::MutexLock l(&LockFor(obj));
+  const uint32_t pages = (block_size + kPage - 1) / kPage;
+  return ErasePages(MarksOf(obj), (pages + kMasksPerPage - 1) / kMasksPerPage);
+}
+
+absl::Status BlockStore::DropObject(const ObjectId& obj, uint32_t block_size) {
+  absl::MutexLock l(&LockFor(obj));
+  const uint32_t pages = (block_size + kPage - 1) / kPage;
+  RETURN_IF_ERROR(ErasePages(MarksOf(obj), (pages + kMasksPerPage - 1) / kMasksPerPage));
+  return ErasePages(obj, pages);
 }
 
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,

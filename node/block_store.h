@@ -10,6 +10,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -24,13 +25,41 @@ struct ObjectId {
   uint64_t generation;
 };
 
+// Generations with this bit set are the store's own: the written-sector marks
+// of a replica being filled by a background copy (below). Requests never
+// name one (BlockIo rejects them).
+constexpr uint64_t kMarkGeneration = 1ull << 63;
+constexpr uint32_t kSector = 512;
+
 class BlockStore {
  public:
   explicit BlockStore(std::unique_ptr<PageStore> pages) : pages_(std::move(pages)) {}
 
   // `offset + data.size()` must not pass the block's end (the caller checks
   // the disk's geometry). Not durable until Sync.
-  absl::Status Write(const ObjectId& obj, uint32_t offset, absl::string_view data);
+  //
+  // With `track` (a write to a replica in state SYNCING) the written sectors
+  // are also marked, in the same atomic batch, so that pages pulled from
+  // another replica later never overwrite them (ApplyPulled). Tracked writes
+  // must be whole 512-byte sectors (INVALID_ARGUMENT otherwise).
+  absl::Status Write(const ObjectId& obj, uint32_t offset, absl::string_view data,
+                     bool track = false);
+
+  // ---- background copy (docs/ARCHITECTURE.md, "Relocation")
+  // The source side: pages [first, first + n) that exist, checked: `present`
+  // gets n flags, `data` the present pages' bytes back to back.
+  absl::Status ReadPages(const ObjectId& obj, uint32_t first, uint32_t n,
+                         std::vector<bool>* present, std::string* data);
+  // The destination side: stores pulled pages [first, first + present.size())
+  // (`data` as ReadPages gives it), keeping every sector a tracked write
+  // marked. Pages absent at the source are left alone.
+  absl::Status ApplyPulled(const ObjectId& obj, uint32_t first, const std::vector<bool>& present,
+                           absl::string_view data);
+  // Forgets the marks of an object of `block_size` bytes (the copy is done).
+  absl::Status ClearMarks(const ObjectId& obj, uint32_t block_size);
+  // Removes an object and its marks (a cancelled or restarted copy, or a
+  // replica moved away).
+  absl::Status DropObject(const ObjectId& obj, uint32_t block_size);
   // Appends `length` bytes to `out`; pages never written read as zeros.
   // With `may_block` false: WouldBlock() instead of waiting for a disk
   // (PageStore::GetNoWait).
@@ -42,6 +71,11 @@ class BlockStore {
 
  private:
   absl::Mutex& LockFor(const ObjectId& obj);
+  // Sector masks of pages [first, last] (one byte a page); 0 when unmarked.
+  absl::Status ReadMarks(const ObjectId& obj, uint32_t first, uint32_t last,
+                         std::vector<uint8_t>* masks);
+  // Erases pages [0, pages) of `obj`.
+  absl::Status ErasePages(const ObjectId& obj, uint32_t pages);
 
   std::unique_ptr<PageStore> pages_;
   std::array<absl::Mutex, 64> stripes_;  // per-block RMW locks; leaves, never nested

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <algorithm>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -131,6 +132,84 @@ TEST_P(BlockStoreTest, LongReadsSeeHolesAndStopAtTheObjectEdge) {
   EXPECT_EQ(Read(o, 0, 64 * 4096), model);
   EXPECT_EQ(Read(o, 8 * 4096 + 100, 40 * 4096), model.substr(8 * 4096 + 100, 40 * 4096));
   EXPECT_EQ(Read(o, 60 * 4096, 8 * 4096), model.substr(60 * 4096) + std::string(4 * 4096, '\0'));
+}
+
+// Background copy: the destination keeps every sector a tracked write marked,
+// whatever order pulled pages and writes arrive in.
+TEST_P(BlockStoreTest, PulledPagesNeverOverwriteTrackedWrites) {
+  ObjectId src{3, 1, 0}, dst{3, 1, 0};
+  BlockStore& source = *store_;  // one store plays both roles: other disk ids
+  dst.disk = 4;
+  std::string want(16 * 4096, '\0');
+  for (size_t p = 0; p < 16; ++p) {
+    if (p == 12) continue;  // a hole at the source
+    want.replace(p * 4096, 4096, std::string(4096, static_cast<char>('a' + p)));
+  }
+  ASSERT_TRUE(source.Write(src, 0, want).ok());
+
+  // Before the pull: whole pages, two sectors of one page, a zeroed page,
+  // and a sector in the source's hole.
+  ASSERT_TRUE(store_->Write(dst, 2 * 4096, std::string(8192, 'W'), /*track=*/true).ok());
+  ASSERT_TRUE(store_->Write(dst, 5 * 4096 + 512, std::string(1024, 'P'), true).ok());
+  ASSERT_TRUE(store_->Write(dst, 7 * 4096, std::string(4096, '\0'), true).ok());
+  ASSERT_TRUE(store_->Write(dst, 12 * 4096 + 3584, std::string(512, 'H'), true).ok());
+  want.replace(2 * 4096, 8192, std::string(8192, 'W'));
+  want.replace(5 * 4096 + 512, 1024, std::string(1024, 'P'));
+  want.replace(7 * 4096, 4096, std::string(4096, '\0'));
+  want.replace(12 * 4096 + 3584, 512, std::string(512, 'H'));
+
+  std::vector<bool> present;
+  std::string pages;
+  ASSERT_TRUE(source.ReadPages(src, 0, 16, &present, &pages).ok());
+  EXPECT_EQ(std::count(present.begin(), present.end(), true), 15);
+  EXPECT_EQ(pages.size(), 15u * 4096);
+  // Pulled in two pieces, with a tracked write landing between them.
+  std::vector<bool> head(present.begin(), present.begin() + 8), tail(present.begin() + 8, present.end());
+  size_t head_bytes = 4096 * std::count(head.begin(), head.end(), true);
+  ASSERT_TRUE(store_->ApplyPulled(dst, 0, head, pages.substr(0, head_bytes)).ok());
+  ASSERT_TRUE(store_->Write(dst, 9 * 4096, std::string(512, 'L'), true).ok());
+  want.replace(9 * 4096, 512, std::string(512, 'L'));
+  ASSERT_TRUE(store_->ApplyPulled(dst, 8, tail, pages.substr(head_bytes)).ok());
+  EXPECT_EQ(Read(dst, 0, 16 * 4096), want);
+
+  // Pulled again (a resumed copy): nothing changes.
+  ASSERT_TRUE(store_->ApplyPulled(dst, 0, present, pages).ok());
+  EXPECT_EQ(Read(dst, 0, 16 * 4096), want);
+
+  // Once the marks are cleared, a pull takes the source's pages.
+  ASSERT_TRUE(store_->ClearMarks(dst, 64 * 4096).ok());
+  ASSERT_TRUE(store_->ApplyPulled(dst, 0, present, pages).ok());
+  EXPECT_EQ(Read(dst, 0, 2 * 4096), Read(src, 0, 2 * 4096));
+  EXPECT_EQ(Read(dst, 2 * 4096, 4096), Read(src, 2 * 4096, 4096));
+
+  // Malformed input: data that does not match the flags.
+  EXPECT_EQ(store_->ApplyPulled(dst, 0, present, pages.substr(1)).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(BlockStoreTest, TrackedWritesMustCoverWholeSectors) {
+  EXPECT_EQ(store_->Write({5, 0, 0}, 100, std::string(512, 'x'), true).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Write({5, 0, 0}, 512, std::string(100, 'x'), true).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store_->Write({5, 0, 0}, 100, std::string(100, 'x')).ok());  // untracked: any range
+}
+
+// A 32 MiB block has two mark pages: a write across their edge marks both.
+TEST_P(BlockStoreTest, MarksSpanMarkPages) {
+  ObjectId src{6, 0, 0}, dst{7, 0, 0};
+  const uint32_t edge = 4096 * 4096;  // page 4096, the first of the second mark page
+  ASSERT_TRUE(store_->Write(src, edge - 8192, std::string(16384, 's')).ok());
+  ASSERT_TRUE(store_->Write(dst, edge - 4096, std::string(8192, 'w'), true).ok());
+  std::vector<bool> present;
+  std::string pages;
+  ASSERT_TRUE(store_->ReadPages(src, 4094, 4, &present, &pages).ok());
+  ASSERT_TRUE(store_->ApplyPulled(dst, 4094, present, pages).ok());
+  EXPECT_EQ(Read(dst, edge - 8192, 16384),
+            std::string(4096, 's') + std::string(8192, 'w') + std::string(4096, 's'));
+  ASSERT_TRUE(store_->DropObject(dst, 32u << 20).ok());
+  EXPECT_EQ(Read(dst, edge - 8192, 16384), std::string(16384, '\0'));
+  EXPECT_EQ(store_->DiskBytes()->count(7), 0u);  // marks gone too
 }
 
 INSTANTIATE_TEST_SUITE_P(PageStores, BlockStoreTest, ::testing::Values("mem", "rocksdb", "extent"));

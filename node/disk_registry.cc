@@ -71,7 +71,84 @@ absl::StatusOr<bool> DiskRegistry::Exists(uint64_t id) {
   return spec->spec.state() == pb::DiskSpec::READY;
 }
 
+Admission& Admission::operator=(Admission&& o) noexcept {
+  if (this != &o) {
+    Release();
+    registry_ = o.registry_;
+    disk_ = o.disk_;
+    version_ = o.version_;
+    geometry_ = o.geometry_;
+    o.registry_ = nullptr;
+  }
+  return *this;
+}
+
+void Admission::Release() {
+  if (registry_ != nullptr) registry_->Release(disk_, version_);
+  registry_ = nullptr;
+}
+
+void DiskRegistry::Release(uint64_t id, uint64_t version) {
+  absl::MutexLock l(&mu_);
+  auto it = disks_.find(id);
+  if (it == disks_.end()) return;  // the disk is gone; so is its count
+  auto v = it->second.in_flight.find(version);
+  if (v != it->second.in_flight.end() && --v->second == 0) it->second.in_flight.erase(v);
+}
+
 absl::StatusOr<DiskGeometry> DiskRegistry::Admit(const pb::IoHeader& hdr, bool write) {
+  return AdmitImpl(hdr, write, /*hold=*/false);
+}
+
+absl::StatusOr<Admission> DiskRegistry::AdmitIo(const pb::IoHeader& hdr, bool write) {
+  ASSIGN_OR_RETURN(DiskGeometry g, AdmitImpl(hdr, write, /*hold=*/true));
+  Admission a;
+  a.registry_ = this;
+  a.disk_ = hdr.disk_id();
+  a.version_ = hdr.layout_version();
+  a.geometry_ = g;
+  return a;
+}
+
+absl::Status DiskRegistry::Fence(uint64_t id, uint64_t layout_version, absl::Duration timeout) {
+  bool known;
+  {
+    absl::MutexLock l(&mu_);
+    auto it = disks_.find(id);
+    known = it != disks_.end() && it->second.spec.layout_version() >= layout_version;
+  }
+  if (!known) {
+    absl::Status s = Refresh(id, Arm::kNone);
+    if (absl::IsNotFound(s)) return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
+    RETURN_IF_ERROR(s);
+  }
+  absl::MutexLock l(&mu_);
+  auto it = disks_.find(id);
+  if (it == disks_.end()) return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
+  if (it->second.spec.layout_version() < layout_version) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "disk %d: layout version %d is not in ZooKeeper (it has %d)", id, layout_version,
+        it->second.spec.layout_version()));
+  }
+  struct Arg {
+    DiskRegistry* self;
+    uint64_t id, version;
+  } arg{this, id, layout_version};
+  auto drained = +[](Arg* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto d = a->self->disks_.find(a->id);
+    return d == a->self->disks_.end() || d->second.in_flight.empty() ||
+           d->second.in_flight.begin()->first >= a->version;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(drained, &arg), timeout)) {
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "disk %d: requests under layouts older than %d still running after %s", id,
+        layout_version, absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bool write,
+                                                     bool hold) {
   const uint64_t id = hdr.disk_id();
   for (int pass = 0; pass < 2; ++pass) {
     bool refresh = false;
@@ -103,6 +180,7 @@ absl::StatusOr<DiskGeometry> DiskRegistry::Admit(const pb::IoHeader& hdr, bool w
             return absl::PermissionDeniedError(
                 absl::StrFormat("disk %d: writer epoch %d was never taken", id, hdr.epoch()));
           }
+          if (hold) ++d.in_flight[hdr.layout_version()];
           return DiskGeometry{d.spec.size(), d.spec.block_size()};
         }
       }

@@ -29,6 +29,26 @@ struct DiskGeometry {
   uint32_t block_size = 0;
 };
 
+class DiskRegistry;
+
+// A data request in progress, admitted under a layout version (AdmitIo).
+// Fence waits for older ones to end. Move-only; releases on destruction.
+class Admission {
+ public:
+  Admission() = default;
+  Admission(Admission&& o) noexcept { *this = std::move(o); }
+  Admission& operator=(Admission&& o) noexcept;
+  ~Admission() { Release(); }
+  const DiskGeometry& geometry() const { return geometry_; }
+
+ private:
+  friend class DiskRegistry;
+  void Release();
+  DiskRegistry* registry_ = nullptr;
+  uint64_t disk_ = 0, version_ = 0;
+  DiskGeometry geometry_;
+};
+
 class DiskRegistry {
  public:
   // Both must outlive the registry.
@@ -39,6 +59,16 @@ class DiskRegistry {
   // (deleted while this node was down).
   absl::Status Start();
   absl::StatusOr<DiskGeometry> Admit(const pb::IoHeader& hdr, bool write);
+  // Admit, and count the request as in progress until the Admission goes.
+  absl::StatusOr<Admission> AdmitIo(const pb::IoHeader& hdr, bool write);
+  // Makes sure this node turns away requests older than `layout_version`
+  // from now on, and waits (up to `timeout`) until every request admitted
+  // under an older version has finished. After OK, nothing done under an
+  // older layout can still touch this node's copy of the disk: the step a
+  // background copy needs before it pulls a block, and before it deletes a
+  // replica (docs/PROTOCOL.md). FAILED_PRECONDITION if ZooKeeper does not have
+  // that version yet, DEADLINE_EXCEEDED if old requests stay.
+  absl::Status Fence(uint64_t id, uint64_t layout_version, absl::Duration timeout);
   // True if the disk exists and is not being deleted (re-reads ZooKeeper).
   absl::StatusOr<bool> Exists(uint64_t id);
 
@@ -46,7 +76,11 @@ class DiskRegistry {
   struct Disk {
     pb::DiskSpec spec;
     uint64_t epoch = 0;
+    std::map<uint64_t, int> in_flight;  // admitted layout version -> requests
   };
+  friend class Admission;
+  absl::StatusOr<DiskGeometry> AdmitImpl(const pb::IoHeader& hdr, bool write, bool hold);
+  void Release(uint64_t id, uint64_t version);
   // Reads spec and writer record into disks_, arming the named watches.
   // NOT_FOUND if the disk is gone.
   enum class Arm { kNone, kSpec, kWriter, kBoth };

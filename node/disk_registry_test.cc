@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
+#include "absl/time/clock.h"
+
 #include "meta/mem_cluster_testing.h"
 #include "node/block_io.h"
 
@@ -57,6 +62,35 @@ TEST_F(DiskRegistryTest, FencesOlderWriterEpochsAndUntakenOnes) {
   EXPECT_TRUE(reg_->Admit(Hdr(1, e2), true).ok());
   EXPECT_TRUE(absl::IsPermissionDenied(reg_->Admit(Hdr(1, e1), true).status()));
   EXPECT_TRUE(reg_->Admit(Hdr(1, 0), false).ok());  // readers need no epoch
+}
+
+TEST_F(DiskRegistryTest, FenceWaitsForRequestsUnderOlderLayouts) {
+  auto old_req = reg_->AdmitIo(Hdr(1), false);
+  ASSERT_TRUE(old_req.ok());
+  auto r = cat_->Resize("d", 16 << 20);  // any layout change: version 2
+  ASSERT_TRUE(r.ok());
+  const uint64_t v = r->layout_version();
+  // Not in ZooKeeper yet: refused, not waited for.
+  EXPECT_TRUE(absl::IsFailedPrecondition(reg_->Fence(spec_.id(), v + 1, absl::Seconds(1))));
+  // An old request still running: the fence times out...
+  EXPECT_TRUE(absl::IsDeadlineExceeded(reg_->Fence(spec_.id(), v, absl::Milliseconds(50))));
+  // ...and from now on old layouts are turned away.
+  EXPECT_TRUE(absl::IsFailedPrecondition(reg_->AdmitIo(Hdr(1), false).status()));
+  // A request under the new layout does not hold the fence up.
+  auto new_req = reg_->AdmitIo(Hdr(v), false);
+  ASSERT_TRUE(new_req.ok());
+  std::atomic<bool> fenced{false};
+  std::thread t([&] {
+    EXPECT_TRUE(reg_->Fence(spec_.id(), v, absl::Seconds(10)).ok());
+    fenced = true;
+  });
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_FALSE(fenced);
+  *old_req = Admission();  // the old request ends
+  t.join();
+  EXPECT_TRUE(fenced);
+  EXPECT_TRUE(reg_->Fence(spec_.id(), v, absl::Milliseconds(1)).ok());
+  EXPECT_TRUE(absl::IsNotFound(reg_->Fence(999, 1, absl::Milliseconds(1))));
 }
 
 TEST_F(DiskRegistryTest, UnknownAndDeletingDisksAreNotFound) {
