@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/lifetime.h"
+#include "common/channel.h"
 #include "meta/catalog.h"
 #include "common/wire_client.h"
 #include "ukai.grpc.pb.h"
@@ -24,7 +25,6 @@ namespace ukai::client {
 
 // Makes the channel to a node's address (MakeChannel in production,
 // in-process channels in tests).
-using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
 
 class NodePool {
  public:

@@ -128,6 +128,8 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
     j["allocated_bytes"] = info.allocated_bytes();
     j["allocated_chunks"] = info.allocated_chunks();
     j["stale_replica_blocks"] = info.stale_blocks();
+    j["syncing_blocks"] = info.syncing_blocks();
+    j["job"] = info.job();
     j["node_bytes"] = json::object();
     for (const auto& [n, b] : info.node_bytes()) j["node_bytes"][n] = b;
     j["open_for_writing_by"] = json::array();
@@ -157,7 +159,11 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
     printf("  on %-8s %s\n", n.c_str(), ukai::FormatSize(b).c_str());
   }
   if (info.stale_blocks()) {
-    printf("degraded:    %lu stale block replica(s)\n", static_cast<unsigned long>(info.stale_blocks()));
+    printf("degraded:    %lu block(s) with a stale replica\n", static_cast<unsigned long>(info.stale_blocks()));
+  }
+  if (!info.job().empty()) {
+    printf("job:         %s (%lu block(s) being copied now)\n", info.job().c_str(),
+           static_cast<unsigned long>(info.syncing_blocks()));
   }
   if (info.writer().epoch()) {
     printf("writer:      epoch %lu, %s (site %s) since %s\n", static_cast<unsigned long>(info.writer().epoch()),
@@ -169,6 +175,138 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
   if (!info.unreachable_nodes().empty()) {
     printf("unreachable: %s (their bytes are not counted)\n", absl::StrJoin(info.unreachable_nodes(), ",").c_str());
   }
+}
+
+const char* JobState(ukai::pb::JobRecord::State s) {
+  switch (s) {
+    case ukai::pb::JobRecord::RUNNING: return "running";
+    case ukai::pb::JobRecord::DONE: return "done";
+    case ukai::pb::JobRecord::CANCELLED: return "cancelled";
+    case ukai::pb::JobRecord::FAILED: return "failed";
+    default: return "unknown";
+  }
+}
+
+json JobJson(const ukai::pb::JobRecord& j) {
+  json t = {{"sites", std::vector<std::string>(j.target().sites().begin(), j.target().sites().end())},
+            {"nodes", std::vector<std::string>(j.target().nodes().begin(), j.target().nodes().end())}};
+  return json{{"job", j.id()},
+              {"kind", "relocate"},
+              {"disk", j.disk_name()},
+              {"disk_id", j.disk_id()},
+              {"target", t},
+              {"state", JobState(j.state())},
+              {"cancel_requested", j.cancel_requested()},
+              {"bandwidth_bps", j.bandwidth_bps()},
+              {"bytes_done", j.bytes_done()},
+              {"bytes_total", j.bytes_total()},
+              {"blocks_done", j.blocks_done()},
+              {"blocks_total", j.blocks_total()},
+              {"runner", j.runner()},
+              {"error", j.error()},
+              {"created_ms", j.created_ms()},
+              {"finished_ms", j.finished_ms()}};
+}
+
+std::string TargetText(const ukai::pb::Placement& p) {
+  if (!p.sites().empty()) return "sites " + absl::StrJoin(p.sites(), ",");
+  return "nodes " + absl::StrJoin(p.nodes(), ",");
+}
+
+// Share of the job done, by bytes when the estimate is known, else blocks.
+double JobFraction(const ukai::pb::JobRecord& j) {
+  if (j.state() == ukai::pb::JobRecord::DONE) return 1.0;
+  if (j.bytes_total() > 0) return std::min(1.0, double(j.bytes_done()) / double(j.bytes_total()));
+  if (j.blocks_total() > 0) return std::min(1.0, double(j.blocks_done()) / double(j.blocks_total()));
+  return 0.0;
+}
+
+void JobList(const Globals& g) {
+  auto resp = Call<ukai::pb::ListJobsRequest, ukai::pb::ListJobsResponse>(
+      g, &Admin::Stub::ListJobs, ukai::pb::ListJobsRequest());
+  if (g.json) {
+    json arr = json::array();
+    for (const auto& j : resp.jobs()) arr.push_back(JobJson(j));
+    return PrintJson(arr);
+  }
+  printf("%-14s %-9s %-16s %-18s %-10s %6s %21s  %s\n", "JOB", "KIND", "DISK", "TO", "STATE", "DONE",
+         "COPIED", "NOTE");
+  for (const auto& j : resp.jobs()) {
+    std::string copied = ukai::FormatSize(j.bytes_done()) + " / " +
+                         (j.bytes_total() ? ukai::FormatSize(j.bytes_total()) : std::string("?"));
+    std::string note = j.error();
+    if (note.empty() && j.cancel_requested() && j.state() == ukai::pb::JobRecord::RUNNING) note = "cancelling";
+    if (note.empty() && j.state() == ukai::pb::JobRecord::RUNNING && !j.runner().empty()) {
+      note = "on " + j.runner();
+    }
+    printf("%-14s %-9s %-16s %-18s %-10s %5.0f%% %21s  %s\n", j.id().c_str(), "relocate",
+           j.disk_name().c_str(), TargetText(j.target()).c_str(), JobState(j.state()),
+           100 * JobFraction(j), copied.c_str(), note.c_str());
+  }
+}
+
+ukai::pb::JobRecord GetJob(const Globals& g, const std::string& id) {
+  ukai::pb::JobRequest req;
+  req.set_id(id);
+  return Call<ukai::pb::JobRequest, ukai::pb::JobRecord>(g, &Admin::Stub::GetJob, req);
+}
+
+std::string Duration(double s) {
+  if (s < 0 || s > 360000) return "--:--";
+  int t = static_cast<int>(s + 0.5);
+  return t >= 3600 ? absl::StrFormat("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
+                   : absl::StrFormat("%d:%02d", t / 60, t % 60);
+}
+
+// Waits for a job to end, drawing a progress bar on a terminal. Exit 0 if it
+// finished; 1 with the reason if it was cancelled or failed.
+void JobWait(const Globals& g, const std::string& id) {
+  const bool tty = isatty(STDERR_FILENO) && !g.json;
+  absl::Time start = absl::Now(), last_t = start;
+  uint64_t last_bytes = 0;
+  double rate = 0;  // bytes/s, smoothed
+  bool first = true;
+  ukai::pb::JobRecord j;
+  while (true) {
+    j = GetJob(g, id);
+    absl::Time now = absl::Now();
+    if (first) {
+      last_bytes = j.bytes_done();
+      first = false;
+    } else if (now > last_t) {
+      double inst = double(j.bytes_done() - std::min(j.bytes_done(), last_bytes)) /
+                    absl::ToDoubleSeconds(now - last_t);
+      rate = rate == 0 ? inst : 0.7 * rate + 0.3 * inst;
+      last_bytes = j.bytes_done();
+      last_t = now;
+    }
+    if (tty) {
+      double f = JobFraction(j);
+      int width = 30, full = static_cast<int>(f * width);
+      std::string bar = std::string(full, '#') + std::string(width - full, '.');
+      uint64_t left = j.bytes_total() > j.bytes_done() ? j.bytes_total() - j.bytes_done() : 0;
+      std::string eta = rate > 0 && j.bytes_total() ? Duration(double(left) / rate) : "--:--";
+      fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s  ETA %s %s\033[K", id.c_str(), bar.c_str(),
+              100 * f, ukai::FormatSize(j.bytes_done()).c_str(),
+              j.bytes_total() ? ukai::FormatSize(j.bytes_total()).c_str() : "?",
+              ukai::FormatSize(static_cast<uint64_t>(rate)).c_str(), eta.c_str(),
+              j.error().empty() ? "" : ("(" + j.error() + ")").c_str());
+      fflush(stderr);
+    }
+    if (j.state() != ukai::pb::JobRecord::RUNNING) break;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  if (tty) fprintf(stderr, "\n");
+  double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  if (g.json) {
+    PrintJson(JobJson(j));
+  } else if (j.state() == ukai::pb::JobRecord::DONE) {
+    printf("job %s done: disk %s on %s, %s copied in %s\n", id.c_str(), j.disk_name().c_str(),
+           TargetText(j.target()).c_str(), ukai::FormatSize(j.bytes_done()).c_str(),
+           Duration(secs).c_str());
+  }
+  if (j.state() == ukai::pb::JobRecord::CANCELLED) Die("job " + id + " was cancelled");
+  if (j.state() == ukai::pb::JobRecord::FAILED) Die("job " + id + " failed: " + j.error());
 }
 
 }  // namespace
@@ -185,6 +323,8 @@ int main(int argc, char** argv) {
   ukaictl disk info vm1 --json
   ukaictl disk resize vm1 --size 40G      (online; mounts see the new size)
   ukaictl disk delete vm1 [--force]      (refused while open for writing)
+  ukaictl relocate vm1 --sites site-b --bandwidth 200M   (prints a job id)
+  ukaictl job wait job-1a2b3c4d          (progress bar; exit 0 when done)
 
 Exit status: 0 on success; 1 on failure, with one line "ukaictl: <reason>" on
 stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)");
@@ -276,6 +416,73 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     auto r = Call<ukai::pb::DiskRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::DeleteDisk, req);
     if (g.json) return PrintJson(json{{"deleted", r.spec().name()}, {"id", r.spec().id()}});
     printf("deleted disk %s\n", r.spec().name().c_str());
+  });
+
+  std::string bandwidth_text, job_id;
+  bool wait = false;
+  auto* relocate = app.add_subcommand(
+      "relocate",
+      "move a disk's data to other sites or nodes while it is in use: starts a job and prints "
+      "its id. Blocks move in batches; each batch's reads switch to the new replicas as soon "
+      "as they are copied. Only allocated data is copied.");
+  relocate->add_option("name", name, "disk name")->required();
+  auto* rsites = relocate->add_option("--sites", sites, "sites to move the replicas to (a,b)");
+  relocate->add_option("--nodes", nodes, "nodes to move the replicas to (n3,n4), at least as many as replicas")
+      ->excludes(rsites);
+  relocate->add_option("--bandwidth", bandwidth_text,
+                       "copy rate limit for this job, bytes/s (e.g. 200M; default: none beyond "
+                       "each node's --copy-bandwidth)");
+  relocate->add_flag("--wait", wait, "wait for the job, with a progress bar (as `job wait`)");
+  relocate->callback([&] {
+    ukai::pb::RelocateRequest req;
+    req.set_name(name);
+    for (auto& s : ListArg(sites)) req.add_sites(s);
+    for (auto& n : ListArg(nodes)) req.add_nodes(n);
+    if (req.sites().empty() && req.nodes().empty()) Die("say where to: --sites or --nodes");
+    if (!bandwidth_text.empty()) req.set_bandwidth_bps(SizeArg(bandwidth_text));
+    auto j = Call<ukai::pb::RelocateRequest, ukai::pb::JobRecord>(g, &Admin::Stub::Relocate, req);
+    if (wait) return JobWait(g, j.id());
+    if (g.json) return PrintJson(JobJson(j));
+    printf("%s\n", j.id().c_str());
+  });
+
+  auto* job = app.add_subcommand("job", "long-running jobs (relocation)");
+  job->require_subcommand(1);
+  job->add_subcommand("list", "list jobs: id, disk, target, state, progress")
+      ->callback([&] { JobList(g); });
+  auto* jwait = job->add_subcommand(
+      "wait", "wait for a job to end, with a progress bar on a terminal (copied / estimated "
+              "bytes, rate, ETA); exit 0 if it finished, 1 if it was cancelled or failed");
+  jwait->add_option("id", job_id, "job id")->required();
+  jwait->callback([&] { JobWait(g, job_id); });
+  auto* jinfo = job->add_subcommand("info", "show one job");
+  jinfo->add_option("id", job_id, "job id")->required();
+  jinfo->callback([&] {
+    auto j = GetJob(g, job_id);
+    if (g.json) return PrintJson(JobJson(j));
+    printf("job:       %s (relocate)\n", j.id().c_str());
+    printf("disk:      %s\n", j.disk_name().c_str());
+    printf("to:        %s\n", TargetText(j.target()).c_str());
+    printf("state:     %s%s\n", JobState(j.state()), j.cancel_requested() && j.state() == ukai::pb::JobRecord::RUNNING ? " (cancelling)" : "");
+    printf("progress:  %.0f%%, %s of ~%s, %lu of %lu blocks\n", 100 * JobFraction(j),
+           ukai::FormatSize(j.bytes_done()).c_str(), ukai::FormatSize(j.bytes_total()).c_str(),
+           static_cast<unsigned long>(j.blocks_done()), static_cast<unsigned long>(j.blocks_total()));
+    if (j.bandwidth_bps()) printf("bandwidth: %s/s\n", ukai::FormatSize(j.bandwidth_bps()).c_str());
+    if (!j.runner().empty()) printf("runner:    %s\n", j.runner().c_str());
+    printf("started:   %s\n", Time(j.created_ms()).c_str());
+    if (j.finished_ms()) printf("ended:     %s\n", Time(j.finished_ms()).c_str());
+    if (!j.error().empty()) printf("note:      %s\n", j.error().c_str());
+  });
+  auto* jcancel = job->add_subcommand(
+      "cancel", "stop a job at its next batch: blocks already moved stay moved, the rest stay "
+                "where they were, the disk's placement policy goes back to what it was");
+  jcancel->add_option("id", job_id, "job id")->required();
+  jcancel->callback([&] {
+    ukai::pb::JobRequest req;
+    req.set_id(job_id);
+    auto j = Call<ukai::pb::JobRequest, ukai::pb::JobRecord>(g, &Admin::Stub::CancelJob, req);
+    if (g.json) return PrintJson(JobJson(j));
+    printf("job %s: cancel requested (`ukaictl job wait %s` to see it end)\n", j.id().c_str(), j.id().c_str());
   });
 
   try {

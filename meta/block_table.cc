@@ -42,22 +42,13 @@ absl::StatusOr<VersionedChunk> Catalog::AllocateChunk(const pb::DiskSpec& spec, 
   return r.status();
 }
 
-absl::StatusOr<pb::DiskSpec> Catalog::MarkStale(uint64_t id, uint64_t block,
-                                                const std::string& node) {
-  uint64_t c = block / kChunkBlocks;
-  uint32_t i = block % kChunkBlocks;
+absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunk(uint64_t id, uint64_t c,
+                                                  const ChunkChange& change) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     ASSIGN_OR_RETURN(auto spec, GetSpec(id));
     ASSIGN_OR_RETURN(auto chunk, ReadChunk(id, c));
-    if (!chunk) return absl::InternalError(absl::StrFormat("disk %d block %d: no chunk", id, block));
-    pb::BlockPtr* ptr = chunk->chunk.mutable_blocks(i);
-    bool changed = false;
-    for (auto& r : *ptr->mutable_replicas()) {
-      if (r.node() == node && r.state() != pb::STALE) {
-        r.set_state(pb::STALE);
-        changed = true;
-      }
-    }
+    if (!chunk) return absl::NotFoundError(absl::StrFormat("disk %d: no chunk %d", id, c));
+    ASSIGN_OR_RETURN(bool changed, change(&chunk->chunk));
     if (!changed) return spec.spec;
     spec.spec.set_layout_version(spec.spec.layout_version() + 1);
     absl::Status s = store_->Multi(
@@ -67,7 +58,26 @@ absl::StatusOr<pb::DiskSpec> Catalog::MarkStale(uint64_t id, uint64_t block,
     RETURN_IF_ERROR(s);
     return spec.spec;
   }
-  return absl::AbortedError(absl::StrFormat("disk %d block %d: too much contention", id, block));
+  return absl::AbortedError(absl::StrFormat("disk %d chunk %d: too much contention", id, c));
+}
+
+absl::StatusOr<pb::DiskSpec> Catalog::MarkStale(uint64_t id, uint64_t block,
+                                                const std::string& node) {
+  const uint32_t i = block % kChunkBlocks;
+  auto spec = UpdateChunk(id, block / kChunkBlocks, [&](pb::BlockChunk* chunk) -> absl::StatusOr<bool> {
+    bool changed = false;
+    for (auto& r : *chunk->mutable_blocks(static_cast<int>(i))->mutable_replicas()) {
+      if (r.node() == node && r.state() != pb::STALE) {
+        r.set_state(pb::STALE);
+        changed = true;
+      }
+    }
+    return changed;
+  });
+  if (absl::IsNotFound(spec.status()) && GetSpec(id).ok()) {
+    return absl::InternalError(absl::StrFormat("disk %d block %d: no chunk", id, block));
+  }
+  return spec;
 }
 
 absl::StatusOr<uint64_t> Catalog::TakeWriterEpoch(uint64_t id, const std::string& host,

@@ -5,6 +5,7 @@
 #ifndef UKAI_META_CATALOG_H_
 #define UKAI_META_CATALOG_H_
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -20,6 +21,11 @@ namespace ukai::meta {
 
 struct VersionedSpec {
   pb::DiskSpec spec;
+  int32_t version = 0;
+};
+
+struct VersionedJob {
+  pb::JobRecord job;
   int32_t version = 0;
 };
 
@@ -82,9 +88,36 @@ class Catalog {
   // Multi, retrying on conflicts. Returns the new spec. NOT_FOUND if the disk
   // is gone.
   absl::StatusOr<pb::DiskSpec> MarkStale(uint64_t id, uint64_t block, const std::string& node);
+  // Applies `change` to chunk `chunk` of disk `id` and bumps the disk's
+  // layout version, in one Multi, retrying on conflicts. `change` returns
+  // whether it changed anything; if not, nothing is written and the current
+  // spec comes back. NOT_FOUND if the disk or the chunk is gone.
+  using ChunkChange = std::function<absl::StatusOr<bool>(pb::BlockChunk*)>;
+  absl::StatusOr<pb::DiskSpec> UpdateChunk(uint64_t id, uint64_t chunk, const ChunkChange& change);
   // Takes the next writer epoch for `host`. Returns it.
   absl::StatusOr<uint64_t> TakeWriterEpoch(uint64_t id, const std::string& host,
                                            const std::string& site);
+
+  // ---- jobs (meta/jobs.cc)
+  // Starts moving disk `name` to `target` (sites or nodes, replica count
+  // kept): validates, then in one Multi creates the job, the disk's job
+  // marker (one job per disk: FAILED_PRECONDITION naming the running one)
+  // and sets the disk's placement to `target` so new chunks go there.
+  absl::StatusOr<pb::JobRecord> StartRelocation(const std::string& name, pb::Placement target,
+                                                uint64_t bandwidth_bps);
+  absl::StatusOr<VersionedJob> GetJob(const std::string& id, WatchFn watch = nullptr);
+  absl::StatusOr<std::vector<pb::JobRecord>> ListJobs(WatchFn watch = nullptr);
+  // Compare-and-set on the job record, retried; `change` may be called more than once.
+  absl::StatusOr<pb::JobRecord> UpdateJob(const std::string& id,
+                                          const std::function<void(pb::JobRecord*)>& change);
+  // Sets the job's final state and removes the disk's job marker, atomically.
+  absl::StatusOr<pb::JobRecord> FinishJob(const std::string& id, pb::JobRecord::State state,
+                                          const std::string& error);
+  // Sets disk `id`'s placement policy (layout version bumped), e.g. back to
+  // what it was when a relocation is cancelled.
+  absl::StatusOr<pb::DiskSpec> SetPlacement(uint64_t id, const pb::Placement& placement);
+  // Asks the runner to stop. FAILED_PRECONDITION if the job already ended.
+  absl::StatusOr<pb::JobRecord> CancelJob(const std::string& id);
 
  private:
   MetaStore* store_;

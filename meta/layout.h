@@ -34,6 +34,10 @@ class Paths {
   std::string writer(uint64_t id) const { return disk(id) + "/writer"; }
   std::string open(uint64_t id) const { return disk(id) + "/open"; }
   std::string open(uint64_t id, const std::string& host) const { return open(id) + "/" + host; }
+  std::string disk_job(uint64_t id) const { return disk(id) + "/job"; }
+  std::string jobs() const { return root_ + "/jobs"; }
+  std::string job(const std::string& id) const { return jobs() + "/" + id; }
+  std::string job_runner(const std::string& id) const { return job(id) + "/runner"; }
 
  private:
   std::string root_;

@@ -77,13 +77,22 @@ absl::Status AdminService::FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* 
   info->set_allocated_bytes(total);
   ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(spec.id()));
   info->set_allocated_chunks(chunks.size());
-  uint64_t stale = 0;
+  uint64_t stale = 0, syncing = 0;
   for (const auto& [c, chunk] : chunks) {
     for (const auto& b : chunk.blocks()) {
-      for (const auto& r : b.replicas()) stale += r.state() == pb::STALE;
+      bool any_stale = false, any_syncing = false;
+      for (const auto& r : b.replicas()) {
+        any_stale = any_stale || r.state() == pb::STALE;
+        any_syncing = any_syncing || r.state() == pb::SYNCING;
+      }
+      stale += any_stale;
+      syncing += any_syncing;
     }
   }
   info->set_stale_blocks(stale);
+  info->set_syncing_blocks(syncing);
+  auto job = catalog_->store().Get(catalog_->paths().disk_job(spec.id()));
+  if (job.ok()) info->set_job(job->data);
   ASSIGN_OR_RETURN(auto open, catalog_->OpenBy(spec.id()));
   for (auto& o : open) *info->add_open_by() = std::move(o);
   auto w = catalog_->Writer(spec.id());
@@ -147,6 +156,45 @@ grpc::Status AdminService::DeleteDisk(grpc::ServerContext*, const pb::DiskReques
   absl::Status s = catalog_->FinishDelete(spec->id());
   if (!s.ok()) return ToGrpc(s);
   LOG_INFO("disk %s (id %d) deleted", spec->name(), spec->id());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Relocate(grpc::ServerContext*, const pb::RelocateRequest* req,
+                                    pb::JobRecord* resp) {
+  pb::Placement target;
+  for (const auto& site : req->sites()) target.add_sites(site);
+  for (const auto& node : req->nodes()) target.add_nodes(node);
+  auto job = catalog_->StartRelocation(req->name(), target, req->bandwidth_bps());
+  if (!job.ok()) return ToGrpc(job.status());
+  LOG_INFO("job %s: relocate disk %s to %s%s", job->id(), req->name(),
+           absl::StrJoin(req->sites().empty() ? req->nodes() : req->sites(), ","),
+           req->sites().empty() ? " (nodes)" : " (sites)");
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListJobs(grpc::ServerContext*, const pb::ListJobsRequest*,
+                                    pb::ListJobsResponse* resp) {
+  auto jobs = catalog_->ListJobs();
+  if (!jobs.ok()) return ToGrpc(jobs.status());
+  for (auto& j : *jobs) *resp->add_jobs() = std::move(j);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetJob(grpc::ServerContext*, const pb::JobRequest* req,
+                                  pb::JobRecord* resp) {
+  auto job = catalog_->GetJob(req->id());
+  if (!job.ok()) return ToGrpc(job.status());
+  *resp = job->job;
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::CancelJob(grpc::ServerContext*, const pb::JobRequest* req,
+                                     pb::JobRecord* resp) {
+  auto job = catalog_->CancelJob(req->id());
+  if (!job.ok()) return ToGrpc(job.status());
+  LOG_INFO("job %s: cancel requested", req->id());
+  *resp = *job;
   return grpc::Status::OK;
 }
 

@@ -27,6 +27,11 @@ class AdminService final : public pb::Admin::Service {
   grpc::Status ResizeDisk(grpc::ServerContext*, const pb::ResizeDiskRequest*,
                           pb::DiskInfo*) override;
   grpc::Status DeleteDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
+  grpc::Status Relocate(grpc::ServerContext*, const pb::RelocateRequest*, pb::JobRecord*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const pb::ListJobsRequest*,
+                        pb::ListJobsResponse*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
 
  private:
   struct NodeStat {

@@ -15,7 +15,9 @@
 #include "common/wire_socket.h"
 #include "node/admin_service.h"
 #include "node/block_io.h"
+#include "node/copy_service.h"
 #include "node/data_service.h"
+#include "node/job_runner.h"
 #include "node/disk_registry.h"
 
 namespace {
@@ -34,7 +36,7 @@ int main(int argc, char** argv) {
                "SIGTERM stops it cleanly."};
   std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
-  std::string store_kind = "extent";
+  std::string store_kind = "extent", copy_bandwidth = "0";
   bool no_blob = false, verbose = false, no_local = false;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
@@ -58,6 +60,10 @@ int main(int argc, char** argv) {
                  "'rocksdb' (data in RocksDB blob files)")
       ->check(CLI::IsMember({"extent", "rocksdb"}))
       ->capture_default_str();
+  app.add_option("--copy-bandwidth", copy_bandwidth,
+                 "cap on all background copies into this node together, bytes/s (e.g. 200M; "
+                 "0: none). Jobs can set a lower limit of their own (ukaictl relocate --bandwidth)")
+      ->capture_default_str();
   app.add_flag("--no-blob-files", no_blob, "with --store rocksdb: keep page data in the LSM tree");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
@@ -65,6 +71,8 @@ int main(int argc, char** argv) {
   if (!ukai::ValidateDiskName(id).ok()) return Fail("invalid --id '" + id + "'");
   auto cap = ukai::ParseSize(capacity);
   if (!cap.ok()) return Fail(std::string(cap.status().message()));
+  auto copy_cap = ukai::ParseSize(copy_bandwidth);
+  if (!copy_cap.ok()) return Fail("--copy-bandwidth: " + std::string(copy_cap.status().message()));
 
   // Signals are taken synchronously below; block them before any thread starts.
   sigset_t sigs;
@@ -110,12 +118,14 @@ int main(int argc, char** argv) {
   self.set_io_address(io_address);
   ukai::node::DataService data_service(self, &disks, &store);
   ukai::node::AdminService admin_service(&catalog);
+  ukai::node::CopyService copy_service(id, &catalog, &disks, &store, *copy_cap);
   grpc::ServerBuilder builder;
   ukai::ConfigureServer(builder);
   int port = 0;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&data_service);
   builder.RegisterService(&admin_service);
+  builder.RegisterService(&copy_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) return Fail("cannot listen on " + listen);
 
@@ -134,12 +144,17 @@ int main(int argc, char** argv) {
     absl::Status s = register_node();
     if (!s.ok()) LOG_WARN("re-registering after session expiry: %s", s.ToString());
   });
+  // Jobs (relocation) run on whichever node claims them first.
+  ukai::node::GrpcCopyNodes copy_nodes(&catalog);
+  ukai::node::JobRunner jobs(id, &catalog, &copy_nodes);
+  jobs.Start();
   LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
            io_address, data);
 
   int sig = 0;
   sigwait(&sigs, &sig);
   LOG_INFO("signal %d: shutting down", sig);
+  jobs.Stop();  // a job stops between steps and stays RUNNING for another node
   io_server.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (void)store.Sync();

@@ -1,0 +1,305 @@
+// Relocation's block state machine (node/relocator.h) against real node
+// services on in-memory stores, with a writer going through libukai the
+// whole time: every block ends on the target nodes byte-exact, old replicas
+// drop their data, and a runner that dies at any step leaves a job the next
+// runner finishes.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/cluster_internal.h"
+#include "client/test_nodes_testing.h"
+#include "meta/catalog.h"
+#include "node/job_runner.h"
+#include "node/relocator.h"
+
+namespace ukai::client {
+namespace {
+
+constexpr uint32_t kBlock = 64 << 10;
+constexpr uint64_t kSize = 4 << 20;  // 64 blocks: two batches of 32
+
+class RelocationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tree_ = meta::NewMemMetaTree();
+    admin_meta_ = meta::NewMemMetaStore(tree_);
+    admin_ = std::make_unique<meta::Catalog>(admin_meta_.get(), "/ukai");
+    ASSERT_TRUE(admin_->Init().ok());
+    for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}}) {
+      nodes_[id] = std::make_unique<TestNode>(tree_, id, site, &nodes_);
+    }
+    copy_nodes_ = std::make_unique<node::GrpcCopyNodes>(admin_.get(), InProcess(&nodes_));
+    ClusterOptions o;
+    o.host = "h1";
+    o.site = "a";
+    o.rpc_timeout_ms = 5000;
+    auto c = ConnectCluster(o, meta::NewMemMetaStore(tree_), InProcess(&nodes_));
+    ASSERT_TRUE(c.ok()) << c.status();
+    cluster_ = std::move(*c);
+  }
+  void TearDown() override {
+    StopWriter();
+    vol_.reset();
+    cluster_.reset();
+    copy_nodes_.reset();
+    nodes_.clear();
+  }
+
+  // A disk on n1,n2 full of random data; model_ holds what it should read.
+  void MakeDisk() {
+    pb::CreateDiskRequest r;
+    r.set_name("d");
+    r.set_size(kSize);
+    r.set_block_size(kBlock);
+    r.mutable_placement()->add_nodes("n1");
+    r.mutable_placement()->add_nodes("n2");
+    auto d = admin_->CreateDisk(r);
+    ASSERT_TRUE(d.ok()) << d.status();
+    disk_ = *d;
+    auto v = cluster_->Open("d", true);
+    ASSERT_TRUE(v.ok()) << v.status();
+    vol_ = *v;
+    model_.assign(kSize, '\0');
+    std::mt19937 rng(1);
+    for (auto& c : model_) c = static_cast<char>(rng() % 7 == 0 ? 0 : rng());
+    ASSERT_TRUE(vol_->Write(0, model_.data(), model_.size()).ok());
+  }
+
+  // Random writes, aligned and not (a sub-sector write to a block being
+  // copied takes the widened path), each recorded once acknowledged.
+  void StartWriter() {
+    writer_ = std::thread([this] {
+      std::mt19937 rng(99);
+      while (!stop_writer_) {
+        uint64_t off = rng() % kSize;
+        size_t len = 1 + rng() % 9000;
+        if (rng() % 2) off = off / 4096 * 4096, len = 4096 * (1 + rng() % 3);
+        len = std::min<uint64_t>(len, kSize - off);
+        std::string data(len, static_cast<char>('A' + rng() % 26));
+        absl::MutexLock l(&model_mu_);  // one write at a time: the model stays exact
+        absl::Status s = vol_->Write(off, data.data(), data.size());
+        if (!s.ok()) {
+          ADD_FAILURE() << "write at " << off << ": " << s;
+          return;
+        }
+        model_.replace(off, len, data);
+        ++writes_;
+      }
+    });
+  }
+  void StopWriter() {
+    stop_writer_ = true;
+    if (writer_.joinable()) writer_.join();
+  }
+
+  pb::JobRecord StartJob(std::vector<std::string> sites) {
+    pb::Placement to;
+    for (auto& s : sites) to.add_sites(s);
+    auto j = admin_->StartRelocation("d", to, 0);
+    EXPECT_TRUE(j.ok()) << j.status();
+    return *j;
+  }
+  absl::Status RunJob(const std::string& id, node::RelocatorOptions o = {}) {
+    o.retry_min = absl::Milliseconds(10);
+    o.retry_max = absl::Milliseconds(50);
+    node::Relocator r("runner", admin_.get(), copy_nodes_.get(), o);
+    return r.Run(id, [] { return false; });
+  }
+
+  // Every block's replicas, and every replica's bytes against the model.
+  void ExpectPlacedAndExact(const std::set<std::string>& want_nodes, uint64_t from_block = 0,
+                            uint64_t to_block = kSize / kBlock) {
+    auto chunks = admin_->ReadChunks(disk_.id());
+    ASSERT_TRUE(chunks.ok());
+    const auto& chunk = chunks->at(0);
+    for (uint64_t b = from_block; b < to_block; ++b) {
+      std::set<std::string> got;
+      for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
+        EXPECT_EQ(r.state(), pb::CLEAN) << "block " << b << " " << r.node();
+        got.insert(r.node());
+      }
+      EXPECT_EQ(got, want_nodes) << "block " << b;
+      for (const auto& n : got) {
+        ASSERT_EQ(nodes_[n]->Stored(disk_.id(), b, 0, kBlock), model_.substr(b * kBlock, kBlock))
+            << "block " << b << " on " << n;
+      }
+    }
+    std::string all(kSize, '\0');
+    ASSERT_TRUE(vol_->Read(0, kSize, all.data()).ok());
+    EXPECT_TRUE(all == model_) << "the disk reads differently from what was written";
+  }
+  uint64_t StoredOn(const std::string& n) {
+    auto b = nodes_[n]->store->DiskBytes();
+    return b->count(disk_.id()) ? b->at(disk_.id()) : 0;
+  }
+
+  std::shared_ptr<meta::MemMetaTree> tree_;
+  std::unique_ptr<meta::MetaStore> admin_meta_;
+  std::unique_ptr<meta::Catalog> admin_;
+  std::map<std::string, std::unique_ptr<TestNode>> nodes_;
+  std::unique_ptr<node::GrpcCopyNodes> copy_nodes_;
+  std::unique_ptr<Cluster> cluster_;
+  std::shared_ptr<Volume> vol_;
+  pb::DiskSpec disk_;
+  absl::Mutex model_mu_;
+  std::string model_;
+  std::thread writer_;
+  std::atomic<bool> stop_writer_{false};
+  std::atomic<int> writes_{0};
+};
+
+TEST_F(RelocationTest, MovesEveryBlockWhileAWriterKeepsWriting) {
+  MakeDisk();
+  StartWriter();
+  auto job = StartJob({"b"});
+  ASSERT_TRUE(RunJob(job.id()).ok());
+  StopWriter();
+  EXPECT_GT(writes_, 0);
+  auto done = admin_->GetJob(job.id());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_EQ(done->job.blocks_done(), kSize / kBlock);
+  EXPECT_GT(done->job.bytes_done(), 0u);
+  EXPECT_TRUE(done->job.pending().empty());
+  ExpectPlacedAndExact({"n3", "n4"});
+  EXPECT_EQ(StoredOn("n1"), 0u);
+  EXPECT_EQ(StoredOn("n2"), 0u);
+  // The job marker is gone and new chunks go to the new site.
+  EXPECT_FALSE(admin_->store().Get(admin_->paths().disk_job(disk_.id())).ok());
+  EXPECT_EQ(admin_->GetSpec(disk_.id())->spec.placement().sites(0), "b");
+}
+
+// A runner dies at each step in turn (in the second batch, so the first is
+// done); the next runner finishes the job from what ZooKeeper holds.
+TEST_F(RelocationTest, ResumesAfterTheRunnerDiesAtAnyStep) {
+  for (const char* point : {"start", "before-syncing", "syncing", "fenced", "copied", "pending",
+                            "switched", "fenced-after-switch", "finished"}) {
+    SCOPED_TRACE(point);
+    TearDown();
+    stop_writer_ = false;
+    SetUp();
+    MakeDisk();
+    StartWriter();
+    auto job = StartJob({"b"});
+    int hits = 0;
+    node::RelocatorOptions crash;
+    const bool once = std::string(point) == "start";
+    crash.crash_at = [&](const std::string& p) { return p == point && (++hits == 2 || once); };
+    absl::Status s = RunJob(job.id(), crash);
+    EXPECT_TRUE(absl::IsAborted(s)) << s;
+    EXPECT_EQ(admin_->GetJob(job.id())->job.state(), pb::JobRecord::RUNNING);
+    ASSERT_TRUE(RunJob(job.id()).ok());
+    StopWriter();
+    EXPECT_EQ(admin_->GetJob(job.id())->job.state(), pb::JobRecord::DONE);
+    ExpectPlacedAndExact({"n3", "n4"});
+    EXPECT_EQ(StoredOn("n1"), 0u);
+    EXPECT_EQ(StoredOn("n2"), 0u);
+  }
+}
+
+TEST_F(RelocationTest, CancelLeavesEveryBlockReadableAndRestoresThePolicy) {
+  MakeDisk();
+  StartWriter();
+  auto job = StartJob({"b"});
+  node::RelocatorOptions o;
+  int copied = 0;
+  // Cancel while the second batch is being copied: it is taken back.
+  o.crash_at = [&](const std::string& p) {
+    if (p == "copied" && ++copied == 33) {
+      EXPECT_TRUE(admin_->CancelJob(job.id()).ok());
+    }
+    return false;
+  };
+  ASSERT_TRUE(RunJob(job.id(), o).ok());
+  StopWriter();
+  auto j = admin_->GetJob(job.id());
+  EXPECT_EQ(j->job.state(), pb::JobRecord::CANCELLED);
+  ExpectPlacedAndExact({"n3", "n4"}, 0, 32);
+  ExpectPlacedAndExact({"n1", "n2"}, 32, 64);
+  auto spec = admin_->GetSpec(disk_.id());
+  EXPECT_EQ(spec->spec.placement().nodes_size(), 2);  // n1,n2 again
+  EXPECT_FALSE(admin_->store().Get(admin_->paths().disk_job(disk_.id())).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(admin_->CancelJob(job.id()).status()));
+}
+
+// A new replica that misses a write (a client marked it STALE) is never made
+// CLEAN: the batch is copied again from scratch.
+TEST_F(RelocationTest, ANewReplicaThatWentStaleIsCopiedAgain) {
+  MakeDisk();
+  auto job = StartJob({"b"});
+  node::RelocatorOptions o;
+  bool marked = false;
+  o.crash_at = [&](const std::string& p) {
+    if (p == "copied" && !marked) {
+      marked = true;
+      EXPECT_TRUE(admin_->MarkStale(disk_.id(), 0, "n3").ok());
+    }
+    return false;
+  };
+  ASSERT_TRUE(RunJob(job.id(), o).ok());
+  EXPECT_TRUE(marked);
+  ExpectPlacedAndExact({"n3", "n4"});
+}
+
+TEST_F(RelocationTest, RefusesBadRequestsAndChangesNothing) {
+  MakeDisk();
+  const auto before = admin_->GetSpec(disk_.id())->spec;
+  pb::Placement p;
+  EXPECT_TRUE(absl::IsInvalidArgument(admin_->StartRelocation("d", p, 0).status()));  // nowhere
+  p.add_sites("nowhere");
+  EXPECT_TRUE(absl::IsInvalidArgument(admin_->StartRelocation("d", p, 0).status()));
+  p.Clear();
+  p.add_nodes("n3");  // two replicas, one node
+  EXPECT_TRUE(absl::IsInvalidArgument(admin_->StartRelocation("d", p, 0).status()));
+  p.add_nodes("n9");
+  EXPECT_TRUE(absl::IsInvalidArgument(admin_->StartRelocation("d", p, 0).status()));
+  p.Clear();
+  p.add_sites("b");
+  EXPECT_TRUE(absl::IsNotFound(admin_->StartRelocation("nope", p, 0).status()));
+  EXPECT_EQ(admin_->GetSpec(disk_.id())->spec.layout_version(), before.layout_version());
+  EXPECT_TRUE(admin_->ListJobs()->empty());
+  auto first = admin_->StartRelocation("d", p, 0);
+  ASSERT_TRUE(first.ok());
+  auto second = admin_->StartRelocation("d", p, 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(second.status()));
+  EXPECT_NE(second.status().message().find(first->id()), std::string::npos);
+  EXPECT_EQ(admin_->ListJobs()->size(), 1u);
+}
+
+TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {
+  std::vector<pb::NodeInfo> nodes;
+  for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}, {"n5", "b"}}) {
+    pb::NodeInfo n;
+    n.set_id(id);
+    n.set_site(site);
+    nodes.push_back(n);
+  }
+  std::set<std::string> live = {"n1", "n2", "n3", "n4", "n5"};
+  pb::BlockPtr ptr;
+  for (auto [n, st] : {std::pair{"n1", pb::CLEAN}, {"n4", pb::CLEAN}}) {
+    auto* r = ptr.add_replicas();
+    r->set_node(n);
+    r->set_state(st);
+  }
+  pb::Placement to;
+  to.set_replicas(2);
+  to.add_sites("b");
+  for (uint64_t seed = 0; seed < 6; ++seed) {
+    auto t = node::RelocationTargets(ptr, to, nodes, live, seed);
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ((*t)[0], "n4");  // already there: stays
+    EXPECT_NE((*t)[1], "n4");
+    EXPECT_EQ(nodes[std::stoi((*t)[1].substr(1)) - 1].site(), "b");
+  }
+  ptr.mutable_replicas(1)->set_state(pb::STALE);  // a stale copy does not count as in place
+  live = {"n1", "n2", "n3"};                     // and n4, n5 are down
+  EXPECT_TRUE(absl::IsUnavailable(node::RelocationTargets(ptr, to, nodes, live, 0).status()));
+}
+
+}  // namespace
+}  // namespace ukai::client

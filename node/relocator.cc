@@ -1,0 +1,448 @@
+#include "node/relocator.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "meta/layout.h"
+
+namespace ukai::node {
+namespace {
+
+using meta::kChunkBlocks;
+constexpr char kCancelRequested[] = "cancel requested";
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+const pb::Replica* Find(const pb::BlockPtr& ptr, const std::string& node) {
+  for (const auto& r : ptr.replicas()) {
+    if (r.node() == node) return &r;
+  }
+  return nullptr;
+}
+
+// What a test's crash point makes Run return: the runner is "dead".
+absl::Status Crashed(const std::string& point) {
+  return absl::AbortedError("runner stopped at " + point);
+}
+
+pb::IoHeader Hdr(uint64_t disk, uint64_t layout) {
+  pb::IoHeader h;
+  h.set_disk_id(disk);
+  h.set_layout_version(layout);
+  return h;
+}
+
+uint64_t BlockCount(const pb::DiskSpec& spec) {
+  return (spec.size() + spec.block_size() - 1) / spec.block_size();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& ptr,
+                                                           const pb::Placement& target,
+                                                           const std::vector<pb::NodeInfo>& nodes,
+                                                           const std::set<std::string>& live,
+                                                           uint64_t seed) {
+  const size_t want = target.replicas();
+  std::vector<std::string> candidates;
+  if (!target.nodes().empty()) {
+    candidates.assign(target.nodes().begin(), target.nodes().end());
+  } else {
+    std::set<std::string> sites(target.sites().begin(), target.sites().end());
+    for (const auto& n : nodes) {
+      if (sites.count(n.site())) candidates.push_back(n.id());
+    }
+    std::sort(candidates.begin(), candidates.end());
+    if (!candidates.empty()) {  // spread blocks over the sites' nodes
+      std::rotate(candidates.begin(), candidates.begin() + static_cast<long>(seed % candidates.size()),
+                  candidates.end());
+    }
+  }
+  std::vector<std::string> out;
+  // Replicas already in place stay (a resumed job finds its SYNCING ones here).
+  for (const auto& r : ptr.replicas()) {
+    if (out.size() < want && r.state() != pb::STALE && Contains(candidates, r.node())) {
+      out.push_back(r.node());
+    }
+  }
+  for (const auto& c : candidates) {
+    if (out.size() >= want) break;
+    if (!Contains(out, c) && live.count(c)) out.push_back(c);
+  }
+  if (out.size() < want) {
+    return absl::UnavailableError(absl::StrFormat(
+        "%d replicas wanted, but only %d target nodes are up (%s)", want, out.size(),
+        absl::StrJoin(candidates, ",")));
+  }
+  return out;
+}
+
+absl::Status Relocator::Run(const std::string& id, const std::function<bool()>& stop) {
+  ASSIGN_OR_RETURN(auto vj, catalog_->GetJob(id));
+  pb::JobRecord job = std::move(vj.job);
+  if (job.state() != pb::JobRecord::RUNNING) return absl::OkStatus();
+  stop_ = stop;
+  pace_ = std::make_unique<RateLimiter>(job.bandwidth_bps());
+  absl::Status s = RunJob(&job, stop);
+  if (s.ok() || absl::IsAborted(s)) return s;
+  std::string why = absl::IsNotFound(s) ? "the disk was deleted" : std::string(s.message());
+  LOG_WARN("job %s: failed: %s", id, why);
+  auto f = catalog_->FinishJob(id, pb::JobRecord::FAILED, why);
+  return f.ok() ? absl::OkStatus() : f.status();
+}
+
+absl::Status Relocator::RunJob(pb::JobRecord* job, const std::function<bool()>& stop) {
+  const std::string id = job->id();
+  const uint64_t disk = job->disk_id();
+  ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) { r->set_runner(self_); }));
+  LOG_INFO("job %s: relocating disk %s (%d) from block %d", id, job->disk_name(), disk,
+           job->next_block());
+  if (Crash("start")) return Crashed("start");
+
+  absl::Duration backoff = opts_.retry_min;
+  auto retry = [&](const absl::Status& s) -> absl::Status {
+    LOG_WARN("job %s: %s; retrying in %s", id, s.ToString(), absl::FormatDuration(backoff));
+    auto u = catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+      r->set_error("retrying: " + std::string(s.message()));
+    });
+    if (u.ok()) job->set_error(u->error());
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, opts_.retry_max);
+    return absl::OkStatus();
+  };
+
+  // Whatever a dead runner owed first.
+  while (true) {
+    if (stop()) return absl::AbortedError("stopping");
+    absl::Status s = FinishPending(job);
+    if (s.ok()) break;
+    if (absl::IsAborted(s) || absl::IsNotFound(s)) return s;
+    (void)retry(s);
+  }
+
+  ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(disk));
+  ASSIGN_OR_RETURN(auto spec, catalog_->GetSpec(disk));
+  const uint64_t nblocks = BlockCount(spec.spec);
+  if (job->blocks_done() == 0 && job->bytes_total() == 0) {
+    // The estimate: stored bytes per replica, times the replicas a block gains.
+    uint64_t stored = 0;
+    ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
+    for (const auto& n : nodes) {
+      auto b = nodes_->StoredBytes(n.id(), disk);
+      if (b.ok()) stored += *b;
+    }
+    uint64_t gained = job->target().replicas();
+    if (!chunks.empty() && chunks.begin()->second.blocks_size() > 0) {
+      const auto& ptr = chunks.begin()->second.blocks(0);
+      gained = 0;
+      for (const auto& n : job->target().nodes()) gained += Find(ptr, n) == nullptr;
+      if (job->target().nodes().empty()) {
+        std::set<std::string> sites(job->target().sites().begin(), job->target().sites().end());
+        std::map<std::string, std::string> site_of;
+        for (const auto& n : nodes) site_of[n.id()] = n.site();
+        uint64_t there = 0;
+        for (const auto& r : ptr.replicas()) there += sites.count(site_of[r.node()]) > 0;
+        gained = job->target().replicas() > there ? job->target().replicas() - there : 0;
+      }
+    }
+    uint64_t blocks = 0;
+    for (const auto& [c, chunk] : chunks) {
+      blocks += std::min<uint64_t>(kChunkBlocks, nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
+    }
+    const uint64_t replicas = std::max<uint32_t>(1, spec.spec.placement().replicas());
+    ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+      r->set_bytes_total(stored / replicas * gained);
+      r->set_blocks_total(blocks);
+    }));
+  }
+
+  for (const auto& [c, chunk] : chunks) {
+    // Blocks past the disk's end when the job started hold no data; they
+    // stay where they are (docs/ARCHITECTURE.md, known limits).
+    const uint64_t chunk_end = std::min<uint64_t>((c + 1) * kChunkBlocks, nblocks);
+    for (uint64_t first = c * kChunkBlocks; first < chunk_end; first += opts_.batch_blocks) {
+      uint64_t n = std::min<uint64_t>(opts_.batch_blocks, chunk_end - first);
+      if (first + n <= job->next_block()) continue;
+      if (job->next_block() > first) {
+        n -= job->next_block() - first;
+        first = job->next_block();
+      }
+      backoff = opts_.retry_min;
+      while (true) {
+        if (stop()) return absl::AbortedError("stopping");
+        ASSIGN_OR_RETURN(auto cur, catalog_->GetJob(id));
+        if (cur.job.cancel_requested()) return Cancel(job, c, first, n);
+        absl::Status s = MoveBatch(job, c, first, n);
+        if (s.ok()) break;
+        if (absl::IsAborted(s) && absl::StrContains(s.message(), "runner stopped")) return s;
+        if (absl::IsNotFound(s)) return s;
+        if (absl::IsCancelled(s) && s.message() == kCancelRequested) return Cancel(job, c, first, n);
+        (void)retry(s);
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(auto done, catalog_->FinishJob(id, pb::JobRecord::DONE, ""));
+  LOG_INFO("job %s: done, %d bytes copied", id, done.bytes_done());
+  return absl::OkStatus();
+}
+
+absl::Status Relocator::FenceAll(uint64_t disk, uint64_t layout,
+                                 const std::set<std::string>& nodes) {
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  for (const auto& n : nodes) {
+    // A node that is down serves nothing; it reads the current layout
+    // before it serves again.
+    if (!live.count(n)) continue;
+    absl::Status s = nodes_->Fence(n, disk, layout);
+    if (!s.ok()) return Annotate(s, "fencing " + n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n) {
+  const uint64_t disk = job->disk_id();
+  const uint64_t last = first + n;  // exclusive
+  ASSIGN_OR_RETURN(auto spec, catalog_->GetSpec(disk));
+  const uint64_t nblocks = BlockCount(spec.spec);
+  ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  ASSIGN_OR_RETURN(auto chunk, catalog_->ReadChunk(disk, c));
+  if (!chunk) return absl::NotFoundError(absl::StrFormat("disk %d chunk %d is gone", disk, c));
+  auto ptr_of = [&](const pb::BlockChunk& ch, uint64_t b) -> const pb::BlockPtr& {
+    return ch.blocks(static_cast<int>(b - c * kChunkBlocks));
+  };
+
+  std::map<uint64_t, std::vector<std::string>> targets;
+  std::set<std::string> involved;
+  bool all_done = true;
+  for (uint64_t b = first; b < last; ++b) {
+    const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
+    ASSIGN_OR_RETURN(auto t, RelocationTargets(ptr, job->target(), nodes, live, b));
+    for (const auto& r : ptr.replicas()) involved.insert(r.node());
+    involved.insert(t.begin(), t.end());
+    bool done = ptr.replicas_size() == static_cast<int>(t.size());
+    for (const auto& node : t) {
+      const pb::Replica* r = Find(ptr, node);
+      done = done && r != nullptr && r->state() == pb::CLEAN;
+    }
+    all_done = all_done && done;
+    targets[b] = std::move(t);
+  }
+  if (all_done) return absl::OkStatus();  // moved by an earlier run
+
+  // A target that holds a stale copy starts over from nothing.
+  for (uint64_t b = first; b < last && b < nblocks; ++b) {
+    const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
+    for (const auto& t : targets[b]) {
+      const pb::Replica* r = Find(ptr, t);
+      if (r != nullptr && r->state() == pb::STALE) {
+        RETURN_IF_ERROR(nodes_->Finish(t, Hdr(disk, spec.spec.layout_version()), b,
+                                       ptr.generation(), pb::FinishObjectRequest::DROP));
+      }
+    }
+  }
+  if (Crash("before-syncing")) return Crashed("before-syncing");
+
+  // A: the new replicas join as SYNCING.
+  ASSIGN_OR_RETURN(auto v1, catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+    bool changed = false;
+    for (uint64_t b = first; b < last; ++b) {
+      pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
+      for (const auto& t : targets[b]) {
+        pb::Replica* found = nullptr;
+        for (auto& r : *ptr->mutable_replicas()) {
+          if (r.node() == t) found = &r;
+        }
+        if (found == nullptr) {
+          found = ptr->add_replicas();
+          found->set_node(t);
+          found->set_state(pb::SYNCING);
+          changed = true;
+        } else if (found->state() == pb::STALE) {
+          found->set_state(pb::SYNCING);
+          changed = true;
+        }
+      }
+    }
+    return changed;
+  }));
+  if (Crash("syncing")) return Crashed("syncing");
+
+  // B: nothing that skips the new replicas is still running anywhere.
+  RETURN_IF_ERROR(FenceAll(disk, v1.layout_version(), involved));
+  if (Crash("fenced")) return Crashed("fenced");
+  // The size now: every write that reached only the old replicas did so
+  // under a layout no newer than this (a grow may have made more blocks
+  // writable since the batch began).
+  ASSIGN_OR_RETURN(spec, catalog_->GetSpec(disk));
+  const uint64_t nblocks_now = BlockCount(spec.spec);
+
+  // C: pull.
+  ASSIGN_OR_RETURN(chunk, catalog_->ReadChunk(disk, c));
+  if (!chunk) return absl::NotFoundError(absl::StrFormat("disk %d chunk %d is gone", disk, c));
+  std::map<std::string, std::string> site_of;
+  for (const auto& node : nodes) site_of[node.id()] = node.site();
+  uint64_t copied = 0;
+  for (uint64_t b = first; b < last && b < nblocks_now; ++b) {
+    const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
+    for (const auto& r : ptr.replicas()) {
+      if (r.state() != pb::SYNCING || !Contains(targets[b], r.node())) continue;
+      std::vector<std::string> sources;
+      for (const auto& s : ptr.replicas()) {
+        if (s.state() == pb::CLEAN && live.count(s.node())) sources.push_back(s.node());
+      }
+      // Same site as the destination first: the copy crosses no link it need not.
+      std::stable_partition(sources.begin(), sources.end(), [&](const std::string& s) {
+        return site_of[s] == site_of[r.node()];
+      });
+      if (sources.empty()) {
+        return absl::UnavailableError(
+            absl::StrFormat("disk %d block %d: no clean replica is up to copy from", disk, b));
+      }
+      absl::Status last_error;
+      bool ok = false;
+      for (const auto& src : sources) {
+        auto bytes = nodes_->Copy(r.node(), src, Hdr(disk, v1.layout_version()), b,
+                                  ptr.generation(), job->bandwidth_bps());
+        if (bytes.ok()) {
+          copied += *bytes;
+          pace_->Acquire(*bytes);
+          ok = true;
+          break;
+        }
+        last_error = Annotate(bytes.status(), absl::StrFormat("copying block %d %s -> %s", b, src, r.node()));
+      }
+      if (!ok) return last_error;
+    }
+    if (Crash("copied")) return Crashed("copied");
+    if (stop_()) return absl::AbortedError("stopping");  // resumable: the replicas stay SYNCING
+  }
+
+  // A cancel that came during the copy takes this batch back, not forward.
+  ASSIGN_OR_RETURN(auto now, catalog_->GetJob(job->id()));
+  if (now.job.cancel_requested()) return absl::CancelledError(kCancelRequested);
+
+  // D: what the switch will owe, then the switch.
+  std::vector<pb::PendingFinish> pending;
+  for (uint64_t b = first; b < last && b < nblocks_now; ++b) {
+    const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
+    for (const auto& r : ptr.replicas()) {
+      pb::PendingFinish p;
+      p.set_block(b);
+      p.set_node(r.node());
+      p.set_generation(ptr.generation());
+      p.set_drop(!Contains(targets[b], r.node()));
+      if (p.drop() || r.state() != pb::CLEAN) pending.push_back(p);
+    }
+  }
+  ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* rec) {
+    rec->clear_pending();
+    for (const auto& p : pending) *rec->add_pending() = p;
+    rec->set_bytes_done(rec->bytes_done() + copied);
+  }));
+  if (Crash("pending")) return Crashed("pending");
+  ASSIGN_OR_RETURN(auto v2, catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+    for (uint64_t b = first; b < last; ++b) {
+      pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
+      pb::BlockPtr next;
+      next.set_generation(ptr->generation());
+      for (const auto& t : targets[b]) {
+        const pb::Replica* r = Find(*ptr, t);
+        if (r == nullptr || r->state() == pb::STALE) {
+          return absl::AbortedError(absl::StrFormat(
+              "disk %d block %d: replica %s went stale during the copy; copying again", disk, b, t));
+        }
+        pb::Replica* add = next.add_replicas();
+        add->set_node(t);
+        add->set_state(pb::CLEAN);
+      }
+      *ptr = next;
+    }
+    return true;
+  }));
+  (void)v2;
+  if (Crash("switched")) return Crashed("switched");
+
+  // E and F.
+  RETURN_IF_ERROR(FinishPending(job));
+  ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* rec) {
+    rec->set_next_block(last);
+    rec->set_blocks_done(rec->blocks_done() + n);
+    rec->set_error("");
+  }));
+  return absl::OkStatus();
+}
+
+absl::Status Relocator::FinishPending(pb::JobRecord* job) {
+  if (job->pending().empty()) return absl::OkStatus();
+  const uint64_t disk = job->disk_id();
+  ASSIGN_OR_RETURN(auto spec, catalog_->GetSpec(disk));
+  std::set<std::string> involved;
+  for (const auto& p : job->pending()) involved.insert(p.node());
+  // E: no request under the layout before the switch is left on them.
+  RETURN_IF_ERROR(FenceAll(disk, spec.spec.layout_version(), involved));
+  if (Crash("fenced-after-switch")) return Crashed("fenced-after-switch");
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  for (const auto& p : job->pending()) {
+    if (!live.count(p.node())) {
+      LOG_WARN("job %s: %s is down; its copy of disk %d block %d stays until it is dropped",
+               job->id(), p.node(), disk, p.block());
+      continue;
+    }
+    absl::Status s = nodes_->Finish(
+        p.node(), Hdr(disk, spec.spec.layout_version()), p.block(), p.generation(),
+        p.drop() ? pb::FinishObjectRequest::DROP : pb::FinishObjectRequest::CLEAR_MARKS);
+    // FAILED_PRECONDITION: the switch never happened (a runner died before
+    // it); the node keeps what it has and the batch runs again.
+    if (s.ok() || absl::IsFailedPrecondition(s) || absl::IsOutOfRange(s)) continue;
+    return Annotate(s, "finishing block " + std::to_string(p.block()) + " on " + p.node());
+  }
+  if (Crash("finished")) return Crashed("finished");
+  ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [](pb::JobRecord* r) { r->clear_pending(); }));
+  return absl::OkStatus();
+}
+
+absl::Status Relocator::Cancel(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n) {
+  const uint64_t disk = job->disk_id();
+  std::vector<std::pair<uint64_t, pb::Replica>> removed;
+  std::map<uint64_t, uint64_t> generation;
+  ASSIGN_OR_RETURN(auto spec, catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+    removed.clear();
+    for (uint64_t b = first; b < first + n; ++b) {
+      pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
+      generation[b] = ptr->generation();
+      pb::BlockPtr next;
+      next.set_generation(ptr->generation());
+      for (const auto& r : ptr->replicas()) {
+        if (r.state() == pb::SYNCING) {
+          removed.emplace_back(b, r);
+        } else {
+          *next.add_replicas() = r;
+        }
+      }
+      *ptr = next;
+    }
+    return !removed.empty();
+  }));
+  std::set<std::string> nodes;
+  for (const auto& [b, r] : removed) nodes.insert(r.node());
+  RETURN_IF_ERROR(FenceAll(disk, spec.layout_version(), nodes));
+  for (const auto& [b, r] : removed) {
+    absl::Status s = nodes_->Finish(r.node(), Hdr(disk, spec.layout_version()), b, generation[b],
+                                    pb::FinishObjectRequest::DROP);
+    if (!s.ok()) LOG_WARN("job %s: dropping the partial copy on %s: %s", job->id(), r.node(), s.ToString());
+  }
+  RETURN_IF_ERROR(catalog_->SetPlacement(disk, job->previous()).status());
+  ASSIGN_OR_RETURN(*job, catalog_->FinishJob(job->id(), pb::JobRecord::CANCELLED, ""));
+  LOG_INFO("job %s: cancelled; blocks before %d moved, the rest stay", job->id(), first);
+  return absl::OkStatus();
+}
+
+}  // namespace ukai::node

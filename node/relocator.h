@@ -1,0 +1,102 @@
+// Relocator: runs a relocation job (JobRecord RELOCATE) to its end, from
+// whatever state ZooKeeper holds, so any node can pick up a job whose runner
+// died. Blocks move a batch at a time; per batch (docs/ARCHITECTURE.md,
+// "Relocation"):
+//
+//   A  the new replicas join as SYNCING (layout V1): writers send them every
+//      write, tracked, so the copy never overwrites it;
+//   B  every involved node is fenced at V1: no write that skips the new
+//      replicas can still land on the sources;
+//   C  each new replica pulls the object from a clean source;
+//   D  the clean-up owed is written to the job, then in one chunk update the
+//      new replicas become CLEAN and the old ones leave (layout V2), refused
+//      if a new replica went STALE meanwhile (the batch is copied again);
+//   E  every involved node is fenced at V2: no read or write under V1 is left;
+//   F  the new replicas forget their marks, the old ones drop their data,
+//      and the job's cursor moves on.
+//
+// A crash anywhere leaves ZooKeeper in a state the next run continues from:
+// the pending list of D, the replica states of A and D, and the cursor of F.
+// Cancelling stops at the next batch boundary (or retry), takes back any
+// replica still SYNCING, and restores the disk's placement policy; blocks
+// already moved stay moved, every block readable throughout.
+#ifndef UKAI_NODE_RELOCATOR_H_
+#define UKAI_NODE_RELOCATOR_H_
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/rate_limiter.h"
+#include "meta/catalog.h"
+#include "ukai.pb.h"
+
+namespace ukai::node {
+
+// What a job needs of the nodes: the NodeCopy service, by node id.
+class CopyNodes {
+ public:
+  virtual ~CopyNodes() = default;
+  virtual absl::Status Fence(const std::string& node, uint64_t disk, uint64_t layout) = 0;
+  // `dst` pulls the object from `src`; returns the bytes copied.
+  virtual absl::StatusOr<uint64_t> Copy(const std::string& dst, const std::string& src,
+                                        const pb::IoHeader& hdr, uint64_t block,
+                                        uint64_t generation, uint64_t bandwidth_bps) = 0;
+  virtual absl::Status Finish(const std::string& node, const pb::IoHeader& hdr, uint64_t block,
+                              uint64_t generation, pb::FinishObjectRequest::What what) = 0;
+  // Bytes of `disk` stored on `node`, for the progress estimate.
+  virtual absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) = 0;
+};
+
+struct RelocatorOptions {
+  uint32_t batch_blocks = 32;  // blocks switched per chunk update
+  absl::Duration retry_min = absl::Milliseconds(200), retry_max = absl::Seconds(5);
+  // Tests: called at each named step; returning true makes Run stop right
+  // there as if the runner had died (ABORTED).
+  std::function<bool(const std::string& point)> crash_at;
+};
+
+class Relocator {
+ public:
+  Relocator(std::string self, meta::Catalog* catalog, CopyNodes* nodes,
+            RelocatorOptions opts = {})
+      : self_(std::move(self)), catalog_(catalog), nodes_(nodes), opts_(std::move(opts)) {}
+
+  // Runs job `id` until it is DONE, CANCELLED or FAILED (OK), or until
+  // `stop` says so (ABORTED; the job stays RUNNING for the next runner).
+  absl::Status Run(const std::string& id, const std::function<bool()>& stop);
+
+ private:
+  struct Plan;
+  absl::Status RunJob(pb::JobRecord* job, const std::function<bool()>& stop);
+  // One attempt at moving blocks [first, first + n) of chunk `c`.
+  absl::Status MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n);
+  // Fences every live node of `involved` at the disk's current layout, then
+  // does the job's pending clean-up and clears the list.
+  absl::Status FinishPending(pb::JobRecord* job);
+  // Takes back SYNCING replicas of the current batch and ends the job.
+  absl::Status Cancel(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n);
+  absl::Status FenceAll(uint64_t disk, uint64_t layout, const std::set<std::string>& nodes);
+  bool Crash(const std::string& point) { return opts_.crash_at && opts_.crash_at(point); }
+  std::function<bool()> stop_;
+  std::unique_ptr<RateLimiter> pace_;  // the job's --bandwidth, across blocks
+
+  const std::string self_;
+  meta::Catalog* catalog_;
+  CopyNodes* nodes_;
+  const RelocatorOptions opts_;
+};
+
+// The replica set block `ptr` should end up with under `target` (keeping
+// replicas already there), from `live` nodes; UNAVAILABLE if too few.
+absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& ptr,
+                                                           const pb::Placement& target,
+                                                           const std::vector<pb::NodeInfo>& nodes,
+                                                           const std::set<std::string>& live,
+                                                           uint64_t seed);
+
+}  // namespace ukai::node
+
+#endif  // UKAI_NODE_RELOCATOR_H_
