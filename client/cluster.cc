@@ -53,6 +53,7 @@ wire::WireClientOptions IoOptions(const ClusterOptions& o) {
   wire::WireClientOptions io;
   io.connect_timeout = absl::Milliseconds(std::min(o.rpc_timeout_ms, 2000));
   io.send_timeout = absl::Milliseconds(o.rpc_timeout_ms);
+  io.site = o.site;
   return io;
 }
 
@@ -60,7 +61,7 @@ class ClusterImpl : public Cluster {
  public:
   ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels)
       : opts_(std::move(opts)), store_(std::move(store)), catalog_(store_.get(), opts_.root),
-        pool_(&catalog_, opts_.site, std::move(channels), IoOptions(opts_)) {}
+        pool_(&catalog_, opts_.site, opts_.host, std::move(channels), IoOptions(opts_)) {}
   ~ClusterImpl() override {
     guard_.Kill();
     async_ops_.WaitIdle();  // their callbacks use the pool and catalog

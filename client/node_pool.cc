@@ -9,10 +9,11 @@
 
 namespace ukai::client {
 
-NodePool::NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels,
-                   wire::WireClientOptions io)
+NodePool::NodePool(meta::Catalog* catalog, std::string my_site, std::string host,
+                   ChannelFactory channels, wire::WireClientOptions io)
     : catalog_(catalog),
       my_site_(std::move(my_site)),
+      host_(std::move(host)),
       channels_(std::move(channels)),
       io_options_(io) {}
 
@@ -66,8 +67,25 @@ absl::Status NodePool::Reload() {
   return absl::OkStatus();
 }
 
+void NodePool::Publish() {
+  if (host_.empty()) return;
+  pb::FrontendRecord r;
+  r.set_host(host_);
+  r.set_site(my_site_);
+  r.set_updated_ms(static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())));
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& [id, n] : nodes_) {
+      if (n.live && n.rtt_us < 1e6) (*r.mutable_rtt_us())[id] = static_cast<uint32_t>(n.rtt_us);
+    }
+  }
+  absl::Status s = catalog_->PublishFrontend(r);
+  if (!s.ok()) LOG_DEBUG("publishing RTTs: %s", s.ToString());
+}
+
 void NodePool::PingLoop() {
-  while (!stop_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+  for (int round = 0; !stop_.WaitForNotificationWithTimeout(absl::Seconds(1)); ++round) {
+    if (round % 5 == 1) Publish();  // what the last rounds measured, every 5 s
     std::vector<std::pair<std::string, pb::NodeData::Stub*>> targets;
     {
       absl::MutexLock l(&mu_);
@@ -80,7 +98,9 @@ void NodePool::PingLoop() {
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
       pb::PingResponse resp;
       absl::Time start = absl::Now();
-      grpc::Status s = stub->Ping(&ctx, pb::PingRequest(), &resp);
+      pb::PingRequest ping;
+      ping.set_site(my_site_);
+      grpc::Status s = stub->Ping(&ctx, ping, &resp);
       double us = absl::ToDoubleMicroseconds(absl::Now() - start);
       absl::MutexLock l(&mu_);
       auto it = nodes_.find(id);

@@ -29,7 +29,9 @@ namespace ukai::client {
 class NodePool {
  public:
   // `io` configures every block I/O connection (send time limit: the RPC timeout).
-  NodePool(meta::Catalog* catalog, std::string my_site, ChannelFactory channels,
+  // `host`: this frontend's name; its RTT measurements are published in
+  // ZooKeeper under it (FrontendRecord) for `ukaictl node list`.
+  NodePool(meta::Catalog* catalog, std::string my_site, std::string host, ChannelFactory channels,
            wire::WireClientOptions io);
   ~NodePool();
 
@@ -56,9 +58,11 @@ class NodePool {
   absl::Status WatchNodes();
   absl::Status Reload();  // reads nodes and liveness (no watches)
   void PingLoop();
+  void Publish();
 
   meta::Catalog* catalog_;
   const std::string my_site_;
+  const std::string host_;
   const ChannelFactory channels_;
   const wire::WireClientOptions io_options_;
   absl::Mutex mu_;

@@ -208,6 +208,20 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
     *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, fd.status().message()));
     return nullptr;
   }
+  if (!opts_.site.empty()) {  // first thing on the connection: who we are
+    Header h;
+    h.method = kHello;
+    h.meta_len = static_cast<uint32_t>(std::min<size_t>(opts_.site.size(), kMaxSiteBytes));
+    char hdr[kHeaderBytes];
+    EncodeHeader(h, hdr);
+    struct iovec iov[2] = {{hdr, kHeaderBytes}, {const_cast<char*>(opts_.site.data()), h.meta_len}};
+    absl::Status s = WriteAll(*fd, iov, 2);
+    if (!s.ok()) {
+      close(*fd);
+      *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, s.message()));
+      return nullptr;
+    }
+  }
   conn_ = std::make_shared<WireConn>(*fd, address_);
   // The reader keeps its connection alive until it ends.
   conn_->reader = std::thread([c = conn_] { c->ReadLoop(); });

@@ -97,6 +97,8 @@ struct WireClientOptions {
   absl::Duration send_timeout = absl::Seconds(10);
   // Try the node's same-host socket (ListenLocal in wire_socket.h) before TCP.
   bool try_local = true;
+  // This client's site, told to the node first on every connection (kHello).
+  std::string site;
 };
 
 class WireClient {

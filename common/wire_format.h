@@ -8,7 +8,7 @@
 //
 //   offset  size  field
 //   0       4     magic "UKW1" (0x31574b55 little-endian)
-//   4       2     method (kRead, kWrite, kFlush; 0 is never valid)
+//   4       2     method (kRead, kWrite, kFlush, kHello; 0 is never valid)
 //   6       2     status: 0 in requests; an absl::StatusCode in replies
 //   8       8     tag: chosen by the client, echoed by the reply
 //   16      4     meta_len: a serialized protobuf request, or a reply's error text
@@ -30,7 +30,10 @@ constexpr size_t kHeaderBytes = 32;
 constexpr uint32_t kMaxMetaBytes = 64 << 10;
 constexpr uint32_t kMaxDataBytes = 64 << 20;  // the largest block size
 
-enum Method : uint16_t { kRead = 1, kWrite = 2, kFlush = 3 };
+// kHello: sent once by a client before anything else; its meta is the
+// client's site (at most kMaxSiteBytes). Answered OK; the transport keeps it.
+enum Method : uint16_t { kRead = 1, kWrite = 2, kFlush = 3, kHello = 4 };
+constexpr uint32_t kMaxSiteBytes = 256;
 
 struct Header {
   uint16_t method = 0;

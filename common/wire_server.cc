@@ -24,6 +24,8 @@ struct WireServer::Conn {
   std::thread thread;
   std::atomic<bool> done{false};
   absl::Mutex write_mu;  // one reply at a time on the socket
+  std::string site;      // from the client's kHello; read by the connection's thread
+  absl::Duration delay;  // reply_delay_(site); set with it
 };
 
 namespace {
@@ -41,6 +43,7 @@ absl::Status WireServer::Start(const std::string& address) {
   listen_fds_.push_back(*fd);
   for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(); });
   acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
+  if (reply_delay_) delayer_ = std::thread([this] { DelayLoop(); });
   return absl::OkStatus();
 }
 
@@ -93,11 +96,17 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
     }
     c->in.Skip(kHeaderBytes);
     if (!Take(&c->in, h.meta_len, &meta).ok() || !Take(&c->in, h.data_len, &data).ok()) break;
+    if (h.method == kHello) {
+      c->site = meta.substr(0, kMaxSiteBytes);
+      c->delay = reply_delay_ ? reply_delay_(c->site) : absl::ZeroDuration();
+      Reply(c, h.tag, h.method, absl::OkStatus(), "");
+      continue;
+    }
     if (!handler_->Slow(h.method)) {
       reply.clear();
       s = handler_->Handle(h.method, meta, data, &reply, /*may_block=*/false);
       if (!IsWouldBlock(s)) {
-        Reply(c.get(), h.tag, h.method, s, reply);
+        Reply(c, h.tag, h.method, s, reply);
         continue;
       }
     }
@@ -126,12 +135,12 @@ void WireServer::WorkLoop() {
     }
     reply.clear();
     absl::Status s = handler_->Handle(t.method, t.meta, t.data, &reply, /*may_block=*/true);
-    Reply(t.conn.get(), t.tag, t.method, s, reply);
+    Reply(t.conn, t.tag, t.method, s, reply);
   }
 }
 
-void WireServer::Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Status& s,
-                       const std::string& data) {
+void WireServer::Reply(const std::shared_ptr<Conn>& c, uint64_t tag, uint16_t method,
+                       const absl::Status& s, const std::string& data) {
   Header h;
   h.method = method;
   h.status = static_cast<uint16_t>(s.code());
@@ -144,9 +153,50 @@ void WireServer::Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Statu
   struct iovec iov[3] = {{hdr, kHeaderBytes},
                          {const_cast<char*>(msg.data()), msg.size()},
                          {const_cast<char*>(data.data()), h.data_len}};
+  if (c->delay > absl::ZeroDuration() && method != kHello) {  // test-only: sites far apart
+    std::string frame(hdr, kHeaderBytes);
+    frame.append(msg.data(), msg.size());
+    frame.append(data.data(), h.data_len);
+    absl::MutexLock l(&mu_);
+    delayed_.emplace(absl::Now() + c->delay, Delayed{c, std::move(frame)});
+    ++delayed_queued_;
+    return;
+  }
   absl::MutexLock l(&c->write_mu);
   // A failed send means the client is gone; its reader ends the connection.
   (void)WriteAll(c->fd, iov, 3);
+}
+
+void WireServer::DelayLoop() {
+  absl::MutexLock l(&mu_);
+  while (!stopping_) {
+    // Sleep until the earliest reply is due, or until one is queued (it may
+    // be due sooner when the queue was empty).
+    const absl::Time until =
+        delayed_.empty() ? absl::InfiniteFuture() : delayed_.begin()->first;
+    const uint64_t seen = delayed_queued_;
+    struct Arg {
+      WireServer* w;
+      uint64_t seen;
+    } arg{this, seen};
+    mu_.AwaitWithDeadline(absl::Condition(
+                              +[](Arg* a) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                return a->w->stopping_ || a->w->delayed_queued_ != a->seen;
+                              },
+                              &arg),
+                          until);
+    while (!stopping_ && !delayed_.empty() && delayed_.begin()->first <= absl::Now()) {
+      Delayed d = std::move(delayed_.begin()->second);
+      delayed_.erase(delayed_.begin());
+      mu_.Unlock();
+      struct iovec iov = {d.frame.data(), d.frame.size()};
+      {
+        absl::MutexLock w(&d.conn->write_mu);
+        (void)WriteAll(d.conn->fd, &iov, 1);
+      }
+      mu_.Lock();
+    }
+  }
 }
 
 void WireServer::Shutdown() {
@@ -163,6 +213,9 @@ void WireServer::Shutdown() {
   for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
   for (auto& c : conns) c->thread.join();
   for (auto& w : workers_) w.join();  // after the queue drained
+  if (delayer_.joinable()) delayer_.join();
+  absl::MutexLock l(&mu_);
+  delayed_.clear();
 }
 
 }  // namespace ukai::wire

@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <deque>
+#include <functional>
+#include <map>
 #include <list>
 #include <memory>
 #include <string>
@@ -24,6 +26,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace ukai::wire {
 
@@ -55,6 +58,12 @@ class WireServer {
   // Also listens on the same-host socket for `advertised`, the address
   // clients know this server by (ListenLocal in wire_socket.h). After Start.
   absl::Status StartLocal(const std::string& advertised);
+  // Test-only (sites far apart on one machine, docs/TESTING.md): every reply
+  // to a connection whose client said it is in site S (kHello) goes out
+  // `delay(S)` late, without holding up the replies behind it. Before Start.
+  void SetReplyDelay(std::function<absl::Duration(const std::string& site)> delay) {
+    reply_delay_ = std::move(delay);
+  }
   // The bound port (after Start).
   int port() const { return port_; }
   // Stops accepting, closes every connection and waits for every thread.
@@ -65,7 +74,7 @@ class WireServer {
   struct Conn;
   void AcceptLoop(int listen_fd);
   void Serve(std::shared_ptr<Conn> c);
-  void Reply(Conn* c, uint64_t tag, uint16_t method, const absl::Status& s,
+  void Reply(const std::shared_ptr<Conn>& c, uint64_t tag, uint16_t method, const absl::Status& s,
              const std::string& data);
   struct Task {
     std::shared_ptr<Conn> conn;
@@ -74,6 +83,15 @@ class WireServer {
     std::string meta, data;
   };
   void WorkLoop();
+  void DelayLoop();
+  struct Delayed {
+    std::shared_ptr<Conn> conn;
+    std::string frame;
+  };
+  std::function<absl::Duration(const std::string&)> reply_delay_;
+  std::multimap<absl::Time, Delayed> delayed_ ABSL_GUARDED_BY(mu_);
+  uint64_t delayed_queued_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread delayer_;
 
   WireHandler* const handler_;
   int port_ = 0;

@@ -20,7 +20,7 @@
 namespace ukai::wire {
 namespace {
 
-constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 4;
+constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 5;  // 4 is kHello
 
 // Echo: the reply's data is meta + data. kFail answers NOT_FOUND with the
 // meta as message. kSlow and kBlock wait for `release`.
@@ -324,6 +324,65 @@ TEST(Wire, SameHostClientsUseTheLocalSocketAndOthersTcp) {
   auto again = ListenLocal(name);
   ASSERT_TRUE(again.ok()) << again.status();
   close(*again);
+}
+
+// The test-only site delay: replies to a client of another site come late,
+// and late replies do not queue behind each other.
+TEST(Wire, RepliesToOtherSitesComeLateButPipelined) {
+  TestHandler handler;
+  WireServer server(&handler);
+  server.SetReplyDelay([](const std::string& site) {
+    return site == "far" ? absl::Milliseconds(200) : absl::ZeroDuration();
+  });
+  ASSERT_TRUE(server.Start("127.0.0.1:0").ok());
+  const std::string addr = "127.0.0.1:" + std::to_string(server.port());
+  WireClientOptions far_opts, near_opts;
+  far_opts.site = "far";
+  near_opts.site = "near";
+  WireClient far(addr, far_opts), near(addr, near_opts);
+
+  absl::Time t0 = absl::Now();
+  EXPECT_EQ(CallAndWait(far, kEcho, "x").data, "x");
+  EXPECT_GE(absl::Now() - t0, absl::Milliseconds(200));
+
+  // Ten calls at once: each is late once, not ten times.
+  std::vector<WireCall> calls(10);
+  std::vector<std::string> outs(10, std::string(8, '\0'));
+  WireWaiter w;
+  t0 = absl::Now();
+  for (int i = 0; i < 10; ++i) {
+    calls[i].method = kEcho;
+    calls[i].meta = std::to_string(i);
+    calls[i].out = outs[i].data();
+    calls[i].out_cap = outs[i].size();
+    far.Start(&calls[i], &w);
+  }
+  w.WaitAll(In(10000));
+  absl::Duration took = absl::Now() - t0;
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(calls[i].status.ok()) << calls[i].status;
+    EXPECT_EQ(outs[i].substr(0, calls[i].out_len), std::to_string(i));
+  }
+  EXPECT_GE(took, absl::Milliseconds(200));
+  EXPECT_LT(took, absl::Milliseconds(1500)) << "late replies were serialized";
+
+  // A client of the node's own site (or one that never said) is not delayed:
+  // it gets its reply while a far call is still waiting.
+  WireCall slow;
+  slow.method = kEcho;
+  slow.meta = "late";
+  std::string slow_out(8, '\0');
+  slow.out = slow_out.data();
+  slow.out_cap = slow_out.size();
+  WireWaiter sw;
+  far.Start(&slow, &sw);
+  EXPECT_EQ(CallAndWait(near, kEcho, "n").data, "n");
+  WireClient anonymous(addr);
+  EXPECT_EQ(CallAndWait(anonymous, kEcho, "a").data, "a");
+  sw.WaitAll(In(5000));
+  EXPECT_TRUE(slow.status.ok());
+  EXPECT_EQ(slow_out.substr(0, slow.out_len), "late");
+  server.Shutdown();
 }
 
 }  // namespace

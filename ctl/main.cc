@@ -7,6 +7,8 @@
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
 
+#include <map>
+
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -108,16 +110,25 @@ void NodeList(const Globals& g) {
                      {"address", n.info().address()}, {"io_address", n.info().io_address()},
                      {"up", n.up()},
                      {"used_bytes", n.used_bytes()}, {"capacity_bytes", n.info().capacity_bytes()},
+                     {"rtt_us_by_site", std::map<std::string, uint32_t>(n.rtt_us_by_site().begin(),
+                                                                        n.rtt_us_by_site().end())},
                      {"error", n.error()}});
     }
     return PrintJson(arr);
   }
-  printf("%-10s %-10s %-22s %-5s %12s %12s\n", "ID", "SITE", "ADDRESS", "STATE", "USED", "CAPACITY");
+  printf("%-10s %-10s %-22s %-5s %12s %12s  %s\n", "ID", "SITE", "ADDRESS", "STATE", "USED",
+         "CAPACITY", "RTT FROM FRONTENDS");
   for (const auto& n : resp.nodes()) {
-    printf("%-10s %-10s %-22s %-5s %12s %12s\n", n.info().id().c_str(), n.info().site().c_str(),
+    std::vector<std::string> rtt;
+    for (const auto& [site, us] : std::map<std::string, uint32_t>(n.rtt_us_by_site().begin(),
+                                                                  n.rtt_us_by_site().end())) {
+      rtt.push_back(absl::StrFormat("%s %.2f ms", site, us / 1000.0));
+    }
+    printf("%-10s %-10s %-22s %-5s %12s %12s  %s\n", n.info().id().c_str(), n.info().site().c_str(),
            n.info().address().c_str(), n.up() ? "up" : "down",
            n.up() ? ukai::FormatSize(n.used_bytes()).c_str() : "-",
-           n.info().capacity_bytes() ? ukai::FormatSize(n.info().capacity_bytes()).c_str() : "-");
+           n.info().capacity_bytes() ? ukai::FormatSize(n.info().capacity_bytes()).c_str() : "-",
+           rtt.empty() ? "-" : absl::StrJoin(rtt, ", ").c_str());
   }
 }
 
@@ -140,6 +151,14 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
                    {"site", info.writer().site()}, {"since_ms", info.writer().since_ms()}};
     j["unreachable_nodes"] = std::vector<std::string>(info.unreachable_nodes().begin(),
                                                       info.unreachable_nodes().end());
+    if (!info.from_site().empty()) {
+      j["from_site"] = info.from_site();
+      j["reads_from"] = json::array();
+      for (const auto& r : info.reads_from()) {
+        j["reads_from"].push_back({{"node", r.node()}, {"site", r.site()}, {"rtt_us", r.rtt_us()},
+                                   {"blocks", r.blocks()}});
+      }
+    }
     return PrintJson(j);
   }
   printf("name:        %s\n", d.name().c_str());
@@ -174,6 +193,18 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
   }
   if (!info.unreachable_nodes().empty()) {
     printf("unreachable: %s (their bytes are not counted)\n", absl::StrJoin(info.unreachable_nodes(), ",").c_str());
+  }
+  if (!info.from_site().empty()) {
+    printf("reads from %s:\n", info.from_site().c_str());
+    for (const auto& r : info.reads_from()) {
+      if (r.node().empty()) {
+        printf("  %lu block(s): no clean replica is up\n", static_cast<unsigned long>(r.blocks()));
+        continue;
+      }
+      printf("  %-8s (%s, %s) %lu block(s)\n", r.node().c_str(), r.site().c_str(),
+             r.rtt_us() ? absl::StrFormat("%.2f ms", r.rtt_us() / 1000.0).c_str() : "rtt unknown",
+             static_cast<unsigned long>(r.blocks()));
+    }
   }
 }
 
@@ -386,11 +417,16 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     }
   });
 
+  std::string from_site;
   auto* info = disk->add_subcommand("info", "show a disk: spec, placement, space, writer");
   info->add_option("name", name, "disk name")->required();
+  info->add_option("--from", from_site,
+                   "also show which replicas a frontend in this site reads, and their "
+                   "round-trip time as that site's frontends measure it");
   info->callback([&] {
     ukai::pb::DiskRequest req;
     req.set_name(name);
+    req.set_from_site(from_site);
     PrintInfo(g, Call<ukai::pb::DiskRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::GetDisk, req));
   });
 

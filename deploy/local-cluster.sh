@@ -10,6 +10,11 @@
 #   local-cluster.sh stop-node  --dir DIR NAME   SIGTERM one node (data kept)
 #   local-cluster.sh start-node --dir DIR NAME   start it again
 #   local-cluster.sh mount      --dir DIR --site SITE PATH   one more frontend ("hypervisor")
+#   local-cluster.sh add-node   --dir DIR --site SITE NAME   one more storage node
+#
+# Tests only: `start --site-delay MS` makes sites MS apart (nodes answer
+# frontends of other sites MS late; ukai-node --test-site-delay-ms, enabled
+# through UKAI_TEST_HOOKS=1 for these nodes only, docs/TESTING.md).
 #
 # Every process keeps its pid in DIR/pids/NAME.pid and its log in DIR/logs/NAME.log.
 # Ports are picked free at start and kept in DIR/cluster.env. Binaries come from
@@ -22,14 +27,15 @@ die() { echo "local-cluster.sh: $*" >&2; exit 1; }
 say() { echo "local-cluster.sh: $*" >&2; }
 
 cmd=${1:-}
-[[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount --dir DIR ..."
+[[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount|add-node --dir DIR ..."
 shift
-dir="" site="" args=()
+dir="" site="" site_delay=0 args=()
 while (($#)); do
   case $1 in
     --dir) dir=$2; shift 2 ;;
     --site) site=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" >&2; exit 0 ;;
+    --site-delay) site_delay=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0" >&2; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -90,8 +96,13 @@ start_node() {
   [[ -n $port ]] || die "no node named $name in this cluster"
   alive "$name" && die "node $name is already running"
   mkdir -p "$dir/data/$name"
+  local test_args=()
+  if [[ ${SITE_DELAY_MS:-0} != 0 ]]; then
+    test_args=(--test-site-delay-ms "$SITE_DELAY_MS")
+    export UKAI_TEST_HOOKS=1  # only in this script's children: the nodes of a test cluster
+  fi
   spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
-    --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000
+    --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 "${test_args[@]}"
   wait_for 30 "node $name" node_up "$name"
 }
 
@@ -112,6 +123,19 @@ load_env() {
 }
 
 case $cmd in
+  add-node)
+    [[ ${#args[@]} -eq 1 && -n $site ]] || die "usage: add-node --dir DIR --site SITE NAME"
+    load_env
+    name=${args[0]}
+    [[ $name =~ ^[A-Za-z0-9._-]{1,64}$ ]] || die "bad node name '$name'"
+    grep -q "^NODE_${name}_PORT=" "$dir/cluster.env" && die "node $name already exists"
+    for ((p = 20000 + RANDOM % 20000; ; p++)); do port_free "$p" && break; done
+    { echo "NODE_${name}_SITE=$site"; echo "NODE_${name}_PORT=$p"; } >> "$dir/cluster.env"
+    UKAI_ADMIN="$UKAI_ADMIN,127.0.0.1:$p"
+    sed -i "s|^UKAI_ADMIN=.*|UKAI_ADMIN=$UKAI_ADMIN|" "$dir/cluster.env"
+    load_env
+    start_node "$name"
+    ;;
   start)
     [[ -x $bin/ukai-node ]] || die "no binaries in $bin: run deploy/build.sh"
     alive zk && die "a cluster already runs in $dir (stop it first)"
@@ -126,6 +150,7 @@ case $cmd in
       echo "NODE_n1_SITE=site-a"; echo "NODE_n1_PORT=${ports[1]}"
       echo "NODE_n2_SITE=site-a"; echo "NODE_n2_PORT=${ports[2]}"
       echo "NODE_n3_SITE=site-b"; echo "NODE_n3_PORT=${ports[3]}"
+      echo "SITE_DELAY_MS=$site_delay"
     } > "$dir/cluster.env"
     load_env
     cat > "$dir/zk/zoo.cfg" <<EOF

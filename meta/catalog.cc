@@ -36,7 +36,7 @@ absl::Status ValidateSize(uint64_t size) {
 
 absl::Status Catalog::Init() {
   for (const auto& p : {paths_.nodes(), paths_.live(), paths_.names(), paths_.ids(),
-                        paths_.disks(), paths_.jobs()}) {
+                        paths_.disks(), paths_.jobs(), paths_.frontends()}) {
     RETURN_IF_ERROR(EnsurePath(*store_, p));
   }
   return absl::OkStatus();

@@ -52,6 +52,10 @@ class Catalog {
   absl::StatusOr<std::vector<pb::NodeInfo>> ListNodes();
   absl::StatusOr<std::set<std::string>> LiveNodes(WatchFn watch = nullptr);
 
+  // ---- frontends (what each measures; ephemeral)
+  absl::Status PublishFrontend(const pb::FrontendRecord& r);
+  absl::StatusOr<std::vector<pb::FrontendRecord>> ListFrontends();
+
   // ---- disks
   // Validates name, size, block size and placement; then creates every znode
   // of the disk in one Multi. ALREADY_EXISTS for a taken name.

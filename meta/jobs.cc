@@ -137,6 +137,29 @@ absl::StatusOr<pb::JobRecord> Catalog::FinishJob(const std::string& id, pb::JobR
   return absl::AbortedError("job " + id + ": too much contention");
 }
 
+absl::Status Catalog::PublishFrontend(const pb::FrontendRecord& r) {
+  const std::string path = paths_.frontend(r.host());
+  auto s = store_->Set(path, r.SerializeAsString(), -1);
+  if (absl::IsNotFound(s.status())) {  // first time, or our session expired
+    return store_->Create(path, r.SerializeAsString(), CreateMode::kEphemeral).status();
+  }
+  return s.status();
+}
+
+absl::StatusOr<std::vector<pb::FrontendRecord>> Catalog::ListFrontends() {
+  auto hosts = store_->Children(paths_.frontends());
+  if (absl::IsNotFound(hosts.status())) return std::vector<pb::FrontendRecord>();
+  if (!hosts.ok()) return hosts.status();
+  std::vector<pb::FrontendRecord> out;
+  for (const auto& h : *hosts) {
+    auto v = store_->Get(paths_.frontend(h));
+    if (!v.ok()) continue;  // gone meanwhile
+    pb::FrontendRecord r;
+    if (r.ParseFromString(v->data)) out.push_back(std::move(r));
+  }
+  return out;
+}
+
 absl::StatusOr<pb::DiskSpec> Catalog::SetPlacement(uint64_t id, const pb::Placement& placement) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     ASSIGN_OR_RETURN(auto spec, GetSpec(id));

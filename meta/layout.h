@@ -36,6 +36,8 @@ class Paths {
   std::string open(uint64_t id, const std::string& host) const { return open(id) + "/" + host; }
   std::string disk_job(uint64_t id) const { return disk(id) + "/job"; }
   std::string jobs() const { return root_ + "/jobs"; }
+  std::string frontends() const { return root_ + "/frontends"; }
+  std::string frontend(const std::string& host) const { return frontends() + "/" + host; }
   std::string job(const std::string& id) const { return jobs() + "/" + id; }
   std::string job_runner(const std::string& id) const { return job(id) + "/runner"; }
 

@@ -1,5 +1,6 @@
 #include "node/admin_service.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -8,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "meta/layout.h"
 
 namespace ukai::node {
 namespace {
@@ -42,14 +44,34 @@ absl::StatusOr<std::vector<AdminService::NodeStat>> AdminService::StatNodes() {
   return out;
 }
 
+absl::StatusOr<AdminService::SiteRtt> AdminService::RttBySite() {
+  ASSIGN_OR_RETURN(auto fronts, catalog_->ListFrontends());
+  std::map<std::pair<std::string, std::string>, std::vector<uint32_t>> samples;
+  for (const auto& f : fronts) {
+    for (const auto& [node, us] : f.rtt_us()) samples[{f.site(), node}].push_back(us);
+  }
+  SiteRtt out;
+  for (auto& [key, v] : samples) {
+    std::sort(v.begin(), v.end());
+    out[key.first][key.second] = v[v.size() / 2];
+  }
+  return out;
+}
+
 grpc::Status AdminService::ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
                                      pb::ListNodesResponse* resp) {
   auto nodes = StatNodes();
   if (!nodes.ok()) return ToGrpc(nodes.status());
+  auto rtt = RttBySite();
+  if (!rtt.ok()) return ToGrpc(rtt.status());
   for (auto& n : *nodes) {
     auto* st = resp->add_nodes();
     *st->mutable_info() = n.info;
     st->set_up(n.live && n.stat.ok());
+    for (const auto& [site, by_node] : *rtt) {
+      auto it = by_node.find(n.info.id());
+      if (it != by_node.end()) (*st->mutable_rtt_us_by_site())[site] = it->second;
+    }
     if (n.stat.ok()) {
       st->set_used_bytes(n.stat->used_bytes());
     } else {
@@ -100,6 +122,51 @@ absl::Status AdminService::FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* 
   return absl::OkStatus();
 }
 
+// What a frontend in `site` would do (client/node_pool.cc ReadOrder): per
+// allocated block, the first live CLEAN replica by (same site, RTT from site).
+absl::Status AdminService::FillReadsFrom(const pb::DiskSpec& spec, const std::string& site,
+                                         pb::DiskInfo* info) {
+  info->set_from_site(site);
+  ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  ASSIGN_OR_RETURN(auto rtt, RttBySite());
+  std::map<std::string, std::string> site_of;
+  for (const auto& n : nodes) site_of[n.id()] = n.site();
+  bool known = false;
+  for (const auto& [id, s] : site_of) known = known || s == site;
+  if (!known && !rtt.count(site)) {
+    return absl::InvalidArgumentError("unknown site '" + site + "'");
+  }
+  const auto& from = rtt[site];
+  auto key = [&](const std::string& id) {
+    auto it = from.find(id);
+    return std::make_tuple(site_of[id] == site ? 0 : 1, it == from.end() ? UINT32_MAX : it->second);
+  };
+  ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(spec.id()));
+  std::map<std::string, uint64_t> blocks;
+  const uint64_t nblocks = (spec.size() + spec.block_size() - 1) / spec.block_size();
+  for (const auto& [c, chunk] : chunks) {
+    for (int i = 0; i < chunk.blocks_size(); ++i) {
+      if (c * meta::kChunkBlocks + static_cast<uint64_t>(i) >= nblocks) break;
+      std::string best;
+      for (const auto& r : chunk.blocks(i).replicas()) {
+        if (r.state() != pb::CLEAN || !live.count(r.node())) continue;
+        if (best.empty() || key(r.node()) < key(best)) best = r.node();
+      }
+      ++blocks[best.empty() ? "" : best];
+    }
+  }
+  for (const auto& [node, n] : blocks) {
+    pb::ReadSource* r = info->add_reads_from();
+    r->set_node(node);  // "": no clean replica is up
+    r->set_site(site_of[node]);
+    auto it = from.find(node);
+    r->set_rtt_us(it == from.end() ? 0 : it->second);
+    r->set_blocks(n);
+  }
+  return absl::OkStatus();
+}
+
 grpc::Status AdminService::CreateDisk(grpc::ServerContext*, const pb::CreateDiskRequest* req,
                                       pb::DiskInfo* resp) {
   auto spec = catalog_->CreateDisk(*req);
@@ -121,7 +188,9 @@ grpc::Status AdminService::GetDisk(grpc::ServerContext*, const pb::DiskRequest* 
                                    pb::DiskInfo* resp) {
   auto spec = catalog_->GetByName(req->name());
   if (!spec.ok()) return ToGrpc(spec.status());
-  return ToGrpc(FillDiskInfo(*spec, resp));
+  absl::Status s = FillDiskInfo(*spec, resp);
+  if (s.ok() && !req->from_site().empty()) s = FillReadsFrom(*spec, req->from_site(), resp);
+  return ToGrpc(s);
 }
 
 grpc::Status AdminService::ResizeDisk(grpc::ServerContext*, const pb::ResizeDiskRequest* req,

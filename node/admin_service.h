@@ -42,6 +42,10 @@ class AdminService final : public pb::Admin::Service {
   // Every registered node with, for the live ones, their Stat (asked in parallel).
   absl::StatusOr<std::vector<NodeStat>> StatNodes();
   absl::Status FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* info);
+  absl::Status FillReadsFrom(const pb::DiskSpec& spec, const std::string& site, pb::DiskInfo* info);
+  // site -> node -> median RTT (us) that site's frontends published.
+  using SiteRtt = std::map<std::string, std::map<std::string, uint32_t>>;
+  absl::StatusOr<SiteRtt> RttBySite();
   pb::NodeData::Stub* Stub(const std::string& address);
 
   meta::Catalog* catalog_;

@@ -1,14 +1,19 @@
 #include "node/data_service.h"
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
 
 namespace ukai::node {
 
-grpc::Status DataService::Ping(grpc::ServerContext*, const pb::PingRequest*,
+grpc::Status DataService::Ping(grpc::ServerContext*, const pb::PingRequest* req,
                                pb::PingResponse* resp) {
+  if (other_site_delay_ > absl::ZeroDuration() && !req->site().empty() &&
+      req->site() != self_.site()) {
+    absl::SleepFor(other_site_delay_);
+  }
   resp->set_node(self_.id());
   resp->set_site(self_.site());
   return grpc::Status::OK;

@@ -1,5 +1,6 @@
 // ukai-node: the storage daemon. Parses flags and wires the pieces; nothing else.
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   int zk_session_ms = 10000;
   std::string store_kind = "extent", copy_bandwidth = "0";
   bool no_blob = false, verbose = false, no_local = false;
+  int test_site_delay_ms = 0;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
@@ -66,11 +68,24 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-blob-files", no_blob, "with --store rocksdb: keep page data in the LSM tree");
   app.add_flag("-v,--verbose", verbose, "debug logging");
+  app.add_option("--test-site-delay-ms", test_site_delay_ms,
+                 "TESTS ONLY, refused unless UKAI_TEST_HOOKS=1 is in the environment: answer "
+                 "block I/O and pings from frontends of other sites this many ms late, to make "
+                 "sites far apart on one machine (docs/TESTING.md)");
   CLI11_PARSE(app, argc, argv);
   ukai::SetUpDaemon(verbose);
   if (!ukai::ValidateDiskName(id).ok()) return Fail("invalid --id '" + id + "'");
   auto cap = ukai::ParseSize(capacity);
   if (!cap.ok()) return Fail(std::string(cap.status().message()));
+  if (test_site_delay_ms != 0) {
+    const char* hooks = getenv("UKAI_TEST_HOOKS");
+    if (hooks == nullptr || std::string(hooks) != "1") {
+      return Fail("--test-site-delay-ms is for tests only; it needs UKAI_TEST_HOOKS=1");
+    }
+    if (test_site_delay_ms < 0 || test_site_delay_ms > 10000) {
+      return Fail("--test-site-delay-ms must be between 0 and 10000");
+    }
+  }
   auto copy_cap = ukai::ParseSize(copy_bandwidth);
   if (!copy_cap.ok()) return Fail("--copy-bandwidth: " + std::string(copy_cap.status().message()));
 
@@ -99,6 +114,14 @@ int main(int argc, char** argv) {
   ukai::node::BlockIo block_io(&disks, &store);
   ukai::wire::WireServer io_server(&block_io);
   if (io_listen.empty()) io_listen = ukai::wire::WithPort(listen, 0);
+  const absl::Duration site_delay = absl::Milliseconds(test_site_delay_ms);
+  if (site_delay > absl::ZeroDuration()) {
+    LOG_WARN("TEST HOOK: answering frontends of sites other than %s %d ms late", site,
+             test_site_delay_ms);
+    io_server.SetReplyDelay([site, site_delay](const std::string& peer) {
+      return !peer.empty() && peer != site ? site_delay : absl::ZeroDuration();
+    });
+  }
   if (auto s = io_server.Start(io_listen); !s.ok()) return Fail(std::string(s.message()));
   // A wildcard listen address is not one clients can dial: advertise the
   // --listen host then.
@@ -117,6 +140,7 @@ int main(int argc, char** argv) {
   self.set_capacity_bytes(*cap);
   self.set_io_address(io_address);
   ukai::node::DataService data_service(self, &disks, &store);
+  data_service.SetOtherSiteDelay(site_delay);
   ukai::node::AdminService admin_service(&catalog);
   ukai::node::CopyService copy_service(id, &catalog, &disks, &store, *copy_cap);
   grpc::ServerBuilder builder;

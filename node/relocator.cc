@@ -323,11 +323,14 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     }
     if (Crash("copied")) return Crashed("copied");
     if (stop_()) return absl::AbortedError("stopping");  // resumable: the replicas stay SYNCING
+    // A cancel takes effect within a block, even under a low --bandwidth.
+    ASSIGN_OR_RETURN(auto now, catalog_->GetJob(job->id()));
+    if (now.job.cancel_requested()) return absl::CancelledError(kCancelRequested);
   }
 
   // A cancel that came during the copy takes this batch back, not forward.
-  ASSIGN_OR_RETURN(auto now, catalog_->GetJob(job->id()));
-  if (now.job.cancel_requested()) return absl::CancelledError(kCancelRequested);
+  ASSIGN_OR_RETURN(auto cur, catalog_->GetJob(job->id()));
+  if (cur.job.cancel_requested()) return absl::CancelledError(kCancelRequested);
 
   // D: what the switch will owe, then the switch.
   std::vector<pb::PendingFinish> pending;

@@ -32,10 +32,10 @@ check_error() {
   log "ok: $what ($err)"
 }
 
-start_cluster() {
+start_cluster() {  # start_cluster [local-cluster.sh start options]
   cluster_dir=$(mktemp -d "${UKAI_TEST_TMP:-/var/tmp}/ukai-$test_name.XXXXXX")
   trap finish EXIT
-  eval "$("$cluster_tool" start --dir "$cluster_dir")"
+  eval "$("$cluster_tool" start --dir "$cluster_dir" "$@")"
   export UKAI_ZK UKAI_ADMIN UKAI_MOUNT
   log "cluster in $cluster_dir"
 }
