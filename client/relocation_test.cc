@@ -208,9 +208,10 @@ TEST_F(RelocationTest, CancelLeavesEveryBlockReadableAndRestoresThePolicy) {
   auto job = StartJob({"b"});
   node::RelocatorOptions o;
   int copied = 0;
-  // Cancel while the second batch is being copied: it is taken back.
+  // Cancel while the second batch is being copied (32 blocks, two new
+  // replicas each: copy 65 is the second batch's first): it is taken back.
   o.crash_at = [&](const std::string& p) {
-    if (p == "copied" && ++copied == 33) {
+    if (p == "copied" && ++copied == 65) {
       EXPECT_TRUE(admin_->CancelJob(job.id()).ok());
     }
     return false;

@@ -254,8 +254,10 @@ absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {
 absl::Status BlockStore::DropObject(const ObjectId& obj, uint32_t block_size) {
   absl::MutexLock l(&LockFor(obj));
   const uint32_t pages = (block_size + kPage - 1) / kPage;
-  RETURN_IF_ERROR(ErasePages(MarksOf(obj), (pages + kMasksPerPage - 1) / kMasksPerPage));
-  return ErasePages(obj, pages);
+  const ObjectId marks = MarksOf(obj);
+  RETURN_IF_ERROR(pages_->DropObject(marks.disk, marks.block, marks.generation,
+                                     (pages + kMasksPerPage - 1) / kMasksPerPage));
+  return pages_->DropObject(obj.disk, obj.block, obj.generation, pages);
 }
 
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,

@@ -1,5 +1,7 @@
 #include "node/copy_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_format.h"
 #include "common/channel.h"
 #include "common/grpc_status.h"
@@ -121,39 +123,49 @@ grpc::Status CopyService::CopyBlock(grpc::ServerContext* ctx, const pb::CopyBloc
 }
 
 grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObjectRequest* req,
-                                       pb::FinishObjectResponse*) {
+                                       pb::FinishObjectResponse* resp) {
   auto g = disks_->Admit(req->hdr(), /*write=*/false);
   if (!g.ok()) return ToGrpc(g.status());
-  absl::Status s = CheckObject(req->hdr(), *g, req->block(), req->generation());
-  if (!s.ok()) return ToGrpc(s);
-  const ObjectId obj = ObjectOf(req->hdr(), req->block(), req->generation());
-  // The block table decides, whatever the caller believes: marks go only
-  // once this node is a CLEAN replica (a syncing one still needs them), and
-  // a replica ZooKeeper still counts on is never dropped.
-  auto chunk = catalog_->ReadChunk(req->hdr().disk_id(), req->block() / meta::kChunkBlocks);
-  if (!chunk.ok()) return ToGrpc(chunk.status());
-  pb::ReplicaState mine = pb::STALE;  // not listed: as good as stale
-  if (*chunk) {
-    const auto& ptr = (*chunk)->chunk.blocks(static_cast<int>(req->block() % meta::kChunkBlocks));
-    for (const auto& r : ptr.replicas()) {
-      if (r.node() == self_ && ptr.generation() == req->generation()) mine = r.state();
+  const uint64_t disk = req->hdr().disk_id();
+  std::map<uint64_t, std::optional<meta::VersionedChunk>> chunks;  // read once each
+  for (const auto& o : req->objects()) {
+    absl::Status s = CheckObject(req->hdr(), *g, o.block(), o.generation());
+    if (!s.ok()) return ToGrpc(s);
+    // The block table decides, whatever the caller believes: marks go only
+    // once this node is a CLEAN replica (a syncing one still needs them), and
+    // a replica ZooKeeper still counts on is never dropped.
+    const uint64_t c = o.block() / meta::kChunkBlocks;
+    if (!chunks.count(c)) {
+      auto chunk = catalog_->ReadChunk(disk, c);
+      if (!chunk.ok()) return ToGrpc(chunk.status());
+      chunks[c] = std::move(*chunk);
     }
-  }
-  if (req->what() == pb::FinishObjectRequest::CLEAR_MARKS) {
-    if (mine != pb::CLEAN) {
-      return ToGrpc(absl::FailedPreconditionError(absl::StrFormat(
-          "disk %d block %d: %s is not a clean replica yet; keeping its marks",
-          req->hdr().disk_id(), req->block(), self_)));
+    pb::ReplicaState mine = pb::STALE;  // not listed: as good as stale
+    if (chunks[c]) {
+      const auto& ptr = chunks[c]->chunk.blocks(static_cast<int>(o.block() % meta::kChunkBlocks));
+      for (const auto& r : ptr.replicas()) {
+        if (r.node() == self_ && ptr.generation() == o.generation()) mine = r.state();
+      }
     }
-    return ToGrpc(store_->ClearMarks(obj, g->block_size));
+    const bool clear = req->what() == pb::FinishObjectRequest::CLEAR_MARKS;
+    if (clear ? mine != pb::CLEAN : mine != pb::STALE) {
+      resp->add_refused_blocks(o.block());
+      continue;
+    }
+    const ObjectId obj = ObjectOf(req->hdr(), o.block(), o.generation());
+    s = clear ? store_->ClearMarks(obj, g->block_size) : store_->DropObject(obj, g->block_size);
+    if (!s.ok()) return ToGrpc(Annotate(s, absl::StrFormat("disk %d block %d", disk, o.block())));
   }
-  if (mine != pb::STALE) {
-    return ToGrpc(absl::FailedPreconditionError(absl::StrFormat(
-        "disk %d block %d: %s is still a %s replica; not dropping it", req->hdr().disk_id(),
-        req->block(), self_, pb::ReplicaState_Name(mine))));
+  if (req->what() == pb::FinishObjectRequest::DROP && req->objects_size() > resp->refused_blocks_size()) {
+    LOG_INFO("disk %d: dropped this node's replica of %d block(s)", disk,
+             req->objects_size() - resp->refused_blocks_size());
   }
-  LOG_INFO("disk %d block %d: dropping this node's replica", req->hdr().disk_id(), req->block());
-  return ToGrpc(store_->DropObject(obj, g->block_size));
+  return grpc::Status::OK;
+}
+
+grpc::Status CopyService::Sync(grpc::ServerContext*, const pb::FlushRequest*,
+                               pb::FinishObjectResponse*) {
+  return ToGrpc(store_->Sync());
 }
 
 }  // namespace ukai::node

@@ -38,6 +38,8 @@ class CopyService final : public pb::NodeCopy::Service {
                          pb::CopyBlockResponse*) override;
   grpc::Status FinishObject(grpc::ServerContext*, const pb::FinishObjectRequest*,
                             pb::FinishObjectResponse*) override;
+  grpc::Status Sync(grpc::ServerContext*, const pb::FlushRequest*,
+                    pb::FinishObjectResponse*) override;
 
   // Pages a Pull sends per message (1 MiB).
   static constexpr uint32_t kPullPages = 256;

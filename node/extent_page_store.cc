@@ -188,6 +188,27 @@ class ExtentPageStore : public PageStore {
     return absl::OkStatus();
   }
 
+  // The object's index range in one tombstone, then its file: a crash in
+  // between leaves a file nothing points to, never an index entry without
+  // its data.
+  absl::Status DropObject(uint64_t disk, uint64_t block, uint64_t generation,
+                          uint32_t pages) override {
+    const ObjectKey obj{disk, block, generation};
+    RETURN_IF_ERROR(FromRocks(
+        index_->DeleteRange(rocksdb::WriteOptions(), index_->DefaultColumnFamily(),
+                            EncodePageKey({disk, block, generation, 0}),
+                            EncodePageKey({disk, block, generation, pages})),
+        "index delete range"));
+    {
+      absl::MutexLock l(&mu_);
+      fds_.erase(obj);
+      dirty_.erase(obj);
+    }
+    std::string path = absl::StrFormat("%s/%d.%d", DiskDir(disk), block, generation);
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("unlink " + path);
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override {
     return CountPagesPerDisk(index_.get());
   }

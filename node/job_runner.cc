@@ -70,19 +70,27 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::Copy(const std::string& dst, const std::
   return resp.bytes();
 }
 
-absl::Status GrpcCopyNodes::Finish(const std::string& node, const pb::IoHeader& hdr,
-                                   uint64_t block, uint64_t generation,
-                                   pb::FinishObjectRequest::What what) {
+absl::StatusOr<std::vector<uint64_t>> GrpcCopyNodes::Finish(
+    const std::string& node, const pb::IoHeader& hdr, const std::vector<pb::ObjectRef>& objects,
+    pb::FinishObjectRequest::What what) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::FinishObjectRequest req;
   *req.mutable_hdr() = hdr;
-  req.set_block(block);
-  req.set_generation(generation);
   req.set_what(what);
+  for (const auto& o : objects) *req.add_objects() = o;
   pb::FinishObjectResponse resp;
   grpc::ClientContext ctx;
   SetDeadline(&ctx, kCallTimeout);
-  return Annotate(FromGrpc(p->copy->FinishObject(&ctx, req, &resp)), "node " + node);
+  RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->FinishObject(&ctx, req, &resp)), "node " + node));
+  return std::vector<uint64_t>(resp.refused_blocks().begin(), resp.refused_blocks().end());
+}
+
+absl::Status GrpcCopyNodes::Sync(const std::string& node) {
+  ASSIGN_OR_RETURN(auto p, PeerOf(node));
+  pb::FinishObjectResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, kCallTimeout);
+  return Annotate(FromGrpc(p->copy->Sync(&ctx, pb::FlushRequest(), &resp)), "node " + node);
 }
 
 absl::StatusOr<uint64_t> GrpcCopyNodes::StoredBytes(const std::string& node, uint64_t disk) {

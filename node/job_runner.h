@@ -29,8 +29,10 @@ class GrpcCopyNodes : public CopyNodes {
   absl::StatusOr<uint64_t> Copy(const std::string& dst, const std::string& src,
                                 const pb::IoHeader& hdr, uint64_t block, uint64_t generation,
                                 uint64_t bandwidth_bps) override;
-  absl::Status Finish(const std::string& node, const pb::IoHeader& hdr, uint64_t block,
-                      uint64_t generation, pb::FinishObjectRequest::What what) override;
+  absl::StatusOr<std::vector<uint64_t>> Finish(const std::string& node, const pb::IoHeader& hdr,
+                                               const std::vector<pb::ObjectRef>& objects,
+                                               pb::FinishObjectRequest::What what) override;
+  absl::Status Sync(const std::string& node) override;
   absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) override;
 
  private:

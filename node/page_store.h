@@ -57,6 +57,17 @@ class PageStore {
   virtual absl::Status Sync() = 0;
   // Removes every page of `disk`.
   virtual absl::Status DropDisk(uint64_t disk) = 0;
+  // Removes pages [0, pages) of one object. The default erases them one by
+  // one; stores that keep an object together drop it whole.
+  virtual absl::Status DropObject(uint64_t disk, uint64_t block, uint64_t generation,
+                                  uint32_t pages) {
+    std::vector<PageMutation> batch(pages);
+    for (uint32_t p = 0; p < pages; ++p) {
+      batch[p].key = {disk, block, generation, p};
+      batch[p].erase = true;
+    }
+    return Apply(batch);
+  }
   // Bytes of page values stored per disk (pages * 4 KiB).
   virtual absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() = 0;
 };

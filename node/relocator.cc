@@ -1,8 +1,11 @@
 #include "node/relocator.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
@@ -37,6 +40,13 @@ pb::IoHeader Hdr(uint64_t disk, uint64_t layout) {
   h.set_disk_id(disk);
   h.set_layout_version(layout);
   return h;
+}
+
+pb::ObjectRef Ref(uint64_t block, uint64_t generation) {
+  pb::ObjectRef r;
+  r.set_block(block);
+  r.set_generation(generation);
+  return r;
 }
 
 uint64_t BlockCount(const pb::DiskSpec& spec) {
@@ -238,14 +248,20 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   if (all_done) return absl::OkStatus();  // moved by an earlier run
 
   // A target that holds a stale copy starts over from nothing.
+  std::map<std::string, std::vector<pb::ObjectRef>> stale_targets;
   for (uint64_t b = first; b < last && b < nblocks; ++b) {
     const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
     for (const auto& t : targets[b]) {
       const pb::Replica* r = Find(ptr, t);
-      if (r != nullptr && r->state() == pb::STALE) {
-        RETURN_IF_ERROR(nodes_->Finish(t, Hdr(disk, spec.spec.layout_version()), b,
-                                       ptr.generation(), pb::FinishObjectRequest::DROP));
-      }
+      if (r != nullptr && r->state() == pb::STALE) stale_targets[t].push_back(Ref(b, ptr.generation()));
+    }
+  }
+  for (const auto& [t, objects] : stale_targets) {
+    ASSIGN_OR_RETURN(auto refused, nodes_->Finish(t, Hdr(disk, spec.spec.layout_version()), objects,
+                                                  pb::FinishObjectRequest::DROP));
+    if (!refused.empty()) {
+      return absl::AbortedError(absl::StrFormat("disk %d: %s would not drop its stale copy of block %d",
+                                                disk, t, refused[0]));
     }
   }
   if (Crash("before-syncing")) return Crashed("before-syncing");
@@ -289,7 +305,12 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   if (!chunk) return absl::NotFoundError(absl::StrFormat("disk %d chunk %d is gone", disk, c));
   std::map<std::string, std::string> site_of;
   for (const auto& node : nodes) site_of[node.id()] = node.site();
-  uint64_t copied = 0;
+  struct Task {
+    uint64_t block, generation;
+    std::string dst;
+    std::vector<std::string> sources;
+  };
+  std::vector<Task> tasks;
   for (uint64_t b = first; b < last && b < nblocks_now; ++b) {
     const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
     for (const auto& r : ptr.replicas()) {
@@ -306,27 +327,64 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
         return absl::UnavailableError(
             absl::StrFormat("disk %d block %d: no clean replica is up to copy from", disk, b));
       }
-      absl::Status last_error;
+      tasks.push_back(Task{b, ptr.generation(), r.node(), std::move(sources)});
+    }
+  }
+  // Several copies at once: one copy leaves both ends waiting on each other
+  // (a node was idle a third of the time with one at a time).
+  std::atomic<uint64_t> copied{0};
+  std::atomic<size_t> next{0};
+  absl::Mutex mu;
+  absl::Status result;  // the first thing that stops the batch
+  auto worker = [&] {
+    while (true) {
+      {
+        absl::MutexLock l(&mu);
+        if (!result.ok()) return;
+      }
+      const size_t i = next++;
+      if (i >= tasks.size()) return;
+      const Task& t = tasks[i];
+      absl::Status error;
       bool ok = false;
-      for (const auto& src : sources) {
-        auto bytes = nodes_->Copy(r.node(), src, Hdr(disk, v1.layout_version()), b,
-                                  ptr.generation(), job->bandwidth_bps());
+      for (const auto& src : t.sources) {
+        auto bytes = nodes_->Copy(t.dst, src, Hdr(disk, v1.layout_version()), t.block,
+                                  t.generation, job->bandwidth_bps());
         if (bytes.ok()) {
           copied += *bytes;
           pace_->Acquire(*bytes);
           ok = true;
           break;
         }
-        last_error = Annotate(bytes.status(), absl::StrFormat("copying block %d %s -> %s", b, src, r.node()));
+        error = Annotate(bytes.status(),
+                         absl::StrFormat("copying block %d %s -> %s", t.block, src, t.dst));
       }
-      if (!ok) return last_error;
+      if (ok && Crash("copied")) error = Crashed("copied");
+      if (ok && error.ok() && stop_()) error = absl::AbortedError("stopping");  // stays SYNCING
+      if (ok && error.ok()) {
+        // A cancel takes effect within a block, even under a low --bandwidth.
+        auto now = catalog_->GetJob(job->id());
+        if (!now.ok()) error = now.status();
+        else if (now->job.cancel_requested()) error = absl::CancelledError(kCancelRequested);
+      }
+      if (!error.ok()) {
+        absl::MutexLock l(&mu);
+        if (result.ok()) result = error;
+        return;
+      }
     }
-    if (Crash("copied")) return Crashed("copied");
-    if (stop_()) return absl::AbortedError("stopping");  // resumable: the replicas stay SYNCING
-    // A cancel takes effect within a block, even under a low --bandwidth.
-    ASSIGN_OR_RETURN(auto now, catalog_->GetJob(job->id()));
-    if (now.job.cancel_requested()) return absl::CancelledError(kCancelRequested);
-  }
+  };
+  std::vector<std::thread> workers;
+  const size_t n_workers = std::min<size_t>(std::max(1u, opts_.parallel_copies), tasks.size());
+  for (size_t i = 1; i < n_workers; ++i) workers.emplace_back(worker);
+  worker();
+  for (auto& t : workers) t.join();
+  RETURN_IF_ERROR(result);
+  // The old replicas hold every flushed write durably; the new ones must
+  // before they replace them.
+  std::set<std::string> destinations;
+  for (const auto& t : tasks) destinations.insert(t.dst);
+  for (const auto& d : destinations) RETURN_IF_ERROR(nodes_->Sync(d));
 
   // A cancel that came during the copy takes this batch back, not forward.
   ASSIGN_OR_RETURN(auto cur, catalog_->GetJob(job->id()));
@@ -348,7 +406,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* rec) {
     rec->clear_pending();
     for (const auto& p : pending) *rec->add_pending() = p;
-    rec->set_bytes_done(rec->bytes_done() + copied);
+    rec->set_bytes_done(rec->bytes_done() + copied.load());
   }));
   if (Crash("pending")) return Crashed("pending");
   ASSIGN_OR_RETURN(auto v2, catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
@@ -393,19 +451,22 @@ absl::Status Relocator::FinishPending(pb::JobRecord* job) {
   RETURN_IF_ERROR(FenceAll(disk, spec.spec.layout_version(), involved));
   if (Crash("fenced-after-switch")) return Crashed("fenced-after-switch");
   ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  // One call per node and kind. A refused object is one whose switch never
+  // happened (a runner died before it): the node keeps it and the batch runs again.
+  std::map<std::pair<std::string, bool>, std::vector<pb::ObjectRef>> groups;
   for (const auto& p : job->pending()) {
     if (!live.count(p.node())) {
       LOG_WARN("job %s: %s is down; its copy of disk %d block %d stays until it is dropped",
                job->id(), p.node(), disk, p.block());
       continue;
     }
-    absl::Status s = nodes_->Finish(
-        p.node(), Hdr(disk, spec.spec.layout_version()), p.block(), p.generation(),
-        p.drop() ? pb::FinishObjectRequest::DROP : pb::FinishObjectRequest::CLEAR_MARKS);
-    // FAILED_PRECONDITION: the switch never happened (a runner died before
-    // it); the node keeps what it has and the batch runs again.
-    if (s.ok() || absl::IsFailedPrecondition(s) || absl::IsOutOfRange(s)) continue;
-    return Annotate(s, "finishing block " + std::to_string(p.block()) + " on " + p.node());
+    groups[{p.node(), p.drop()}].push_back(Ref(p.block(), p.generation()));
+  }
+  for (const auto& [key, objects] : groups) {
+    auto refused = nodes_->Finish(
+        key.first, Hdr(disk, spec.spec.layout_version()), objects,
+        key.second ? pb::FinishObjectRequest::DROP : pb::FinishObjectRequest::CLEAR_MARKS);
+    if (!refused.ok()) return Annotate(refused.status(), "finishing the batch on " + key.first);
   }
   if (Crash("finished")) return Crashed("finished");
   ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [](pb::JobRecord* r) { r->clear_pending(); }));
@@ -437,10 +498,12 @@ absl::Status Relocator::Cancel(pb::JobRecord* job, uint64_t c, uint64_t first, u
   std::set<std::string> nodes;
   for (const auto& [b, r] : removed) nodes.insert(r.node());
   RETURN_IF_ERROR(FenceAll(disk, spec.layout_version(), nodes));
-  for (const auto& [b, r] : removed) {
-    absl::Status s = nodes_->Finish(r.node(), Hdr(disk, spec.layout_version()), b, generation[b],
-                                    pb::FinishObjectRequest::DROP);
-    if (!s.ok()) LOG_WARN("job %s: dropping the partial copy on %s: %s", job->id(), r.node(), s.ToString());
+  std::map<std::string, std::vector<pb::ObjectRef>> partial;
+  for (const auto& [b, r] : removed) partial[r.node()].push_back(Ref(b, generation[b]));
+  for (const auto& [node, objects] : partial) {
+    auto s = nodes_->Finish(node, Hdr(disk, spec.layout_version()), objects,
+                            pb::FinishObjectRequest::DROP);
+    if (!s.ok()) LOG_WARN("job %s: dropping the partial copy on %s: %s", job->id(), node, s.status().ToString());
   }
   RETURN_IF_ERROR(catalog_->SetPlacement(disk, job->previous()).status());
   ASSIGN_OR_RETURN(*job, catalog_->FinishJob(job->id(), pb::JobRecord::CANCELLED, ""));

@@ -7,7 +7,8 @@
 //      write, tracked, so the copy never overwrites it;
 //   B  every involved node is fenced at V1: no write that skips the new
 //      replicas can still land on the sources;
-//   C  each new replica pulls the object from a clean source;
+//   C  each new replica pulls the object from a clean source, then syncs (the
+//      old replicas, which held the flushed writes durably, are about to go);
 //   D  the clean-up owed is written to the job, then in one chunk update the
 //      new replicas become CLEAN and the old ones leave (layout V2), refused
 //      if a new replica went STALE meanwhile (the batch is copied again);
@@ -29,6 +30,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/rate_limiter.h"
 #include "meta/catalog.h"
 #include "ukai.pb.h"
@@ -44,14 +46,20 @@ class CopyNodes {
   virtual absl::StatusOr<uint64_t> Copy(const std::string& dst, const std::string& src,
                                         const pb::IoHeader& hdr, uint64_t block,
                                         uint64_t generation, uint64_t bandwidth_bps) = 0;
-  virtual absl::Status Finish(const std::string& node, const pb::IoHeader& hdr, uint64_t block,
-                              uint64_t generation, pb::FinishObjectRequest::What what) = 0;
+  // Clears marks of, or drops, objects of one disk on `node`; returns the
+  // blocks the node refused because ZooKeeper says they must stay.
+  virtual absl::StatusOr<std::vector<uint64_t>> Finish(
+      const std::string& node, const pb::IoHeader& hdr, const std::vector<pb::ObjectRef>& objects,
+      pb::FinishObjectRequest::What what) = 0;
+  // Makes what `node` stored durable.
+  virtual absl::Status Sync(const std::string& node) = 0;
   // Bytes of `disk` stored on `node`, for the progress estimate.
   virtual absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) = 0;
 };
 
 struct RelocatorOptions {
   uint32_t batch_blocks = 32;  // blocks switched per chunk update
+  uint32_t parallel_copies = 4;  // block copies in flight at once
   absl::Duration retry_min = absl::Milliseconds(200), retry_max = absl::Seconds(5);
   // Tests: called at each named step; returning true makes Run stop right
   // there as if the runner had died (ABORTED).
@@ -79,7 +87,12 @@ class Relocator {
   // Takes back SYNCING replicas of the current batch and ends the job.
   absl::Status Cancel(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n);
   absl::Status FenceAll(uint64_t disk, uint64_t layout, const std::set<std::string>& nodes);
-  bool Crash(const std::string& point) { return opts_.crash_at && opts_.crash_at(point); }
+  // Test crash points; called from copy threads too, so one at a time.
+  bool Crash(const std::string& point) {
+    absl::MutexLock l(&crash_mu_);
+    return opts_.crash_at && opts_.crash_at(point);
+  }
+  absl::Mutex crash_mu_;
   std::function<bool()> stop_;
   std::unique_ptr<RateLimiter> pace_;  // the job's --bandwidth, across blocks
 
