@@ -64,13 +64,13 @@ dd if=/dev/urandom of="$dir/cp-src" bs=1M count=$((copy_bytes >> 20)) status=non
 sync
 t0=$(now); cp "$dir/cp-src" "$dir/cp-dst"; sync; t1=$(now)
 cp_secs=$(echo "$t1 - $t0" | bc)
+echo "$cp_secs" > "$dir/cp-secs"
 rm -f "$dir/cp-src" "$dir/cp-dst"
 
-fio_json() {  # fio_json NAME FILE [extra fio args]: 4k randrw qd4, JSON to $dir/json/NAME.json
-  local name=$1 file=$2; shift 2
-  fio --name="$name" --filename="$file" --rw=randrw --rwmixread=50 --bs=4k --iodepth=4 \
-    --ioengine=libaio --direct=1 --size="$written" --time_based --output-format=json \
-    --output="$dir/json/$name.json" "$@"
+fio_args() {  # fio_args NAME FILE: 4k randrw qd4, JSON to $dir/json/NAME.json
+  echo "--name=$1" "--filename=$2" --rw=randrw --rwmixread=50 --bs=4k --iodepth=4 \
+    --ioengine=libaio --direct=1 "--size=$written" --time_based --output-format=json \
+    "--output=$dir/json/$1.json"
 }
 read_lat() {  # read_lat NAME FILE: 4k randread qd1 for 5 s
   fio --name="$1" --filename="$2" --rw=randread --bs=4k --iodepth=1 --ioengine=libaio --direct=1 \
@@ -81,9 +81,13 @@ run() {  # run LABEL FROM_MOUNT NEW_SITE_MOUNT TARGET_SITE [--bandwidth B]
   local label=$1 fg=$2 far=$3 site=$4; shift 4
   say "$label: before"
   read_lat "$label-newsite-before" "$far/rel"
-  fio_json "$label-before" "$fg/rel" --runtime="$phase"
+  # shellcheck disable=SC2046  # paths without spaces
+  fio $(fio_args "$label-before" "$fg/rel") --runtime="$phase"
   say "$label: relocating to $site $*"
-  fio_json "$label-during" "$fg/rel" --runtime=3600 &
+  # fio itself in the background (not a function's subshell), so that the
+  # SIGINT below reaches it: it stops and reports what it measured.
+  # shellcheck disable=SC2046
+  fio $(fio_args "$label-during" "$fg/rel") --runtime=3600 &
   fio_pid=$!
   sleep 2
   local t0 t1 job
@@ -95,7 +99,8 @@ run() {  # run LABEL FROM_MOUNT NEW_SITE_MOUNT TARGET_SITE [--bandwidth B]
   "$ukaictl" --json job info "$job" > "$dir/json/$label-job.json"
   echo "$t1 - $t0" | bc > "$dir/json/$label-secs"
   say "$label: after"
-  fio_json "$label-after" "$fg/rel" --runtime="$phase"
+  # shellcheck disable=SC2046
+  fio $(fio_args "$label-after" "$fg/rel") --runtime="$phase"
   read_lat "$label-newsite-after" "$far/rel"
 }
 run unthrottled "$mnt_a" "$mnt_b" site-b
@@ -106,7 +111,8 @@ import json, os, sys, datetime, subprocess
 d, out, cp_secs, copy_bytes, bandwidth, size, written = sys.argv[1:]
 cp_rate = int(copy_bytes) / float(cp_secs)
 def lat(name, kind):
-    j = json.load(open(os.path.join(d, name + ".json")))["jobs"][0][kind]
+    text = open(os.path.join(d, name + ".json")).read()
+    j = json.loads(text[text.index("{"):])["jobs"][0][kind]  # after "fio: terminating on signal"
     p = j["clat_ns"]["percentile"]
     return p["50.000000"] / 1000, p["99.000000"] / 1000, j["iops"]
 rows = []

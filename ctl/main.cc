@@ -276,6 +276,17 @@ void JobList(const Globals& g) {
   }
 }
 
+// One GetJob; the status instead of dying, so a waiter can ride out a
+// ZooKeeper leader change or a restarting node.
+grpc::Status TryGetJob(const Globals& g, Admin::Stub* stub, const std::string& id,
+                       ukai::pb::JobRecord* out) {
+  ukai::pb::JobRequest req;
+  req.set_id(id);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
+  return stub->GetJob(&ctx, req, out);
+}
+
 ukai::pb::JobRecord GetJob(const Globals& g, const std::string& id) {
   ukai::pb::JobRequest req;
   req.set_id(id);
@@ -298,9 +309,25 @@ void JobWait(const Globals& g, const std::string& id) {
   double rate = 0;  // bytes/s, smoothed
   bool first = true;
   ukai::pb::JobRecord j;
+  auto stub = Connect(g);
+  absl::Time failing_since = absl::InfiniteFuture();
   while (true) {
-    j = GetJob(g, id);
+    grpc::Status st = TryGetJob(g, stub.get(), id, &j);
     absl::Time now = absl::Now();
+    if (!st.ok()) {
+      // Transient (ZooKeeper electing a leader, the admin node restarting):
+      // keep waiting, up to --timeout in a row.
+      bool transient = st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+      if (failing_since == absl::InfiniteFuture()) failing_since = now;
+      if (!transient || now - failing_since > absl::Seconds(g.timeout_s)) Die(st.error_message());
+      if (tty) fprintf(stderr, "\r%s: cannot reach the cluster (%s); retrying\033[K", id.c_str(),
+                       st.error_message().c_str());
+      absl::SleepFor(absl::Milliseconds(500));
+      stub = Connect(g);
+      continue;
+    }
+    failing_since = absl::InfiniteFuture();
     if (first) {
       last_bytes = j.bytes_done();
       first = false;

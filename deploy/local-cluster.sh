@@ -12,6 +12,11 @@
 #   local-cluster.sh mount      --dir DIR --site SITE PATH   one more frontend ("hypervisor")
 #   local-cluster.sh add-node   --dir DIR --site SITE NAME   one more storage node
 #
+# `start --zk-ensemble 3` runs a three-member ZooKeeper ensemble on loopback
+# ports instead of one server (pids zk1, zk2, zk3); then
+#   local-cluster.sh zk-leader  --dir DIR        prints the leader's name (zk1..zk3)
+#   local-cluster.sh start-zk   --dir DIR NAME   restarts a member (stop it with stop-node)
+#
 # Tests only: `start --site-delay MS` makes sites MS apart (nodes answer
 # frontends of other sites MS late; ukai-node --test-site-delay-ms, enabled
 # through UKAI_TEST_HOOKS=1 for these nodes only, docs/TESTING.md).
@@ -29,13 +34,14 @@ say() { echo "local-cluster.sh: $*" >&2; }
 cmd=${1:-}
 [[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount|add-node --dir DIR ..."
 shift
-dir="" site="" site_delay=0 args=()
+dir="" site="" site_delay=0 zk_members=1 args=()
 while (($#)); do
   case $1 in
     --dir) dir=$2; shift 2 ;;
     --site) site=$2; shift 2 ;;
     --site-delay) site_delay=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0" >&2; exit 0 ;;
+    --zk-ensemble) zk_members=$2; shift 2 ;;
+    -h|--help) sed -n '2,28p' "$0" >&2; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -116,6 +122,19 @@ start_fuse() {  # start_fuse NAME SITE PATH
   wait_for 30 "frontend $name at $path" mountpoint -q "$path"
 }
 
+zk_classpath=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
+# zk_mode PORT: the server's role ("leader", "follower", "standalone"), or nothing.
+zk_mode() {
+  { exec 3<>"/dev/tcp/127.0.0.1/$1" && echo srvr >&3 && sed -n 's/^Mode: //p' <&3; } 2>/dev/null
+}
+start_zk() {  # start_zk NAME: one ensemble member (NAME zk1..zkN)
+  local name=$1
+  [[ -f $dir/zk/$name/zoo.cfg ]] || die "no ZooKeeper member named $name"
+  alive "$name" && die "$name is already running"
+  spawn "$name" java -Xmx256m -Dzookeeper.admin.enableServer=false -cp "$zk_classpath" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zk/$name/zoo.cfg"
+}
+
 load_env() {
   [[ -f $dir/cluster.env ]] || die "no cluster in $dir (run start first)"
   # shellcheck disable=SC1091
@@ -123,6 +142,22 @@ load_env() {
 }
 
 case $cmd in
+  zk-leader)
+    load_env
+    for ((i = 1; i <= ${ZK_MEMBERS:-1}; i++)); do
+      port=$(grep "^ZK_zk${i}_PORT=" "$dir/cluster.env" | cut -d= -f2)
+      [[ -n $port && $(zk_mode "$port") == leader ]] && { echo "zk$i"; exit 0; }
+    done
+    die "no ZooKeeper leader answers"
+    ;;
+  start-zk)
+    load_env
+    [[ ${#args[@]} -eq 1 ]] || die "usage: start-zk --dir DIR NAME"
+    start_zk "${args[0]}"
+    port=$(grep "^ZK_${args[0]}_PORT=" "$dir/cluster.env" | cut -d= -f2)
+    wait_for 90 "ZooKeeper member ${args[0]} in the quorum" bash -c "
+      { exec 3<>/dev/tcp/127.0.0.1/$port && echo srvr >&3 && grep -qE 'Mode: (leader|follower)' <&3; } 2>/dev/null"
+    ;;
   add-node)
     [[ ${#args[@]} -eq 1 && -n $site ]] || die "usage: add-node --dir DIR --site SITE NAME"
     load_env
@@ -138,35 +173,56 @@ case $cmd in
     ;;
   start)
     [[ -x $bin/ukai-node ]] || die "no binaries in $bin: run deploy/build.sh"
-    alive zk && die "a cluster already runs in $dir (stop it first)"
+    { alive zk || alive zk1; } && die "a cluster already runs in $dir (stop it first)"
+    [[ $zk_members == 1 || $zk_members == 3 ]] || die "--zk-ensemble takes 1 or 3"
     mkdir -p "$dir"/{pids,logs,cmd,mounts,zk,data,mnt}
     base=$((20000 + RANDOM % 20000))
     ports=()
-    for ((p = base; ${#ports[@]} < 4; p++)); do port_free "$p" && ports+=("$p"); done
+    for ((p = base; ${#ports[@]} < 4 + 8 * (zk_members > 1); p++)); do port_free "$p" && ports+=("$p"); done
+    zk_hosts="127.0.0.1:${ports[0]}"
+    if ((zk_members > 1)); then zk_hosts+=",127.0.0.1:${ports[4]},127.0.0.1:${ports[5]}"; fi
     {
-      echo "UKAI_ZK=127.0.0.1:${ports[0]}"
+      echo "UKAI_ZK=$zk_hosts"
       echo "UKAI_ADMIN=127.0.0.1:${ports[1]},127.0.0.1:${ports[2]},127.0.0.1:${ports[3]}"
       echo "UKAI_MOUNT=$dir/mnt"
       echo "NODE_n1_SITE=site-a"; echo "NODE_n1_PORT=${ports[1]}"
       echo "NODE_n2_SITE=site-a"; echo "NODE_n2_PORT=${ports[2]}"
       echo "NODE_n3_SITE=site-b"; echo "NODE_n3_PORT=${ports[3]}"
       echo "SITE_DELAY_MS=$site_delay"
+      echo "ZK_MEMBERS=$zk_members"
     } > "$dir/cluster.env"
     load_env
-    cat > "$dir/zk/zoo.cfg" <<EOF
-tickTime=1000
+    common_cfg="tickTime=1000
 initLimit=10
 syncLimit=5
-dataDir=$dir/zk/data
-clientPort=${ports[0]}
 clientPortAddress=127.0.0.1
 maxClientCnxns=0
 admin.enableServer=false
-EOF
-    cp=/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar
-    spawn zk java -Xmx256m -Dzookeeper.admin.enableServer=false -cp "$cp" \
-      org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zk/zoo.cfg"
-    wait_for 60 "ZooKeeper on ${UKAI_ZK}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${ports[0]}"
+4lw.commands.whitelist=srvr,ruok"
+    if ((zk_members == 1)); then
+      printf '%s\ndataDir=%s\nclientPort=%s\n' "$common_cfg" "$dir/zk/data" "${ports[0]}" > "$dir/zk/zoo.cfg"
+      spawn zk java -Xmx256m -Dzookeeper.admin.enableServer=false -cp "$zk_classpath" \
+        org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zk/zoo.cfg"
+      wait_for 60 "ZooKeeper on ${UKAI_ZK}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${ports[0]}"
+    else
+      client=("${ports[0]}" "${ports[4]}" "${ports[5]}")
+      for i in 1 2 3; do
+        mkdir -p "$dir/zk/zk$i/data"
+        echo "$i" > "$dir/zk/zk$i/data/myid"
+        {
+          printf '%s\ndataDir=%s\nclientPort=%s\n' "$common_cfg" "$dir/zk/zk$i/data" "${client[i-1]}"
+          for j in 1 2 3; do
+            echo "server.$j=127.0.0.1:${ports[4 + 2 * j]}:${ports[5 + 2 * j]}"
+          done
+        } > "$dir/zk/zk$i/zoo.cfg"
+        echo "ZK_zk${i}_PORT=${client[i-1]}" >> "$dir/cluster.env"
+      done
+      for i in 1 2 3; do start_zk "zk$i"; done
+      for i in 1 2 3; do
+        wait_for 90 "ZooKeeper member zk$i in the quorum" bash -c "
+          { exec 3<>/dev/tcp/127.0.0.1/${client[i-1]} && echo srvr >&3 && grep -qE 'Mode: (leader|follower)' <&3; } 2>/dev/null"
+      done
+    fi
     for n in n1 n2 n3; do start_node "$n"; done
     start_fuse fuse site-a "$UKAI_MOUNT"
     say "cluster up in $dir (logs in $dir/logs)"
@@ -185,7 +241,7 @@ EOF
       rm -f "$f"
     done
     for f in "$dir"/pids/n*.pid; do [[ -f $f ]] && stop_pid "$(basename "$f" .pid)"; done
-    stop_pid zk
+    for z in zk zk1 zk2 zk3; do stop_pid "$z"; done
     for f in "$dir"/pids/*.pid; do [[ -f $f ]] && stop_pid "$(basename "$f" .pid)"; done
     say "stopped everything started in $dir"
     ;;
