@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # The relocation benchmark: a 4 GiB disk with 2 GiB written (2 replicas) is
-# moved between two sites 10 ms apart while fio runs 4k random reads and
-# writes (iodepth 4) on it, twice: without a limit (site-a -> site-b, fio on
-# the site-a mount) and with --bandwidth (back, fio on the site-b mount).
+# moved while fio runs 4k random reads and writes (iodepth 4) on it, three
+# times:
+#  1. unthrottled, site-a -> site-b (10 ms apart), fio on the site-b mount: the
+#     VM moved to site-b and its disk follows;
+#  2. with --bandwidth, back to site-a, fio on the site-a mount;
+#  3. with --bandwidth, one replica to another node of the same site (n1 ->
+#     n5), fio on the site-a mount: the distance does not change, so the fio
+#     latencies show what the copy itself costs foreground I/O.
 # Writes bench/RELOCATE.md with:
 #  - relocation throughput (bytes copied / job time) and as a share of a plain
 #    `cp` + `sync` of the same number of bytes on this machine, run just before;
@@ -48,6 +53,7 @@ now() { date +%s.%N; }
 
 eval "$("$top/deploy/local-cluster.sh" start --dir "$cluster" --site-delay 10)"
 "$top/deploy/local-cluster.sh" add-node --dir "$cluster" --site site-b n4 >&2
+"$top/deploy/local-cluster.sh" add-node --dir "$cluster" --site site-a n5 >&2
 export UKAI_ADMIN=$(grep '^UKAI_ADMIN=' "$cluster/cluster.env" | cut -d= -f2)
 mnt_a=$UKAI_MOUNT mnt_b=$cluster/mnt-b
 "$top/deploy/local-cluster.sh" mount --dir "$cluster" --site site-b "$mnt_b" >/dev/null
@@ -77,13 +83,13 @@ read_lat() {  # read_lat NAME FILE: 4k randread qd1 for 5 s
     --size="$written" --runtime=5 --time_based --output-format=json --output="$dir/json/$1.json"
 }
 
-run() {  # run LABEL FROM_MOUNT NEW_SITE_MOUNT TARGET_SITE [--bandwidth B]
-  local label=$1 fg=$2 far=$3 site=$4; shift 4
+run() {  # run LABEL FIO_MOUNT NEW_SITE_MOUNT RELOCATE_ARGS...
+  local label=$1 fg=$2 far=$3; shift 3
   say "$label: before"
   read_lat "$label-newsite-before" "$far/rel"
   # shellcheck disable=SC2046  # paths without spaces
   fio $(fio_args "$label-before" "$fg/rel") --runtime="$phase"
-  say "$label: relocating to $site $*"
+  say "$label: relocate $*"
   # fio itself in the background (not a function's subshell), so that the
   # SIGINT below reaches it: it stops and reports what it measured.
   # shellcheck disable=SC2046
@@ -92,7 +98,7 @@ run() {  # run LABEL FROM_MOUNT NEW_SITE_MOUNT TARGET_SITE [--bandwidth B]
   sleep 2
   local t0 t1 job
   t0=$(now)
-  job=$("$ukaictl" relocate rel --sites "$site" "$@")
+  job=$("$ukaictl" relocate rel "$@")
   "$ukaictl" job wait "$job" >&2
   t1=$(now)
   kill -INT "$fio_pid"; wait "$fio_pid" || true; fio_pid=""
@@ -103,8 +109,9 @@ run() {  # run LABEL FROM_MOUNT NEW_SITE_MOUNT TARGET_SITE [--bandwidth B]
   fio $(fio_args "$label-after" "$fg/rel") --runtime="$phase"
   read_lat "$label-newsite-after" "$far/rel"
 }
-run unthrottled "$mnt_a" "$mnt_b" site-b
-run throttled "$mnt_b" "$mnt_a" site-a --bandwidth "$bandwidth"
+run unthrottled "$mnt_b" "$mnt_b" --sites site-b
+run throttled "$mnt_a" "$mnt_a" --sites site-a --bandwidth "$bandwidth"
+run same-site "$mnt_a" "$mnt_a" --nodes n2,n5 --bandwidth "$bandwidth"
 
 python3 - "$dir/json" "$out" "$cp_secs" "$copy_bytes" "$bandwidth" "$size" "$written" <<'EOF'
 import json, os, sys, datetime, subprocess
@@ -117,7 +124,8 @@ def lat(name, kind):
     return p["50.000000"] / 1000, p["99.000000"] / 1000, j["iops"]
 rows = []
 summary = {}
-for label, fg, new in (("unthrottled", "site-a", "site-b"), ("throttled", "site-b", "site-a")):
+labels = ("unthrottled", "throttled", "same-site")
+for label in labels:
     job = json.load(open(os.path.join(d, label + "-job.json")))
     secs = float(open(os.path.join(d, label + "-secs")).read())
     rate = job["bytes_done"] / secs
@@ -131,15 +139,20 @@ now = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
 o = []
 o.append("# Relocation benchmark\n")
 o.append(f"Produced by `bench/relocate.sh` on {now}; {fio_ver}. A local cluster on loopback: "
-         "ZooKeeper, nodes n1, n2 (site-a) and n3, n4 (site-b), a frontend in each site; the sites "
-         "are 10 ms apart (`ukai-node --test-site-delay-ms`, docs/TESTING.md; node-to-node copies "
-         f"are not delayed). A {size} disk with {written} written, 2 replicas, moved with "
-         "`ukaictl relocate --sites` while fio ran 4k random reads and writes (50/50, iodepth 4, "
-         "direct) on it from the site the data started in. Machine: 2 vCPUs shared by everything.\n")
+         "ZooKeeper, nodes n1, n2, n5 (site-a) and n3, n4 (site-b), a frontend in each site; the "
+         "sites are 10 ms apart (`ukai-node --test-site-delay-ms`, docs/TESTING.md; node-to-node "
+         f"copies are not delayed). A {size} disk with {written} written, 2 replicas, moved with "
+         "`ukaictl relocate` while fio ran 4k random reads and writes (50/50, iodepth 4, direct) "
+         "on it. Machine: 2 vCPUs shared by everything.\n")
+o.append("| job | move | fio runs from |")
+o.append("|---|---|---|")
+o.append("| unthrottled | n1,n2 (site-a) -> site-b, no limit | site-b: the VM moved there, its disk follows |")
+o.append(f"| throttled | back to site-a, --bandwidth {bandwidth} | site-a, the new site |")
+o.append(f"| same-site | n1,n2 -> n2,n5 (all site-a), --bandwidth {bandwidth} | site-a: the distance never changes, so this is what the copy costs foreground I/O |\n")
 o.append("## Copy throughput\n")
 o.append("| job | bytes copied | time (s) | MB/s | vs plain cp + sync | target |")
 o.append("|---|---:|---:|---:|---:|---|")
-for label in ("unthrottled", "throttled"):
+for label in labels:
     job, secs, rate = summary[label]
     tgt = ">= 50%" if label == "unthrottled" else f"--bandwidth {bandwidth}"
     o.append(f"| {label} | {job['bytes_done']} | {secs:.1f} | {rate/1e6:.0f} | {100*rate/cp_rate:.0f}% | {tgt} |")
@@ -153,7 +166,7 @@ for r in rows:
 o.append("\n## Reads from the new site (4k randread qd1, microseconds)\n")
 o.append("| job | new site | p50 before | p50 after | p99 before | p99 after |")
 o.append("|---|---|---:|---:|---:|---:|")
-for label, new in (("unthrottled", "site-b"), ("throttled", "site-a")):
+for label, new in (("unthrottled", "site-b"), ("throttled", "site-a"), ("same-site", "site-a")):
     b50, b99, _ = lat(f"{label}-newsite-before", "read")
     a50, a99, _ = lat(f"{label}-newsite-after", "read")
     o.append(f"| {label} | {new} | {b50:.0f} | {a50:.0f} | {b99:.0f} | {a99:.0f} |")
@@ -161,12 +174,15 @@ o.append("\n## Against the issue's targets\n")
 job, secs, rate = summary["unthrottled"]
 o.append(f"- Copy rate without a limit: {100*rate/cp_rate:.0f}% of plain cp (target 50%): "
          f"{'met' if rate >= 0.5 * cp_rate else 'not met'}.")
-before = [r for r in rows if r[0] == "throttled" and r[1] == "before"][0]
-during = [r for r in rows if r[0] == "throttled" and r[1] == "during"][0]
-worst = max(during[3] / before[3], during[5] / before[5])
-o.append(f"- With --bandwidth {bandwidth}, foreground p99 during the job vs before: read "
-         f"{during[3]/before[3]:.2f}x, write {during[5]/before[5]:.2f}x (target at most 2x): "
-         f"{'met' if worst <= 2 else 'not met'}.")
+for label in ("same-site", "throttled"):
+    before = [r for r in rows if r[0] == label and r[1] == "before"][0]
+    during = [r for r in rows if r[0] == label and r[1] == "during"][0]
+    worst = max(during[3] / before[3], during[5] / before[5])
+    what = ("the copy's own cost (same site, the distance unchanged)" if label == "same-site"
+            else "from the new site (blocks come closer during the job)")
+    o.append(f"- {label}, --bandwidth {bandwidth}: foreground p99 during the job vs before, {what}: "
+             f"read {during[3]/before[3]:.2f}x, write {during[5]/before[5]:.2f}x (target at most 2x): "
+             f"{'met' if worst <= 2 else 'not met'}.")
 open(out, "w").write("\n".join(o) + "\n")
 print(f"relocate.sh: wrote {out}", file=sys.stderr)
 EOF

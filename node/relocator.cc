@@ -336,6 +336,12 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   std::atomic<size_t> next{0};
   absl::Mutex mu;
   absl::Status result;  // the first thing that stops the batch
+  const size_t n_workers = std::min<size_t>(std::max(1u, opts_.parallel_copies), tasks.size());
+  // Each copy paces its own pages at its share of the job's limit, so copies
+  // in flight together never burst past it (the job-wide pace_ keeps the
+  // average across blocks).
+  const uint64_t per_copy_bps =
+      job->bandwidth_bps() == 0 ? 0 : std::max<uint64_t>(1, job->bandwidth_bps() / std::max<size_t>(1, n_workers));
   auto worker = [&] {
     while (true) {
       {
@@ -349,7 +355,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       bool ok = false;
       for (const auto& src : t.sources) {
         auto bytes = nodes_->Copy(t.dst, src, Hdr(disk, v1.layout_version()), t.block,
-                                  t.generation, job->bandwidth_bps());
+                                  t.generation, per_copy_bps);
         if (bytes.ok()) {
           copied += *bytes;
           pace_->Acquire(*bytes);
@@ -375,7 +381,6 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     }
   };
   std::vector<std::thread> workers;
-  const size_t n_workers = std::min<size_t>(std::max(1u, opts_.parallel_copies), tasks.size());
   for (size_t i = 1; i < n_workers; ++i) workers.emplace_back(worker);
   worker();
   for (auto& t : workers) t.join();
