@@ -50,6 +50,15 @@ mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A first port to try, below the kernel's ephemeral range: a port picked there
+# could be taken by any outgoing connection (or a node's own --io-listen :0)
+# before the process it is meant for binds it.
+first_port() {
+  local low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  ((low > 12000)) || low=32768
+  echo $((10000 + RANDOM % (low - 11000)))
+}
 
 pid_of() { [[ -f $dir/pids/$1.pid ]] && cat "$dir/pids/$1.pid"; }
 alive() {  # alive NAME: its recorded pid runs the program we started under that name
@@ -164,7 +173,7 @@ case $cmd in
     name=${args[0]}
     [[ $name =~ ^[A-Za-z0-9._-]{1,64}$ ]] || die "bad node name '$name'"
     grep -q "^NODE_${name}_PORT=" "$dir/cluster.env" && die "node $name already exists"
-    for ((p = 20000 + RANDOM % 20000; ; p++)); do port_free "$p" && break; done
+    for ((p = $(first_port); ; p++)); do port_free "$p" && break; done
     { echo "NODE_${name}_SITE=$site"; echo "NODE_${name}_PORT=$p"; } >> "$dir/cluster.env"
     UKAI_ADMIN="$UKAI_ADMIN,127.0.0.1:$p"
     sed -i "s|^UKAI_ADMIN=.*|UKAI_ADMIN=$UKAI_ADMIN|" "$dir/cluster.env"
@@ -176,7 +185,7 @@ case $cmd in
     { alive zk || alive zk1; } && die "a cluster already runs in $dir (stop it first)"
     [[ $zk_members == 1 || $zk_members == 3 ]] || die "--zk-ensemble takes 1 or 3"
     mkdir -p "$dir"/{pids,logs,cmd,mounts,zk,data,mnt}
-    base=$((20000 + RANDOM % 20000))
+    base=$(first_port)
     ports=()
     for ((p = base; ${#ports[@]} < 4 + 8 * (zk_members > 1); p++)); do port_free "$p" && ports+=("$p"); done
     zk_hosts="127.0.0.1:${ports[0]}"
