@@ -234,16 +234,20 @@ TEST_F(RelocationTest, ANewReplicaThatWentStaleIsCopiedAgain) {
   MakeDisk();
   auto job = StartJob({"b"});
   node::RelocatorOptions o;
-  bool marked = false;
+  int copied = 0;
   o.crash_at = [&](const std::string& p) {
-    if (p == "copied" && !marked) {
-      marked = true;
+    // After the first batch's last copy (32 blocks, two new replicas each):
+    // n3 already holds block 0; it goes stale, and then misses a write.
+    if (p == "copied" && ++copied == 64) {
       EXPECT_TRUE(admin_->MarkStale(disk_.id(), 0, "n3").ok());
+      std::string data(4096, 'S');
+      EXPECT_TRUE(vol_->Write(8192, data.data(), data.size()).ok());
+      model_.replace(8192, data.size(), data);
     }
     return false;
   };
   ASSERT_TRUE(RunJob(job.id(), o).ok());
-  EXPECT_TRUE(marked);
+  EXPECT_GE(copied, 64);
   ExpectPlacedAndExact({"n3", "n4"});
 }
 

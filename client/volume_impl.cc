@@ -429,9 +429,11 @@ absl::Status VolumeImpl::WriteSectors(uint64_t block, uint32_t off, const char* 
   const uint32_t start = off / kSectorSize * kSectorSize;
   const uint32_t end = (off + len + kSectorSize - 1) / kSectorSize * kSectorSize;
   std::string buf(end - start, '\0');
-  // Only the edge sectors need the current content.
-  RETURN_IF_ERROR(ReadSegment(block, start, kSectorSize, buf.data()));
-  if (end - start > kSectorSize) {
+  // Only partly written edge sectors need their current content.
+  const bool head = off != start || off + len < start + kSectorSize;
+  const bool tail = off + len != end && (end - start > kSectorSize || !head);
+  if (head) RETURN_IF_ERROR(ReadSegment(block, start, kSectorSize, buf.data()));
+  if (tail) {
     RETURN_IF_ERROR(ReadSegment(block, end - kSectorSize, kSectorSize,
                                 buf.data() + (end - start - kSectorSize)));
   }

@@ -39,6 +39,12 @@ constexpr uint32_t kMasksPerPage = kPage;
 constexpr uint8_t kAllSectors = 0xff;
 ObjectId MarksOf(const ObjectId& o) { return {o.disk, o.block, o.generation | kMarkGeneration}; }
 
+// The marks of an object of `block_size` bytes take this many pages.
+uint32_t MarkPageCount(uint32_t block_size) {
+  const uint32_t pages = (block_size + kPage - 1) / kPage;
+  return (pages + kMasksPerPage - 1) / kMasksPerPage;
+}
+
 // Bit i set: sector i of the page lies inside [from, to) (page-relative).
 uint8_t SectorMask(uint32_t from, uint32_t to) {
   uint8_t m = 0;
@@ -48,23 +54,33 @@ uint8_t SectorMask(uint32_t from, uint32_t to) {
 
 }  // namespace
 
-absl::Status BlockStore::ReadMarks(const ObjectId& obj, uint32_t first, uint32_t last,
-                                   std::vector<uint8_t>* masks) {
-  masks->assign(last - first + 1, 0);
-  ObjectId mo = MarksOf(obj);
-  std::vector<PageKey> keys;
+absl::Status BlockStore::LoadMarkPages(const ObjectId& obj, uint32_t first, uint32_t last,
+                                       std::vector<PageKey>* keys,
+                                       std::vector<std::string>* pages) {
+  const ObjectId mo = MarksOf(obj);
+  keys->clear();
   for (uint32_t m = first / kMasksPerPage; m <= last / kMasksPerPage; ++m) {
-    keys.push_back({mo.disk, mo.block, mo.generation, m});
+    keys->push_back({mo.disk, mo.block, mo.generation, m});
   }
   std::vector<std::optional<std::string>> vals;
-  RETURN_IF_ERROR(pages_->Get(keys, &vals));
-  char page[kPage];
+  RETURN_IF_ERROR(pages_->Get(*keys, &vals));
+  pages->assign(keys->size(), std::string(kPage, '\0'));
+  for (size_t i = 0; i < keys->size(); ++i) {
+    if (vals[i]) RETURN_IF_ERROR(DecodePage(*vals[i], (*keys)[i], (*pages)[i].data()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BlockStore::ReadMarks(const ObjectId& obj, uint32_t first, uint32_t last,
+                                   std::vector<uint8_t>* masks) {
+  std::vector<PageKey> keys;
+  std::vector<std::string> pages;
+  RETURN_IF_ERROR(LoadMarkPages(obj, first, last, &keys, &pages));
+  masks->assign(last - first + 1, 0);
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (!vals[i]) continue;
-    RETURN_IF_ERROR(DecodePage(*vals[i], keys[i], page));
     const uint32_t base = keys[i].page * kMasksPerPage;
     for (uint32_t p = std::max(first, base); p <= last && p < base + kMasksPerPage; ++p) {
-      (*masks)[p - first] = static_cast<uint8_t>(page[p - base]);
+      (*masks)[p - first] = static_cast<uint8_t>(pages[i][p - base]);
     }
   }
   return absl::OkStatus();
@@ -128,20 +144,13 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
     batch.push_back(m);
   }
   // Tracked: OR the written sectors into the mark pages, in the same batch.
+  std::vector<PageKey> mark_keys;
   std::vector<std::string> mark_pages;
   if (track) {
-    ObjectId mo = MarksOf(obj);
-    const uint32_t m_first = first / kMasksPerPage, m_last = last / kMasksPerPage;
-    std::vector<std::optional<std::string>> prev;
-    std::vector<PageKey> mkeys;
-    for (uint32_t m = m_first; m <= m_last; ++m) mkeys.push_back({mo.disk, mo.block, mo.generation, m});
-    RETURN_IF_ERROR(pages_->Get(mkeys, &prev));
-    mark_pages.resize(mkeys.size());
-    for (size_t i = 0; i < mkeys.size(); ++i) {
+    RETURN_IF_ERROR(LoadMarkPages(obj, first, last, &mark_keys, &mark_pages));
+    for (size_t i = 0; i < mark_keys.size(); ++i) {
       std::string& mp = mark_pages[i];
-      mp.assign(kPage, '\0');
-      if (prev[i]) RETURN_IF_ERROR(DecodePage(*prev[i], mkeys[i], mp.data()));
-      const uint32_t base = mkeys[i].page * kMasksPerPage;
+      const uint32_t base = mark_keys[i].page * kMasksPerPage;
       for (uint32_t p = std::max(first, base); p <= last && p < base + kMasksPerPage; ++p) {
         const uint32_t page_start = p * kPage;
         const uint32_t from = std::max(offset, page_start) - page_start;
@@ -149,7 +158,7 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
         mp[p - base] = static_cast<char>(static_cast<uint8_t>(mp[p - base]) | SectorMask(from, to));
       }
       PageMutation m;
-      m.key = mkeys[i];
+      m.key = mark_keys[i];
       m.data = mp.data();
       m.crc = Crc32c(mp.data(), kPage);
       batch.push_back(m);
@@ -233,31 +242,18 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
   return pages_->Apply(batch);
 }
 
-absl::Status BlockStore::ErasePages(const ObjectId& obj, uint32_t pages) {
-  std::vector<PageMutation> batch;
-  batch.reserve(pages);
-  for (uint32_t p = 0; p < pages; ++p) {
-    PageMutation m;
-    m.key = {obj.disk, obj.block, obj.generation, p};
-    m.erase = true;
-    batch.push_back(m);
-  }
-  return pages_->Apply(batch);
-}
-
 absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {
   absl::MutexLock l(&LockFor(obj));
-  const uint32_t pages = (block_size + kPage - 1) / kPage;
-  return ErasePages(MarksOf(obj), (pages + kMasksPerPage - 1) / kMasksPerPage);
+  const ObjectId marks = MarksOf(obj);
+  return pages_->DropObject(marks.disk, marks.block, marks.generation, MarkPageCount(block_size));
 }
 
 absl::Status BlockStore::DropObject(const ObjectId& obj, uint32_t block_size) {
   absl::MutexLock l(&LockFor(obj));
-  const uint32_t pages = (block_size + kPage - 1) / kPage;
   const ObjectId marks = MarksOf(obj);
-  RETURN_IF_ERROR(pages_->DropObject(marks.disk, marks.block, marks.generation,
-                                     (pages + kMasksPerPage - 1) / kMasksPerPage));
-  return pages_->DropObject(obj.disk, obj.block, obj.generation, pages);
+  RETURN_IF_ERROR(
+      pages_->DropObject(marks.disk, marks.block, marks.generation, MarkPageCount(block_size)));
+  return pages_->DropObject(obj.disk, obj.block, obj.generation, (block_size + kPage - 1) / kPage);
 }
 
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,

@@ -71,11 +71,13 @@ class BlockStore {
 
  private:
   absl::Mutex& LockFor(const ObjectId& obj);
+  // The mark pages covering pages [first, last] of `obj`: their keys and
+  // their decoded bytes (zeros where none is stored).
+  absl::Status LoadMarkPages(const ObjectId& obj, uint32_t first, uint32_t last,
+                             std::vector<PageKey>* keys, std::vector<std::string>* pages);
   // Sector masks of pages [first, last] (one byte a page); 0 when unmarked.
   absl::Status ReadMarks(const ObjectId& obj, uint32_t first, uint32_t last,
                          std::vector<uint8_t>* masks);
-  // Erases pages [0, pages) of `obj`.
-  absl::Status ErasePages(const ObjectId& obj, uint32_t pages);
 
   std::unique_ptr<PageStore> pages_;
   std::array<absl::Mutex, 64> stripes_;  // per-block RMW locks; leaves, never nested

@@ -45,6 +45,10 @@ struct ObjectKey {
   auto operator<=>(const ObjectKey&) const = default;
 };
 ObjectKey ObjectOf(const PageKey& k) { return {k.disk, k.block, k.generation}; }
+// `next` is the page right after `prev` in the same object (a run goes on).
+bool Follows(const PageKey& prev, const PageKey& next) {
+  return ObjectOf(next) == ObjectOf(prev) && next.page == prev.page + 1;
+}
 
 absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrFormat("%s: %s", what, strerror(errno)));
@@ -91,10 +95,7 @@ class ExtentPageStore : public PageStore {
         continue;
       }
       size_t j = i + 1;
-      while (j < keys.size() && crcs[j] && ObjectOf(keys[j]) == ObjectOf(keys[i]) &&
-             keys[j].page == keys[j - 1].page + 1) {
-        ++j;
-      }
+      while (j < keys.size() && crcs[j] && Follows(keys[j - 1], keys[j])) ++j;
       auto fd = Fd(ObjectOf(keys[i]), /*create=*/false);
       if (!fd.ok()) return fd.status();
       std::string buf((j - i) * kPage, '\0');
@@ -121,9 +122,7 @@ class ExtentPageStore : public PageStore {
     for (size_t i = 0; i < batch.size();) {
       const PageMutation& m = batch[i];
       size_t j = i + 1;
-      while (j < batch.size() && batch[j].erase == m.erase &&
-             ObjectOf(batch[j].key) == ObjectOf(m.key) &&
-             batch[j].key.page == batch[j - 1].key.page + 1) {
+      while (j < batch.size() && batch[j].erase == m.erase && Follows(batch[j - 1].key, batch[j].key)) {
         ++j;
       }
       auto fd = Fd(ObjectOf(m.key), /*create=*/!m.erase);
@@ -283,10 +282,7 @@ class ExtentPageStore : public PageStore {
     std::vector<size_t> point_at;
     for (size_t i = 0; i < keys.size();) {
       size_t j = i + 1;
-      while (j < keys.size() && ObjectOf(keys[j]) == ObjectOf(keys[i]) &&
-             keys[j].page == keys[j - 1].page + 1) {
-        ++j;
-      }
+      while (j < keys.size() && Follows(keys[j - 1], keys[j])) ++j;
       if (j - i < kMinScanPages) {
         for (; i < j; ++i) {
           point.push_back(keys[i]);

@@ -109,7 +109,8 @@ void JobRunner::Start() {
 }
 
 void JobRunner::Stop() {
-  if (stopping_.exchange(true)) return;
+  if (stopping_.HasBeenNotified()) return;
+  stopping_.Notify();
   if (loop_.joinable()) loop_.join();
   std::map<std::string, Running> running;
   {
@@ -123,7 +124,7 @@ void JobRunner::Stop() {
 }
 
 bool JobRunner::ShouldStop(const std::string& id) {
-  if (stopping_) return true;
+  if (stopping_.HasBeenNotified()) return true;
   auto v = catalog_->store().Get(catalog_->paths().job_runner(id));
   // Lost (session expired, someone else claimed it): let go at once.
   if (v.ok() && v->data != self_) return true;
@@ -131,7 +132,7 @@ bool JobRunner::ShouldStop(const std::string& id) {
 }
 
 void JobRunner::Loop() {
-  while (!stopping_) {
+  do {
     auto jobs = catalog_->ListJobs();
     absl::MutexLock l(&mu_);
     // Reap jobs that ended.
@@ -148,9 +149,7 @@ void JobRunner::Loop() {
         if (j.state() == pb::JobRecord::RUNNING && !running_.count(j.id())) Claim(j);
       }
     }
-    mu_.AwaitWithTimeout(absl::Condition(+[](std::atomic<bool>* s) { return s->load(); }, &stopping_),
-                         absl::Seconds(1));
-  }
+  } while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1)));
 }
 
 void JobRunner::Claim(const pb::JobRecord& job) {

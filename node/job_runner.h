@@ -14,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/channel.h"
 #include "meta/catalog.h"
 #include "node/relocator.h"
@@ -69,7 +70,7 @@ class JobRunner {
   meta::Catalog* catalog_;
   CopyNodes* nodes_;
   const RelocatorOptions opts_;
-  std::atomic<bool> stopping_{false};
+  absl::Notification stopping_;
   std::thread loop_;
   absl::Mutex mu_;
   struct Running {

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <thread>
 
-#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -17,7 +16,6 @@ namespace ukai::node {
 namespace {
 
 using meta::kChunkBlocks;
-constexpr char kCancelRequested[] = "cancel requested";
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -28,11 +26,6 @@ const pb::Replica* Find(const pb::BlockPtr& ptr, const std::string& node) {
     if (r.node() == node) return &r;
   }
   return nullptr;
-}
-
-// What a test's crash point makes Run return: the runner is "dead".
-absl::Status Crashed(const std::string& point) {
-  return absl::AbortedError("runner stopped at " + point);
 }
 
 pb::IoHeader Hdr(uint64_t disk, uint64_t layout) {
@@ -100,7 +93,7 @@ absl::Status Relocator::Run(const std::string& id, const std::function<bool()>& 
   if (job.state() != pb::JobRecord::RUNNING) return absl::OkStatus();
   stop_ = stop;
   pace_ = std::make_unique<RateLimiter>(job.bandwidth_bps());
-  absl::Status s = RunJob(&job, stop);
+  absl::Status s = RunJob(&job);
   if (s.ok() || absl::IsAborted(s)) return s;
   std::string why = absl::IsNotFound(s) ? "the disk was deleted" : std::string(s.message());
   LOG_WARN("job %s: failed: %s", id, why);
@@ -108,7 +101,56 @@ absl::Status Relocator::Run(const std::string& id, const std::function<bool()>& 
   return f.ok() ? absl::OkStatus() : f.status();
 }
 
-absl::Status Relocator::RunJob(pb::JobRecord* job, const std::function<bool()>& stop) {
+absl::Status Relocator::Crashed(const std::string& point) {
+  crashed_ = true;
+  return absl::AbortedError("runner stopped at " + point);
+}
+
+absl::Status Relocator::CheckCancel(const std::string& id) {
+  ASSIGN_OR_RETURN(auto cur, catalog_->GetJob(id));
+  if (!cur.job.cancel_requested()) return absl::OkStatus();
+  cancel_seen_ = true;
+  return absl::CancelledError("cancel requested");
+}
+
+absl::Status Relocator::EstimateTotals(pb::JobRecord* job, const std::map<uint64_t, pb::BlockChunk>& chunks,
+                                       const pb::DiskSpec& spec) {
+  const uint64_t disk = job->disk_id();
+  const uint64_t nblocks = BlockCount(spec);
+  // Stored bytes per replica, times the replicas a block gains.
+  uint64_t stored = 0;
+  ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
+  for (const auto& n : nodes) {
+    auto b = nodes_->StoredBytes(n.id(), disk);
+    if (b.ok()) stored += *b;
+  }
+  uint64_t gained = job->target().replicas();
+  if (!chunks.empty() && chunks.begin()->second.blocks_size() > 0) {
+    const auto& ptr = chunks.begin()->second.blocks(0);
+    gained = 0;
+    for (const auto& n : job->target().nodes()) gained += Find(ptr, n) == nullptr;
+    if (job->target().nodes().empty()) {
+      std::set<std::string> sites(job->target().sites().begin(), job->target().sites().end());
+      std::map<std::string, std::string> site_of;
+      for (const auto& n : nodes) site_of[n.id()] = n.site();
+      uint64_t there = 0;
+      for (const auto& r : ptr.replicas()) there += sites.count(site_of[r.node()]) > 0;
+      gained = job->target().replicas() > there ? job->target().replicas() - there : 0;
+    }
+  }
+  uint64_t blocks = 0;
+  for (const auto& [c, chunk] : chunks) {
+    blocks += std::min<uint64_t>(kChunkBlocks, nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
+  }
+  const uint64_t replicas = std::max<uint32_t>(1, spec.placement().replicas());
+  ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* r) {
+    r->set_bytes_total(stored / replicas * gained);
+    r->set_blocks_total(blocks);
+  }));
+  return absl::OkStatus();
+}
+
+absl::Status Relocator::RunJob(pb::JobRecord* job) {
   const std::string id = job->id();
   const uint64_t disk = job->disk_id();
   ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) { r->set_runner(self_); }));
@@ -117,7 +159,7 @@ absl::Status Relocator::RunJob(pb::JobRecord* job, const std::function<bool()>& 
   if (Crash("start")) return Crashed("start");
 
   absl::Duration backoff = opts_.retry_min;
-  auto retry = [&](const absl::Status& s) -> absl::Status {
+  auto retry = [&](const absl::Status& s) {
     LOG_WARN("job %s: %s; retrying in %s", id, s.ToString(), absl::FormatDuration(backoff));
     auto u = catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
       r->set_error("retrying: " + std::string(s.message()));
@@ -125,52 +167,22 @@ absl::Status Relocator::RunJob(pb::JobRecord* job, const std::function<bool()>& 
     if (u.ok()) job->set_error(u->error());
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, opts_.retry_max);
-    return absl::OkStatus();
   };
 
   // Whatever a dead runner owed first.
   while (true) {
-    if (stop()) return absl::AbortedError("stopping");
+    if (stop_()) return absl::AbortedError("stopping");
     absl::Status s = FinishPending(job);
     if (s.ok()) break;
     if (absl::IsAborted(s) || absl::IsNotFound(s)) return s;
-    (void)retry(s);
+    retry(s);
   }
 
   ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(disk));
   ASSIGN_OR_RETURN(auto spec, catalog_->GetSpec(disk));
   const uint64_t nblocks = BlockCount(spec.spec);
   if (job->blocks_done() == 0 && job->bytes_total() == 0) {
-    // The estimate: stored bytes per replica, times the replicas a block gains.
-    uint64_t stored = 0;
-    ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
-    for (const auto& n : nodes) {
-      auto b = nodes_->StoredBytes(n.id(), disk);
-      if (b.ok()) stored += *b;
-    }
-    uint64_t gained = job->target().replicas();
-    if (!chunks.empty() && chunks.begin()->second.blocks_size() > 0) {
-      const auto& ptr = chunks.begin()->second.blocks(0);
-      gained = 0;
-      for (const auto& n : job->target().nodes()) gained += Find(ptr, n) == nullptr;
-      if (job->target().nodes().empty()) {
-        std::set<std::string> sites(job->target().sites().begin(), job->target().sites().end());
-        std::map<std::string, std::string> site_of;
-        for (const auto& n : nodes) site_of[n.id()] = n.site();
-        uint64_t there = 0;
-        for (const auto& r : ptr.replicas()) there += sites.count(site_of[r.node()]) > 0;
-        gained = job->target().replicas() > there ? job->target().replicas() - there : 0;
-      }
-    }
-    uint64_t blocks = 0;
-    for (const auto& [c, chunk] : chunks) {
-      blocks += std::min<uint64_t>(kChunkBlocks, nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
-    }
-    const uint64_t replicas = std::max<uint32_t>(1, spec.spec.placement().replicas());
-    ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
-      r->set_bytes_total(stored / replicas * gained);
-      r->set_blocks_total(blocks);
-    }));
+    RETURN_IF_ERROR(EstimateTotals(job, chunks, spec.spec));
   }
 
   for (const auto& [c, chunk] : chunks) {
@@ -186,15 +198,13 @@ absl::Status Relocator::RunJob(pb::JobRecord* job, const std::function<bool()>& 
       }
       backoff = opts_.retry_min;
       while (true) {
-        if (stop()) return absl::AbortedError("stopping");
-        ASSIGN_OR_RETURN(auto cur, catalog_->GetJob(id));
-        if (cur.job.cancel_requested()) return Cancel(job, c, first, n);
-        absl::Status s = MoveBatch(job, c, first, n);
+        if (stop_()) return absl::AbortedError("stopping");
+        absl::Status s = CheckCancel(id);
+        if (s.ok()) s = MoveBatch(job, c, first, n);
         if (s.ok()) break;
-        if (absl::IsAborted(s) && absl::StrContains(s.message(), "runner stopped")) return s;
-        if (absl::IsNotFound(s)) return s;
-        if (absl::IsCancelled(s) && s.message() == kCancelRequested) return Cancel(job, c, first, n);
-        (void)retry(s);
+        if (crashed_ || absl::IsNotFound(s)) return s;
+        if (cancel_seen_) return Cancel(job, c, first, n);
+        retry(s);
       }
     }
   }
@@ -367,12 +377,8 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       }
       if (ok && Crash("copied")) error = Crashed("copied");
       if (ok && error.ok() && stop_()) error = absl::AbortedError("stopping");  // stays SYNCING
-      if (ok && error.ok()) {
-        // A cancel takes effect within a block, even under a low --bandwidth.
-        auto now = catalog_->GetJob(job->id());
-        if (!now.ok()) error = now.status();
-        else if (now->job.cancel_requested()) error = absl::CancelledError(kCancelRequested);
-      }
+      // A cancel takes effect within a block, even under a low --bandwidth.
+      if (ok && error.ok()) error = CheckCancel(job->id());
       if (!error.ok()) {
         absl::MutexLock l(&mu);
         if (result.ok()) result = error;
@@ -392,8 +398,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   for (const auto& d : destinations) RETURN_IF_ERROR(nodes_->Sync(d));
 
   // A cancel that came during the copy takes this batch back, not forward.
-  ASSIGN_OR_RETURN(auto cur, catalog_->GetJob(job->id()));
-  if (cur.job.cancel_requested()) return absl::CancelledError(kCancelRequested);
+  RETURN_IF_ERROR(CheckCancel(job->id()));
 
   // D: what the switch will owe, then the switch.
   std::vector<pb::PendingFinish> pending;
@@ -414,7 +419,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     rec->set_bytes_done(rec->bytes_done() + copied.load());
   }));
   if (Crash("pending")) return Crashed("pending");
-  ASSIGN_OR_RETURN(auto v2, catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+  RETURN_IF_ERROR(catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
     for (uint64_t b = first; b < last; ++b) {
       pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
       pb::BlockPtr next;
@@ -432,8 +437,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       *ptr = next;
     }
     return true;
-  }));
-  (void)v2;
+  }).status());
   if (Crash("switched")) return Crashed("switched");
 
   // E and F.

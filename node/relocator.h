@@ -24,7 +24,9 @@
 #ifndef UKAI_NODE_RELOCATOR_H_
 #define UKAI_NODE_RELOCATOR_H_
 
+#include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -78,7 +80,14 @@ class Relocator {
 
  private:
   struct Plan;
-  absl::Status RunJob(pb::JobRecord* job, const std::function<bool()>& stop);
+  absl::Status RunJob(pb::JobRecord* job);
+  // Fills the job's progress estimate (bytes and blocks to move).
+  absl::Status EstimateTotals(pb::JobRecord* job, const std::map<uint64_t, pb::BlockChunk>& chunks,
+                              const pb::DiskSpec& spec);
+  // CANCELLED (and cancel_seen_) once someone asked the job to stop.
+  absl::Status CheckCancel(const std::string& id);
+  // What a test's crash point makes the run return: the runner is "dead".
+  absl::Status Crashed(const std::string& point);
   // One attempt at moving blocks [first, first + n) of chunk `c`.
   absl::Status MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n);
   // Fences every live node of `involved` at the disk's current layout, then
@@ -94,6 +103,7 @@ class Relocator {
   }
   absl::Mutex crash_mu_;
   std::function<bool()> stop_;
+  std::atomic<bool> crashed_{false}, cancel_seen_{false};
   std::unique_ptr<RateLimiter> pace_;  // the job's --bandwidth, across blocks
 
   const std::string self_;
