@@ -31,7 +31,7 @@ class RelocationTest : public ::testing::Test {
     admin_ = std::make_unique<meta::Catalog>(admin_meta_.get(), "/ukai");
     ASSERT_TRUE(admin_->Init().ok());
     for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}}) {
-      nodes_[id] = std::make_unique<TestNode>(tree_, id, site, &nodes_);
+      nodes_[id] = std::make_unique<TestNode>(tree_, id, site);
     }
     copy_nodes_ = std::make_unique<node::GrpcCopyNodes>(admin_.get(), InProcess(&nodes_));
     ClusterOptions o;
@@ -50,8 +50,9 @@ class RelocationTest : public ::testing::Test {
     nodes_.clear();
   }
 
-  // A disk on n1,n2 full of random data; model_ holds what it should read.
-  void MakeDisk() {
+  // A disk on n1,n2 full of random data (`sparse`: every third block only,
+  // the rest never written); model_ holds what it should read.
+  void MakeDisk(bool sparse = false) {
     pb::CreateDiskRequest r;
     r.set_name("d");
     r.set_size(kSize);
@@ -67,7 +68,17 @@ class RelocationTest : public ::testing::Test {
     model_.assign(kSize, '\0');
     std::mt19937 rng(1);
     for (auto& c : model_) c = static_cast<char>(rng() % 7 == 0 ? 0 : rng());
-    ASSERT_TRUE(vol_->Write(0, model_.data(), model_.size()).ok());
+    if (!sparse) {
+      ASSERT_TRUE(vol_->Write(0, model_.data(), model_.size()).ok());
+      return;
+    }
+    for (uint64_t b = 0; b < kSize / kBlock; ++b) {
+      if (b % 3 != 0) {
+        std::fill_n(&model_[b * kBlock], kBlock, '\0');
+        continue;
+      }
+      ASSERT_TRUE(vol_->Write(b * kBlock, &model_[b * kBlock], kBlock).ok());
+    }
   }
 
   // Random writes, aligned and not (a sub-sector write to a block being
@@ -248,6 +259,61 @@ TEST_F(RelocationTest, ANewReplicaThatWentStaleIsCopiedAgain) {
   };
   ASSERT_TRUE(RunJob(job.id(), o).ok());
   EXPECT_GE(copied, 64);
+  ExpectPlacedAndExact({"n3", "n4"});
+}
+
+// Blocks no replica holds data of are not copied, yet writes that reach
+// them during the job land on the new replicas like any other.
+TEST_F(RelocationTest, CopiesOnlyWrittenBlocks) {
+  MakeDisk(/*sparse=*/true);
+  uint64_t written = 0;
+  for (uint64_t b = 0; b < kSize / kBlock; b += 3) ++written;
+  auto job = StartJob({"b"});
+  node::RelocatorOptions o;
+  int copies = 0;
+  o.crash_at = [&](const std::string& p) {
+    copies += p == "copied";
+    return false;
+  };
+  ASSERT_TRUE(RunJob(job.id(), o).ok());
+  EXPECT_EQ(copies, 2 * written);  // two new replicas of each written block, no more
+  auto done = admin_->GetJob(job.id());
+  EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_EQ(done->job.bytes_done(), 2 * written * kBlock);
+  ExpectPlacedAndExact({"n3", "n4"});
+  EXPECT_EQ(StoredOn("n3"), written * kBlock);
+
+  // Back, with a writer on: blocks empty when the job starts get written.
+  StartWriter();
+  auto back = StartJob({"a"});
+  ASSERT_TRUE(RunJob(back.id()).ok());
+  StopWriter();
+  EXPECT_GT(writes_, 0);
+  ExpectPlacedAndExact({"n1", "n2"});
+}
+
+// A source replica that misses an acknowledged write and is marked STALE
+// while its copies are made: those copies are never made CLEAN; the blocks
+// are copied again from a replica still clean.
+TEST_F(RelocationTest, CopiesFromASourceThatWentStaleAreNotTrusted) {
+  MakeDisk();
+  // The replica of block 0 listed first (the one copied from) "missed" a
+  // write: its bytes differ from what was acknowledged.
+  const std::string first = admin_->ReadChunks(disk_.id())->at(0).blocks(0).replicas(0).node();
+  ASSERT_TRUE(nodes_[first]->store->Write({disk_.id(), 0, 0}, 0, std::string(4096, 'Z')).ok());
+  auto job = StartJob({"b"});
+  node::RelocatorOptions o;
+  int copied = 0;
+  o.crash_at = [&](const std::string& p) {
+    // The first batch is copied; then the client that saw the write fail
+    // on that replica marks it.
+    if (p == "copied" && ++copied == 64) {
+      EXPECT_TRUE(admin_->MarkStale(disk_.id(), 0, first).ok());
+    }
+    return false;
+  };
+  ASSERT_TRUE(RunJob(job.id(), o).ok());
+  EXPECT_GT(copied, 64);  // block 0 was copied again
   ExpectPlacedAndExact({"n3", "n4"});
 }
 

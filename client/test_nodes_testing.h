@@ -51,9 +51,7 @@ class GatedService final : public pb::NodeData::Service {
 
 // One storage node: its own metadata session, store, registry and server.
 struct TestNode {
-  // `peers`: every node of the test by id, for node-to-node channels.
-  TestNode(std::shared_ptr<meta::MemMetaTree> tree, const std::string& id, const std::string& site,
-           const std::map<std::string, std::unique_ptr<TestNode>>* peers = nullptr) {
+  TestNode(std::shared_ptr<meta::MemMetaTree> tree, const std::string& id, const std::string& site) {
     meta = meta::NewMemMetaStore(tree);
     catalog = std::make_unique<meta::Catalog>(meta.get(), "/ukai");
     auto mem = std::make_unique<node::MemPageStore>();
@@ -70,7 +68,7 @@ struct TestNode {
     service = std::make_unique<node::DataService>(info, registry.get(), store.get());
     gate = std::make_unique<GatedService>(service.get());
     copy = std::make_unique<node::CopyService>(id, catalog.get(), registry.get(), store.get(),
-                                               /*node_cap_bps=*/0, InProcess(peers));
+                                               /*node_cap_bps=*/0);
     grpc::ServerBuilder b;
     b.RegisterService(gate.get());
     b.RegisterService(copy.get());

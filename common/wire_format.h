@@ -1,6 +1,7 @@
 // The block I/O wire format: length-prefixed frames on one TCP connection,
 // many calls in flight, answered in any order and matched by tag. Carries
-// only NodeData's Read, Write and Flush (everything else stays on gRPC);
+// NodeData's Read, Write and Flush, and the node-to-node Pull of background
+// copies (everything else stays on gRPC);
 // docs/PROTOCOL.md, "Block I/O transport", says why and gives the layout.
 //
 // Every frame is a 32-byte header, then `meta_len` bytes of metadata, then
@@ -8,7 +9,7 @@
 //
 //   offset  size  field
 //   0       4     magic "UKW1" (0x31574b55 little-endian)
-//   4       2     method (kRead, kWrite, kFlush, kHello; 0 is never valid)
+//   4       2     method (kRead, kWrite, kFlush, kHello, kPull; 0 is never valid)
 //   6       2     status: 0 in requests; an absl::StatusCode in replies
 //   8       8     tag: chosen by the client, echoed by the reply
 //   16      4     meta_len: a serialized protobuf request, or a reply's error text
@@ -32,7 +33,12 @@ constexpr uint32_t kMaxDataBytes = 64 << 20;  // the largest block size
 
 // kHello: sent once by a client before anything else; its meta is the
 // client's site (at most kMaxSiteBytes). Answered OK; the transport keeps it.
-enum Method : uint16_t { kRead = 1, kWrite = 2, kFlush = 3, kHello = 4 };
+//
+// kPull: meta is a pb::PullRequest for `pages` pages from `first_page`. An OK
+// reply's data is the stored pages among them, 4 KiB each in page order, then
+// one byte per requested page: 1 stored (its 4 KiB are in the data), 0 not.
+// The flags come last so the node reads pages straight into the reply.
+enum Method : uint16_t { kRead = 1, kWrite = 2, kFlush = 3, kHello = 4, kPull = 5 };
 constexpr uint32_t kMaxSiteBytes = 256;
 
 struct Header {

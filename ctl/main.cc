@@ -375,6 +375,7 @@ int main(int argc, char** argv) {
                "Talks to the admin service of any ukai-node (UKAI_ADMIN=host:port[,host:port] or "
                "--admin). Sizes take K/M/G/T/P suffixes (powers of 1024)."};
   app.require_subcommand(1);
+  app.fallthrough();  // --json, --admin and --timeout also after the subcommand
   app.footer(R"(Examples:
   ukaictl node list
   ukaictl disk create vm1 --size 20G --replicas 2 --sites site-a,site-b

@@ -1,8 +1,13 @@
 #include "node/block_io.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "common/status.h"
 #include "common/wire_format.h"
+#include "meta/layout.h"
 
 namespace ukai::node {
 
@@ -55,6 +60,29 @@ absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool ma
   return s;
 }
 
+absl::Status BlockIo::Pull(const pb::PullRequest& req, std::string* out) {
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/false);
+  if (!a.ok()) return a.status();
+  const DiskGeometry& g = a->geometry();
+  const uint64_t disk = req.hdr().disk_id();
+  RETURN_IF_ERROR(CheckRange(disk, g, req.block(), 0, 1));
+  RETURN_IF_ERROR(CheckGeneration(req.generation()));
+  // The last block of a disk may be short; whole pages either way.
+  const uint64_t len = std::min<uint64_t>(g.block_size, g.size - req.block() * g.block_size);
+  const uint64_t pages = (len + meta::kPageSize - 1) / meta::kPageSize;
+  if (req.pages() == 0 || req.pages() > kMaxPullPages ||
+      uint64_t{req.first_page()} + req.pages() > pages) {
+    return absl::OutOfRangeError(absl::StrFormat(
+        "disk %d block %d: pull of pages [%d, +%d) outside the block's %d pages (at most %d at once)",
+        disk, req.block(), req.first_page(), req.pages(), pages, kMaxPullPages));
+  }
+  std::vector<bool> present;
+  RETURN_IF_ERROR(store_->ReadPages({disk, req.block(), req.generation()}, req.first_page(),
+                                    req.pages(), &present, out));
+  for (bool p : present) out->push_back(p ? 1 : 0);
+  return absl::OkStatus();
+}
+
 absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::string_view data,
                              std::string* reply_data, bool may_block) {
   switch (method) {
@@ -70,6 +98,11 @@ absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::stri
     }
     case wire::kFlush:
       return Flush();
+    case wire::kPull: {
+      pb::PullRequest req;
+      if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
+      return Pull(req, reply_data);
+    }
     default:
       return absl::UnimplementedError(absl::StrFormat("unknown block I/O method %d", method));
   }
@@ -77,6 +110,9 @@ absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::stri
       absl::StrFormat("block I/O method %d: undecodable request", method));
 }
 
-bool BlockIo::Slow(uint16_t method) const { return method == wire::kFlush; }
+// A pull reads up to 1 MiB, mostly not in memory: straight to a worker.
+bool BlockIo::Slow(uint16_t method) const {
+  return method == wire::kFlush || method == wire::kPull;
+}
 
 }  // namespace ukai::node

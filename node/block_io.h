@@ -15,6 +15,9 @@
 
 namespace ukai::node {
 
+// The most pages one kPull asks for (1 MiB).
+constexpr uint32_t kMaxPullPages = 256;
+
 class BlockIo final : public wire::WireHandler {
  public:
   BlockIo(DiskRegistry* disks, BlockStore* store) : disks_(disks), store_(store) {}
@@ -27,6 +30,11 @@ class BlockIo final : public wire::WireHandler {
   // another replica). `out` gets exactly req.length() bytes on OK. With
   // `may_block` false, WouldBlock() when the pages are not in memory.
   absl::Status Read(const pb::ReadRequest& req, std::string* out, bool may_block = true);
+  // The stored pages of req.pages() pages from req.first_page() of one
+  // object, laid out as wire_format.h says for kPull (a background copy's
+  // source side). Admitted as a read; INVALID_ARGUMENT / OUT_OF_RANGE for a
+  // range outside the block or more than kMaxPullPages pages.
+  absl::Status Pull(const pb::PullRequest& req, std::string* out);
   // Durable: every write acknowledged before survives a crash after OK.
   absl::Status Flush() { return store_->Sync(); }
 

@@ -109,6 +109,36 @@ TEST_F(BlockIoTest, TransportFramesAreDecodedAndBadOnesRefused) {
   EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(99, "", "", &reply, true)));
 }
 
+
+// kPull answers with the stored pages then one flag byte per page asked for,
+// and refuses ranges outside the block or over the per-call limit.
+TEST_F(BlockIoTest, PullSendsStoredPagesThenTheirFlags) {
+  ASSERT_EQ(io_->Write(W(2, 4096, 4096), std::string(4096, 'a')).code(), absl::StatusCode::kOk);
+  ASSERT_EQ(io_->Write(W(2, 3 * 4096, 4096), std::string(4096, 'b')).code(), absl::StatusCode::kOk);
+  auto pull = [&](uint64_t block, uint32_t first, uint32_t pages, std::string* out) {
+    pb::PullRequest p;
+    p.mutable_hdr()->set_disk_id(spec_.id());
+    p.mutable_hdr()->set_layout_version(spec_.layout_version());
+    p.set_block(block);
+    p.set_first_page(first);
+    p.set_pages(pages);
+    out->clear();
+    return io_->Handle(wire::kPull, p.SerializeAsString(), "", out, true);
+  };
+  std::string out;
+  ASSERT_TRUE(pull(2, 0, 5, &out).ok());
+  EXPECT_EQ(out, std::string(4096, 'a') + std::string(4096, 'b') + std::string("\0\1\0\1\0", 5));
+  ASSERT_TRUE(pull(2, 4, 1, &out).ok());  // nothing stored: only the flag
+  EXPECT_EQ(out, std::string(1, '\0'));
+  EXPECT_TRUE(io_->Slow(wire::kPull));
+  // Block 2 is the disk's last, 2 MiB long: 512 pages.
+  EXPECT_TRUE(pull(2, 256, 256, &out).ok());
+  EXPECT_TRUE(absl::IsOutOfRange(pull(2, 300, 256, &out)));  // past the short block's end
+  EXPECT_TRUE(absl::IsOutOfRange(pull(0, 0, 257, &out)));    // over kMaxPullPages
+  EXPECT_TRUE(absl::IsOutOfRange(pull(0, 0, 0, &out)));
+  EXPECT_TRUE(absl::IsOutOfRange(pull(3, 0, 1, &out)));  // no such block
+  EXPECT_TRUE(absl::IsInvalidArgument(io_->Handle(wire::kPull, "\xff\xff", "", &out, true)));
+}
 TEST_F(BlockIoTest, DropDiskRefusesADiskThatStillExists) {
   grpc::ServerContext ctx;
   pb::DropDiskRequest q;

@@ -239,7 +239,21 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
     batch.push_back(m);
   }
   if (batch.empty()) return absl::OkStatus();
-  return pages_->Apply(batch);
+  RETURN_IF_ERROR(pages_->Apply(batch));
+  // A copy writes much and syncs once at the end: write back as it goes.
+  pages_->StartWriteback(obj.disk, obj.block, obj.generation, first,
+                         static_cast<uint32_t>(present.size()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ObjectId>> BlockStore::Objects(uint64_t disk, uint64_t first,
+                                                         uint64_t end) {
+  ASSIGN_OR_RETURN(auto objects, pages_->Objects(disk, first, end));
+  std::vector<ObjectId> out;
+  for (const auto& [block, generation] : objects) {
+    if ((generation & kMarkGeneration) == 0) out.push_back({disk, block, generation});
+  }
+  return out;
 }
 
 absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {

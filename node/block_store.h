@@ -68,6 +68,9 @@ class BlockStore {
   absl::Status Sync() { return pages_->Sync(); }
   absl::Status DropDisk(uint64_t disk) { return pages_->DropDisk(disk); }
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() { return pages_->DiskBytes(); }
+  // The objects of `disk` with blocks in [first, end) that hold data (not
+  // counting written-sector marks), in block order.
+  absl::StatusOr<std::vector<ObjectId>> Objects(uint64_t disk, uint64_t first, uint64_t end);
 
  private:
   absl::Mutex& LockFor(const ObjectId& obj);

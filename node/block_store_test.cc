@@ -72,6 +72,33 @@ TEST_P(BlockStoreTest, ObjectsAreIsolated) {
   EXPECT_EQ(Read({1, 1, 0}, 0, 6), "block1");
 }
 
+// Objects lists the objects holding data in a block range: every
+// generation, no marks, nothing of other disks or of emptied objects.
+TEST_P(BlockStoreTest, ObjectsListsWhatHoldsDataInARange) {
+  ASSERT_TRUE(store_->Write({4, 1, 0}, 0, "one").ok());
+  ASSERT_TRUE(store_->Write({4, 1, 5}, 9000, "one, later generation").ok());
+  ASSERT_TRUE(store_->Write({4, 3, 0}, 4096 * 700, "three").ok());
+  ASSERT_TRUE(store_->Write({4, 6, 0}, 512, std::string(512, 't'), /*track=*/true).ok());
+  ASSERT_TRUE(store_->Write({4, 8, 0}, 0, "emptied").ok());
+  ASSERT_TRUE(store_->Write({4, 8, 0}, 0, std::string(4096, '\0')).ok());
+  ASSERT_TRUE(store_->Write({3, 2, 0}, 0, "other disk").ok());
+  ASSERT_TRUE(store_->Write({5, 0, 0}, 0, "other disk").ok());
+  auto list = [&](uint64_t first, uint64_t end) {
+    std::vector<std::pair<uint64_t, uint64_t>> out;
+    auto objects = store_->Objects(4, first, end);
+    EXPECT_TRUE(objects.ok()) << objects.status();
+    for (const auto& o : *objects) {
+      EXPECT_EQ(o.disk, 4u);
+      out.emplace_back(o.block, o.generation);
+    }
+    return out;
+  };
+  using V = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ(list(0, 100), (V{{1, 0}, {1, 5}, {3, 0}, {6, 0}}));
+  EXPECT_EQ(list(2, 6), (V{{3, 0}}));
+  EXPECT_EQ(list(7, 100), V{});
+}
+
 TEST_P(BlockStoreTest, ZeroPagesAreNotStored) {
   ObjectId o{7, 0, 0};
   ASSERT_TRUE(store_->Write(o, 0, std::string(8192, 'x')).ok());

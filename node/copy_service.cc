@@ -1,13 +1,14 @@
 #include "node/copy_service.h"
 
+#include <deque>
 #include <optional>
 
 #include "absl/strings/str_format.h"
-#include "common/channel.h"
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "meta/layout.h"
+#include "common/wire_format.h"
 #include "node/block_io.h"
 
 namespace ukai::node {
@@ -34,40 +35,34 @@ grpc::Status CopyService::Fence(grpc::ServerContext*, const pb::FenceRequest* re
   return ToGrpc(disks_->Fence(req->disk_id(), req->layout_version(), timeout));
 }
 
-grpc::Status CopyService::Pull(grpc::ServerContext* ctx, const pb::PullRequest* req,
-                               grpc::ServerWriter<pb::PullChunk>* out) {
-  auto g = disks_->Admit(req->hdr(), /*write=*/false);
-  if (!g.ok()) return ToGrpc(g.status());
-  absl::Status s = CheckObject(req->hdr(), *g, req->block(), req->generation());
-  if (!s.ok()) return ToGrpc(s);
-  const ObjectId obj = ObjectOf(req->hdr(), req->block(), req->generation());
-  // The last block of a disk may be short; whole pages either way.
-  const uint64_t start = req->block() * g->block_size;
-  const uint64_t len = std::min<uint64_t>(g->block_size, g->size - start);
-  const uint32_t pages = static_cast<uint32_t>((len + kPage - 1) / kPage);
-  std::vector<bool> present;
-  pb::PullChunk chunk;
-  for (uint32_t first = 0; first < pages; first += kPullPages) {
-    if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "pull cancelled");
-    const uint32_t n = std::min(kPullPages, pages - first);
-    s = store_->ReadPages(obj, first, n, &present, chunk.mutable_data());
-    if (!s.ok()) return ToGrpc(Annotate(s, "pull"));
-    if (chunk.data().empty()) continue;  // nothing stored here: thin stays thin
-    chunk.set_first_page(first);
-    std::string* flags = chunk.mutable_present();
-    flags->assign(n, '\0');
-    for (uint32_t i = 0; i < n; ++i) (*flags)[i] = present[i] ? 1 : 0;
-    if (!out->Write(chunk)) return grpc::Status(grpc::StatusCode::CANCELLED, "puller went away");
-  }
-  return grpc::Status::OK;
+wire::WireClient* CopyService::ClientFor(const std::string& io_address) {
+  absl::MutexLock l(&mu_);
+  auto& c = clients_[io_address];
+  if (!c) c = std::make_unique<wire::WireClient>(io_address);
+  return c.get();
 }
 
-std::shared_ptr<pb::NodeCopy::Stub> CopyService::StubFor(const std::string& address) {
-  absl::MutexLock l(&mu_);
-  auto& stub = stubs_[address];
-  if (!stub) stub = pb::NodeCopy::NewStub(channels_(address));
-  return stub;
+namespace {
+
+// Pulls in flight per copy: the next range is on its way while one is stored.
+constexpr int kPullsInFlight = 2;
+
+// One kPull call and the buffer its reply lands in.
+struct PullCall {
+  PullCall() : buf(new char[kMaxPullPages * (kPage + 1)]) {}
+  std::unique_ptr<char[]> buf;
+  uint32_t first = 0, pages = 0;
+  std::unique_ptr<wire::WireCall> call;
+  std::unique_ptr<wire::WireWaiter> waiter;
+};
+
+absl::Time DeadlineOf(const grpc::ServerContext& ctx) {
+  auto d = ctx.deadline();
+  return d == std::chrono::system_clock::time_point::max() ? absl::InfiniteFuture()
+                                                           : absl::FromChrono(d);
 }
+
+}  // namespace
 
 grpc::Status CopyService::CopyBlock(grpc::ServerContext* ctx, const pb::CopyBlockRequest* req,
                                     pb::CopyBlockResponse* resp) {
@@ -75,50 +70,112 @@ grpc::Status CopyService::CopyBlock(grpc::ServerContext* ctx, const pb::CopyBloc
   if (!g.ok()) return ToGrpc(g.status());
   absl::Status s = CheckObject(req->hdr(), *g, req->block(), req->generation());
   if (!s.ok()) return ToGrpc(s);
+  if (req->source_io_address().empty()) {
+    return ToGrpc(absl::InvalidArgumentError("copy from " + req->source() + ": no block I/O address"));
+  }
   const ObjectId obj = ObjectOf(req->hdr(), req->block(), req->generation());
-  pb::PullRequest pull;
-  *pull.mutable_hdr() = req->hdr();
-  pull.set_block(req->block());
-  pull.set_generation(req->generation());
-  grpc::ClientContext call;
-  call.set_deadline(ctx->deadline());
-  auto reader = StubFor(req->source_address())->Pull(&call, pull);
+  // The last block of a disk may be short; whole pages either way.
+  const uint64_t len = std::min<uint64_t>(g->block_size, g->size - req->block() * g->block_size);
+  const uint32_t pages = static_cast<uint32_t>((len + kPage - 1) / kPage);
+  wire::WireClient* source = ClientFor(req->source_io_address());
+  const absl::Time deadline = DeadlineOf(*ctx);
+  uint32_t next = 0;
+  auto start = [&](PullCall* p) {
+    p->first = next;
+    p->pages = std::min(kMaxPullPages, pages - next);
+    next += p->pages;
+    pb::PullRequest pull;
+    *pull.mutable_hdr() = req->hdr();
+    pull.set_block(req->block());
+    pull.set_generation(req->generation());
+    pull.set_first_page(p->first);
+    pull.set_pages(p->pages);
+    p->call = std::make_unique<wire::WireCall>();
+    p->waiter = std::make_unique<wire::WireWaiter>();
+    p->call->method = wire::kPull;
+    p->call->meta = pull.SerializeAsString();
+    p->call->out = p->buf.get();
+    p->call->out_cap = kMaxPullPages * (kPage + 1);
+    source->Start(p->call.get(), p->waiter.get());
+  };
+  std::deque<std::unique_ptr<PullCall>> open;
+  for (int i = 0; i < kPullsInFlight && next < pages; ++i) {
+    open.push_back(std::make_unique<PullCall>());
+    start(open.back().get());
+  }
   // Paces this block's pages; the runner paces the job across blocks.
   RateLimiter job_cap(req->bandwidth_bps(), absl::ZeroDuration());
-  pb::PullChunk chunk;
   uint64_t bytes = 0;
   std::vector<bool> present;
-  while (reader->Read(&chunk)) {
-    if (ctx->IsCancelled()) {
-      call.TryCancel();
+  while (s.ok() && !open.empty()) {
+    std::unique_ptr<PullCall> p = std::move(open.front());
+    open.pop_front();
+    p->waiter->WaitAll(deadline);
+    s = p->call->status;
+    if (!s.ok()) {
+      s = Annotate(s, "pull from " + req->source());
       break;
     }
-    present.assign(chunk.present().size(), false);
-    for (size_t i = 0; i < present.size(); ++i) present[i] = chunk.present()[i] != 0;
-    if (chunk.present().size() > kPullPages ||
-        static_cast<uint64_t>(chunk.first_page()) + present.size() >
-            (static_cast<uint64_t>(g->block_size) + kPage - 1) / kPage) {
-      call.TryCancel();
-      (void)reader->Finish();
-      return ToGrpc(absl::DataLossError(absl::StrFormat(
-          "pull from %s: pages [%d, +%d) outside the block", req->source(), chunk.first_page(),
-          present.size())));
+    // The reply: the stored pages, then a flag byte per page asked for.
+    const size_t got = p->call->out_len;
+    size_t stored = 0;
+    if (got >= p->pages) {
+      const char* flags = p->buf.get() + got - p->pages;
+      present.assign(p->pages, false);
+      for (uint32_t i = 0; i < p->pages; ++i) {
+        present[i] = flags[i] != 0;
+        stored += present[i] ? 1 : 0;
+      }
     }
-    s = store_->ApplyPulled(obj, chunk.first_page(), present, chunk.data());
-    if (!s.ok()) {
-      call.TryCancel();
-      (void)reader->Finish();
-      return ToGrpc(Annotate(s, "storing pages pulled from " + req->source()));
+    if (got < p->pages || got - p->pages != stored * kPage) {
+      s = absl::DataLossError(absl::StrFormat(
+          "pull from %s: a %d-byte reply for pages [%d, +%d) of block %d", req->source(), got,
+          p->first, p->pages, req->block()));
+      break;
     }
-    bytes += chunk.data().size();
-    job_cap.Acquire(chunk.data().size());
-    node_cap_.Acquire(chunk.data().size());
+    if (stored > 0) {  // nothing stored there: thin stays thin
+      s = store_->ApplyPulled(obj, p->first, present, absl::string_view(p->buf.get(), got - p->pages));
+      if (!s.ok()) {
+        s = Annotate(s, "storing pages pulled from " + req->source());
+        break;
+      }
+      bytes += stored * kPage;
+      job_cap.Acquire(stored * kPage);
+      node_cap_.Acquire(stored * kPage);
+    }
+    if (ctx->IsCancelled()) {
+      s = absl::CancelledError("copy cancelled");
+      break;
+    }
+    if (next < pages) {
+      start(p.get());
+      open.push_back(std::move(p));
+    }
   }
-  grpc::Status st = reader->Finish();
-  if (!st.ok()) {
-    return ToGrpc(Annotate(FromGrpc(st), "pull from " + req->source()));
-  }
+  // On a failure, pulls still open are cancelled; WaitAll returns when the
+  // client no longer holds them (their buffers go with them).
+  for (auto& p : open) p->waiter->WaitAll(absl::Now());
+  if (!s.ok()) return ToGrpc(s);
   resp->set_bytes(bytes);
+  return grpc::Status::OK;
+}
+
+grpc::Status CopyService::Objects(grpc::ServerContext*, const pb::ObjectsRequest* req,
+                                  pb::ObjectsResponse* resp) {
+  auto g = disks_->Admit(req->hdr(), /*write=*/false);
+  if (!g.ok()) return ToGrpc(g.status());
+  if (req->blocks() > meta::kChunkBlocks) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrFormat(
+        "objects of %d blocks asked for; at most %d at once", req->blocks(), meta::kChunkBlocks)));
+  }
+  auto objects = store_->Objects(req->hdr().disk_id(), req->first_block(),
+                                 req->first_block() + req->blocks());
+  if (!objects.ok()) return ToGrpc(objects.status());
+  for (const auto& o : *objects) {
+    auto* r = resp->add_objects();
+    r->set_block(o.block);
+    r->set_generation(o.generation);
+  }
   return grpc::Status::OK;
 }
 

@@ -1,7 +1,8 @@
 // The NodeCopy gRPC service: the node's half of background copies
 // (relocation now; recovery and flatten later). A job runner
 // (node/job_runner.h) drives it: it fences nodes at a layout version, asks a
-// destination replica to pull an object from a source replica, then clears
+// destination replica to pull an object from a source replica (over the
+// block I/O transport's kPull, common/wire_format.h), then clears
 // the destination's written-sector marks and drops replicas that moved away.
 // docs/ARCHITECTURE.md, "Relocation", has the whole sequence.
 // Thread-safe; handlers run on gRPC's thread pool.
@@ -14,8 +15,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
-#include "common/channel.h"
 #include "common/rate_limiter.h"
+#include "common/wire_client.h"
 #include "meta/catalog.h"
 #include "node/block_store.h"
 #include "node/disk_registry.h"
@@ -27,34 +28,31 @@ class CopyService final : public pb::NodeCopy::Service {
  public:
   // `node_cap_bps`: all copies into this node together (0: no cap).
   CopyService(std::string self, meta::Catalog* catalog, DiskRegistry* disks, BlockStore* store,
-              uint64_t node_cap_bps, ChannelFactory channels = MakeChannel)
+              uint64_t node_cap_bps)
       : self_(std::move(self)), catalog_(catalog), disks_(disks), store_(store),
-        node_cap_(node_cap_bps), channels_(std::move(channels)) {}
+        node_cap_(node_cap_bps) {}
 
   grpc::Status Fence(grpc::ServerContext*, const pb::FenceRequest*, pb::FenceResponse*) override;
-  grpc::Status Pull(grpc::ServerContext*, const pb::PullRequest*,
-                    grpc::ServerWriter<pb::PullChunk>*) override;
   grpc::Status CopyBlock(grpc::ServerContext*, const pb::CopyBlockRequest*,
                          pb::CopyBlockResponse*) override;
+  grpc::Status Objects(grpc::ServerContext*, const pb::ObjectsRequest*,
+                       pb::ObjectsResponse*) override;
   grpc::Status FinishObject(grpc::ServerContext*, const pb::FinishObjectRequest*,
                             pb::FinishObjectResponse*) override;
   grpc::Status Sync(grpc::ServerContext*, const pb::FlushRequest*,
                     pb::FinishObjectResponse*) override;
 
-  // Pages a Pull sends per message (1 MiB).
-  static constexpr uint32_t kPullPages = 256;
-
  private:
-  std::shared_ptr<pb::NodeCopy::Stub> StubFor(const std::string& address);
+  // One connection per source node, kept for every later copy.
+  wire::WireClient* ClientFor(const std::string& io_address);
 
   const std::string self_;
   meta::Catalog* catalog_;
   DiskRegistry* disks_;
   BlockStore* store_;
   RateLimiter node_cap_;
-  const ChannelFactory channels_;
   absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<pb::NodeCopy::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<wire::WireClient>> clients_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ukai::node

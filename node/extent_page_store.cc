@@ -211,6 +211,17 @@ class ExtentPageStore : public PageStore {
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override {
     return CountPagesPerDisk(index_.get());
   }
+  void StartWriteback(uint64_t disk, uint64_t block, uint64_t generation, uint32_t first,
+                      uint32_t pages) override {
+    auto fd = Fd({disk, block, generation}, /*create=*/false);
+    if (!fd.ok()) return;
+    (void)sync_file_range((*fd)->fd, static_cast<off_t>(first) * kPage,
+                          static_cast<off_t>(pages) * kPage, SYNC_FILE_RANGE_WRITE);
+  }
+  absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk, uint64_t first,
+                                                                    uint64_t end) override {
+    return ObjectsInRange(index_.get(), disk, first, end);
+  }
 
  private:
   std::string DiskDir(uint64_t disk) const { return absl::StrFormat("%s/objects/%d", dir_, disk); }

@@ -26,9 +26,10 @@ absl::StatusOr<std::shared_ptr<GrpcCopyNodes::Peer>> GrpcCopyNodes::PeerOf(const
     if (n.id() != node) continue;
     absl::MutexLock l(&mu_);
     auto& p = peers_[node];
-    if (!p || p->address != n.address()) {
+    if (!p || p->address != n.address() || p->io_address != n.io_address()) {
       p = std::make_shared<Peer>();
       p->address = n.address();
+      p->io_address = n.io_address();
       auto ch = channels_(n.address());
       p->copy = pb::NodeCopy::NewStub(ch);
       p->data = pb::NodeData::NewStub(ch);
@@ -60,7 +61,7 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::Copy(const std::string& dst, const std::
   req.set_block(block);
   req.set_generation(generation);
   req.set_source(src);
-  req.set_source_address(s->address);
+  req.set_source_io_address(s->io_address);
   req.set_bandwidth_bps(bandwidth_bps);
   pb::CopyBlockResponse resp;
   grpc::ClientContext ctx;
@@ -83,6 +84,21 @@ absl::StatusOr<std::vector<uint64_t>> GrpcCopyNodes::Finish(
   SetDeadline(&ctx, kCallTimeout);
   RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->FinishObject(&ctx, req, &resp)), "node " + node));
   return std::vector<uint64_t>(resp.refused_blocks().begin(), resp.refused_blocks().end());
+}
+
+absl::StatusOr<std::vector<pb::ObjectRef>> GrpcCopyNodes::Objects(const std::string& node,
+                                                                  const pb::IoHeader& hdr,
+                                                                  uint64_t first, uint64_t n) {
+  ASSIGN_OR_RETURN(auto p, PeerOf(node));
+  pb::ObjectsRequest req;
+  *req.mutable_hdr() = hdr;
+  req.set_first_block(first);
+  req.set_blocks(n);
+  pb::ObjectsResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, kCallTimeout);
+  RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Objects(&ctx, req, &resp)), "node " + node));
+  return std::vector<pb::ObjectRef>(resp.objects().begin(), resp.objects().end());
 }
 
 absl::Status GrpcCopyNodes::Sync(const std::string& node) {

@@ -34,11 +34,14 @@ class GrpcCopyNodes : public CopyNodes {
                                                const std::vector<pb::ObjectRef>& objects,
                                                pb::FinishObjectRequest::What what) override;
   absl::Status Sync(const std::string& node) override;
+  absl::StatusOr<std::vector<pb::ObjectRef>> Objects(const std::string& node,
+                                                     const pb::IoHeader& hdr, uint64_t first,
+                                                     uint64_t n) override;
   absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) override;
 
  private:
   struct Peer {
-    std::string address;
+    std::string address, io_address;
     std::unique_ptr<pb::NodeCopy::Stub> copy;
     std::unique_ptr<pb::NodeData::Stub> data;
   };

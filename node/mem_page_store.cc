@@ -96,6 +96,20 @@ absl::StatusOr<std::map<uint64_t, uint64_t>> MemPageStore::DiskBytes() {
   return out;
 }
 
+absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> MemPageStore::Objects(uint64_t disk,
+                                                                                uint64_t first,
+                                                                                uint64_t end) {
+  absl::MutexLock l(&state_->mu);
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  const auto visible = state_->Visible();
+  for (auto it = visible.lower_bound({disk, first, 0, 0});
+       it != visible.end() && it->first.disk == disk && it->first.block < end; ++it) {
+    std::pair<uint64_t, uint64_t> o{it->first.block, it->first.generation};
+    if (out.empty() || out.back() != o) out.push_back(o);
+  }
+  return out;
+}
+
 void MemPageStore::DropUnsynced() {
   absl::MutexLock l(&state_->mu);
   state_->pending.clear();

@@ -68,8 +68,18 @@ class PageStore {
     }
     return Apply(batch);
   }
+  // Starts writing pages [first, first + pages) of one object to disk
+  // without waiting, so a later Sync has little left to do and the disk
+  // sees a steady stream instead of a burst. A hint: the default does nothing.
+  virtual void StartWriteback(uint64_t /*disk*/, uint64_t /*block*/, uint64_t /*generation*/,
+                              uint32_t /*first*/, uint32_t /*pages*/) {}
   // Bytes of page values stored per disk (pages * 4 KiB).
   virtual absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() = 0;
+  // The objects (block, generation) of `disk` with blocks in [first, end)
+  // that hold at least one page, in key order.
+  virtual absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk,
+                                                                            uint64_t first,
+                                                                            uint64_t end) = 0;
 };
 
 struct RocksDbOptions {
@@ -97,6 +107,8 @@ class MemPageStore : public PageStore {
   absl::Status Sync() override;
   absl::Status DropDisk(uint64_t disk) override;
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override;
+  absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk, uint64_t first,
+                                                                    uint64_t end) override;
 
   // Power loss: forgets every batch applied since the last Sync.
   void DropUnsynced();

@@ -124,6 +124,33 @@ inline absl::StatusOr<std::map<uint64_t, uint64_t>> CountPagesPerDisk(rocksdb::D
   return out;
 }
 
+// PageStore::Objects over an index keyed by EncodePageKey: one seek per
+// object found, past its pages, so the cost follows objects, not pages.
+inline absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> ObjectsInRange(
+    rocksdb::DB* db, uint64_t disk, uint64_t first, uint64_t end) {
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  std::string seek = EncodePageKey({disk, first, 0, 0});
+  for (it->Seek(seek); it->Valid(); it->Seek(seek)) {
+    rocksdb::Slice k = it->key();
+    if (k.size() != kPageKeySize || GetBigEndian(k.data(), 8) != disk) break;
+    const uint64_t block = GetBigEndian(k.data() + 8, 8);
+    const uint64_t generation = GetBigEndian(k.data() + 16, 8);
+    if (block >= end) break;
+    out.emplace_back(block, generation);
+    if (generation == UINT64_MAX) {  // the next object is the next block's
+      if (block == UINT64_MAX) break;
+      seek = EncodePageKey({disk, block + 1, 0, 0});
+    } else {
+      seek = EncodePageKey({disk, block, generation + 1, 0});
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "iterate");
+  return out;
+}
+
 }  // namespace ukai::node
 
 #endif  // UKAI_NODE_PAGE_STORE_INTERNAL_H_

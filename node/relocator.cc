@@ -340,13 +340,39 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       tasks.push_back(Task{b, ptr.generation(), r.node(), std::move(sources)});
     }
   }
+  // A block its source holds no data of needs no copy: thin stays thin, and
+  // an unwritten region costs one call per batch, not round trips per block.
+  // Asked after the fence: what was written before it is on the clean
+  // replicas, and what is written after it reaches the new ones as well.
+  std::map<std::string, std::set<std::pair<uint64_t, uint64_t>>> held;
+  for (const auto& t : tasks) {
+    const std::string& src = t.sources[0];
+    if (held.count(src)) continue;
+    auto objects = nodes_->Objects(src, Hdr(disk, v1.layout_version()), first, last - first);
+    if (!objects.ok()) continue;  // not known: copy every block
+    auto& h = held[src];
+    for (const auto& o : *objects) h.emplace(o.block(), o.generation());
+  }
+  std::vector<std::string> used(tasks.size());  // the source each block came from
+  std::vector<Task> copies;
+  std::vector<size_t> copy_index;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const Task& t = tasks[i];
+    auto h = held.find(t.sources[0]);
+    if (h != held.end() && !h->second.count({t.block, t.generation})) {
+      used[i] = t.sources[0];
+      continue;
+    }
+    copies.push_back(t);
+    copy_index.push_back(i);
+  }
   // Several copies at once: one copy leaves both ends waiting on each other
   // (a node was idle a third of the time with one at a time).
   std::atomic<uint64_t> copied{0};
   std::atomic<size_t> next{0};
   absl::Mutex mu;
   absl::Status result;  // the first thing that stops the batch
-  const size_t n_workers = std::min<size_t>(std::max(1u, opts_.parallel_copies), tasks.size());
+  const size_t n_workers = std::min<size_t>(std::max(1u, opts_.parallel_copies), copies.size());
   // Each copy paces its own pages at its share of the job's limit, so copies
   // in flight together never burst past it (the job-wide pace_ keeps the
   // average across blocks).
@@ -359,14 +385,15 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
         if (!result.ok()) return;
       }
       const size_t i = next++;
-      if (i >= tasks.size()) return;
-      const Task& t = tasks[i];
+      if (i >= copies.size()) return;
+      const Task& t = copies[i];
       absl::Status error;
       bool ok = false;
       for (const auto& src : t.sources) {
         auto bytes = nodes_->Copy(t.dst, src, Hdr(disk, v1.layout_version()), t.block,
                                   t.generation, per_copy_bps);
         if (bytes.ok()) {
+          used[copy_index[i]] = src;
           copied += *bytes;
           pace_->Acquire(*bytes);
           ok = true;
@@ -395,7 +422,17 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   // before they replace them.
   std::set<std::string> destinations;
   for (const auto& t : tasks) destinations.insert(t.dst);
-  for (const auto& d : destinations) RETURN_IF_ERROR(nodes_->Sync(d));
+  {  // at once: each waits for its own disk writes
+    std::vector<absl::Status> synced(destinations.size());
+    std::vector<std::thread> syncs;
+    size_t i = 0;
+    for (const auto& d : destinations) {
+      syncs.emplace_back([&, d, i] { synced[i] = nodes_->Sync(d); });
+      ++i;
+    }
+    for (auto& t : syncs) t.join();
+    for (const auto& s : synced) RETURN_IF_ERROR(s);
+  }
 
   // A cancel that came during the copy takes this batch back, not forward.
   RETURN_IF_ERROR(CheckCancel(job->id()));
@@ -419,7 +456,26 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     rec->set_bytes_done(rec->bytes_done() + copied.load());
   }));
   if (Crash("pending")) return Crashed("pending");
+  // A source that went stale after the chunk was read (a write failed on
+  // it and the client marked it) may lack an acknowledged write, and so may
+  // the copies made from it: they go stale too, and the batch starts over.
+  std::map<uint64_t, std::set<std::string>> sources_of;
+  for (size_t i = 0; i < tasks.size(); ++i) sources_of[tasks[i].block].insert(used[i]);
+  std::string bad_source;
   RETURN_IF_ERROR(catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+    bad_source.clear();
+    for (uint64_t b = first; b < last; ++b) {
+      pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
+      for (const auto& src : sources_of[b]) {
+        const pb::Replica* r = Find(*ptr, src);
+        if (r != nullptr && r->state() == pb::CLEAN) continue;
+        bad_source = absl::StrFormat("block %d: source %s went stale during the copy", b, src);
+        for (auto& t : *ptr->mutable_replicas()) {
+          if (t.state() == pb::SYNCING) t.set_state(pb::STALE);
+        }
+      }
+    }
+    if (!bad_source.empty()) return true;
     for (uint64_t b = first; b < last; ++b) {
       pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
       pb::BlockPtr next;
@@ -438,6 +494,9 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     }
     return true;
   }).status());
+  if (!bad_source.empty()) {
+    return absl::AbortedError(absl::StrFormat("disk %d %s; copying again", disk, bad_source));
+  }
   if (Crash("switched")) return Crashed("switched");
 
   // E and F.

@@ -53,6 +53,10 @@ class CopyNodes {
   virtual absl::StatusOr<std::vector<uint64_t>> Finish(
       const std::string& node, const pb::IoHeader& hdr, const std::vector<pb::ObjectRef>& objects,
       pb::FinishObjectRequest::What what) = 0;
+  // The objects of blocks [first, first + n) that hold data on `node`.
+  virtual absl::StatusOr<std::vector<pb::ObjectRef>> Objects(const std::string& node,
+                                                             const pb::IoHeader& hdr,
+                                                             uint64_t first, uint64_t n) = 0;
   // Makes what `node` stored durable.
   virtual absl::Status Sync(const std::string& node) = 0;
   // Bytes of `disk` stored on `node`, for the progress estimate.

@@ -62,6 +62,10 @@ class RocksDbPageStore : public PageStore {
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override {
     return CountPagesPerDisk(db_.get());
   }
+  absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk, uint64_t first,
+                                                                    uint64_t end) override {
+    return ObjectsInRange(db_.get(), disk, first, end);
+  }
 
  private:
   std::unique_ptr<rocksdb::DB> db_;
