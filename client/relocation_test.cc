@@ -340,6 +340,18 @@ TEST_F(RelocationTest, RefusesBadRequestsAndChangesNothing) {
   EXPECT_TRUE(absl::IsFailedPrecondition(second.status()));
   EXPECT_NE(second.status().message().find(first->id()), std::string::npos);
   EXPECT_EQ(admin_->ListJobs()->size(), 1u);
+  // A disk being deleted has no name any more: nothing to relocate.
+  pb::CreateDiskRequest r;
+  r.set_name("going");
+  r.set_size(kSize);
+  r.set_block_size(kBlock);
+  ASSERT_TRUE(admin_->CreateDisk(r).ok());
+  auto going = admin_->BeginDelete("going", false);
+  ASSERT_TRUE(going.ok()) << going.status();
+  auto refused = admin_->StartRelocation("going", p, 0);
+  EXPECT_TRUE(absl::IsNotFound(refused.status())) << refused.status();
+  EXPECT_EQ(admin_->ListJobs()->size(), 1u);
+  EXPECT_FALSE(admin_->store().Get(admin_->paths().disk_job(going->id())).ok());
 }
 
 TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {

@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
@@ -21,6 +23,11 @@ void SetUpDaemon(bool verbose) {
   // kills the daemon (the transports also send with MSG_NOSIGNAL).
   signal(SIGPIPE, SIG_IGN);
   if (verbose) SetLogLevel(LogLevel::kDebug);
+}
+
+void SetThreadNice(int nice) {
+  // On Linux a thread id names one thread for setpriority.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
 }
 
 }  // namespace ukai

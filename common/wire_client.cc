@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_format.h"
+#include "common/process.h"
 #include "common/wire_format.h"
 #include "common/wire_socket.h"
 
@@ -224,7 +225,10 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
   }
   conn_ = std::make_shared<WireConn>(*fd, address_);
   // The reader keeps its connection alive until it ends.
-  conn_->reader = std::thread([c = conn_] { c->ReadLoop(); });
+  conn_->reader = std::thread([c = conn_, nice = opts_.reader_nice] {
+    if (nice != 0) SetThreadNice(nice);
+    c->ReadLoop();
+  });
   return conn_;
 }
 

@@ -99,6 +99,9 @@ struct WireClientOptions {
   bool try_local = true;
   // This client's site, told to the node first on every connection (kHello).
   std::string site;
+  // The reader thread's nice value (0: the process's): kBackgroundNice for
+  // a copy's connections, whose replies carry megabytes.
+  int reader_nice = 0;
 };
 
 class WireClient {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/process.h"
 #include "common/status.h"
 #include "common/wire_format.h"
 #include "common/wire_socket.h"
@@ -29,6 +30,8 @@ struct WireServer::Conn {
 };
 
 namespace {
+constexpr int kBackgroundWorkers = 2;
+
 absl::Status Take(BufferedReader* in, size_t n, std::string* out) {
   out->resize(n);
   return in->Take(n, out->data());
@@ -41,7 +44,8 @@ absl::Status WireServer::Start(const std::string& address) {
   auto fd = ListenTcp(address, &port_);
   if (!fd.ok()) return fd.status();
   listen_fds_.push_back(*fd);
-  for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(); });
+  for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(false); });
+  for (int i = 0; i < kBackgroundWorkers; ++i) workers_.emplace_back([this] { WorkLoop(true); });
   acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
   if (reply_delay_) delayer_ = std::thread([this] { DelayLoop(); });
   return absl::OkStatus();
@@ -102,7 +106,7 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
       Reply(c, h.tag, h.method, absl::OkStatus(), "");
       continue;
     }
-    if (!handler_->Slow(h.method)) {
+    if (!handler_->Slow(h.method) && !handler_->Background(h.method)) {
       reply.clear();
       s = handler_->Handle(h.method, meta, data, &reply, /*may_block=*/false);
       if (!IsWouldBlock(s)) {
@@ -110,28 +114,33 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
         continue;
       }
     }
+    const bool background = handler_->Background(h.method);
     absl::MutexLock l(&mu_);
     if (stopping_) break;
-    tasks_.push_back(Task{c, h.tag, h.method, meta, data});
+    (background ? background_ : tasks_).push_back(Task{c, h.tag, h.method, meta, data});
   }
   shutdown(c->fd, SHUT_RDWR);
   c->done = true;
 }
 
-void WireServer::WorkLoop() {
+void WireServer::WorkLoop(bool background) {
+  if (background) SetThreadNice(kBackgroundNice);
+  std::deque<Task>& queue = background ? background_ : tasks_;
+  using Wait = std::pair<WireServer*, std::deque<Task>*>;
+  Wait wait{this, &queue};
   std::string reply;
   while (true) {
     Task t;
     {
       absl::MutexLock l(&mu_);
       mu_.Await(absl::Condition(
-          +[](WireServer* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-            return w->stopping_ || !w->tasks_.empty();
+          +[](Wait* w) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+            return w->first->stopping_ || !w->second->empty();
           },
-          this));
-      if (tasks_.empty()) return;  // stopping, and nothing left
-      t = std::move(tasks_.front());
-      tasks_.pop_front();
+          &wait));
+      if (queue.empty()) return;  // stopping, and nothing left
+      t = std::move(queue.front());
+      queue.pop_front();
     }
     reply.clear();
     absl::Status s = handler_->Handle(t.method, t.meta, t.data, &reply, /*may_block=*/true);

@@ -42,12 +42,17 @@ class WireHandler {
                               std::string* reply_data, bool may_block) = 0;
   // True for methods that always block for long; they go to a worker at once.
   virtual bool Slow(uint16_t method) const = 0;
+  // True for background work (a copy's pulls): it goes to a worker of its
+  // own pool, at kBackgroundNice, so it never queues before foreground
+  // requests nor takes the CPU from them.
+  virtual bool Background(uint16_t /*method*/) const { return false; }
 };
 
 
 class WireServer {
  public:
-  // `workers`: threads for requests that block (reads from disk, flushes).
+  // `workers`: threads for requests that block (reads from disk, flushes);
+  // two more serve background requests.
   explicit WireServer(WireHandler* handler, int workers = 16)
       : handler_(handler), nworkers_(workers) {}
   ~WireServer();
@@ -82,7 +87,7 @@ class WireServer {
     uint16_t method;
     std::string meta, data;
   };
-  void WorkLoop();
+  void WorkLoop(bool background);
   void DelayLoop();
   struct Delayed {
     std::shared_ptr<Conn> conn;
@@ -103,6 +108,7 @@ class WireServer {
   const int nworkers_;
   std::vector<std::thread> workers_;
   std::deque<Task> tasks_ ABSL_GUARDED_BY(mu_);
+  std::deque<Task> background_ ABSL_GUARDED_BY(mu_);  // for the background workers
 };
 
 }  // namespace ukai::wire

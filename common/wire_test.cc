@@ -2,6 +2,7 @@
 // slow methods, deadlines, a server that goes away and comes back, malformed
 // frames, and the same-host socket.
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/process.h"
 #include "common/status.h"
 #include "common/wire_client.h"
 #include "common/wire_format.h"
@@ -20,7 +22,7 @@
 namespace ukai::wire {
 namespace {
 
-constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 5;  // 4 is kHello
+constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 5, kBackground = 6;  // 4 is kHello
 
 // Echo: the reply's data is meta + data. kFail answers NOT_FOUND with the
 // meta as message. kSlow and kBlock wait for `release`.
@@ -31,14 +33,20 @@ class TestHandler : public WireHandler {
     if (method == kFail) return absl::NotFoundError(meta);
     if (method == kBlock && !may_block) return ukai::WouldBlock();  // to a worker
     if (method == kBlock) ++blocked_on_workers;
-    if (method == kSlow || method == kBlock) release.WaitForNotification();
+    if (method == kBackground) {
+      background_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+      ++blocked_in_background;
+    }
+    if (method == kSlow || method == kBlock || method == kBackground) release.WaitForNotification();
     reply->append(meta.data(), meta.size());
     reply->append(data.data(), data.size());
     return absl::OkStatus();
   }
   bool Slow(uint16_t method) const override { return method == kSlow; }
+  bool Background(uint16_t method) const override { return method == kBackground; }
   absl::Notification release;
-  std::atomic<int> blocked_on_workers{0};
+  std::atomic<int> blocked_on_workers{0}, blocked_in_background{0};
+  std::atomic<int> background_nice{-100};
 };
 
 struct Rig {
@@ -148,6 +156,37 @@ TEST(Wire, RequestsThatWouldBlockRunOnWorkersSideBySide) {
   rig.handler.release.Notify();
   wb.WaitAll(In(5000));
   for (auto& c : blocked) EXPECT_TRUE(c.status.ok()) << c.status;
+}
+
+// Background requests (a copy's pulls) run on their own low-priority
+// workers: however many are stuck, foreground requests that must wait for a
+// worker still get one.
+TEST(Wire, BackgroundRequestsNeverTakeForegroundWorkers) {
+  Rig rig;
+  rig.Start();
+  WireClient client(rig.address());
+  std::deque<WireCall> background(20);  // more than all the foreground workers
+  WireWaiter wb;
+  for (auto& c : background) {
+    c.method = kBackground;
+    client.Start(&c, &wb);
+  }
+  std::deque<WireCall> blocked(4);
+  WireWaiter wf;
+  for (auto& c : blocked) {
+    c.method = kBlock;
+    client.Start(&c, &wf);
+  }
+  for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 4; ++i) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(rig.handler.blocked_on_workers, 4);
+  EXPECT_LE(rig.handler.blocked_in_background, 2);  // the background pool's size
+  EXPECT_EQ(rig.handler.background_nice, kBackgroundNice);
+  rig.handler.release.Notify();
+  wf.WaitAll(In(5000));
+  wb.WaitAll(In(5000));
+  for (auto& c : blocked) EXPECT_TRUE(c.status.ok()) << c.status;
+  for (auto& c : background) EXPECT_TRUE(c.status.ok()) << c.status;
+  EXPECT_EQ(rig.handler.blocked_in_background, 20);
 }
 
 TEST(Wire, DeadlineCancelsAndTheClientStaysUsable) {

@@ -110,9 +110,6 @@ absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::stri
       absl::StrFormat("block I/O method %d: undecodable request", method));
 }
 
-// A pull reads up to 1 MiB, mostly not in memory: straight to a worker.
-bool BlockIo::Slow(uint16_t method) const {
-  return method == wire::kFlush || method == wire::kPull;
-}
+bool BlockIo::Slow(uint16_t method) const { return method == wire::kFlush; }
 
 }  // namespace ukai::node

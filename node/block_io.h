@@ -8,6 +8,7 @@
 #ifndef UKAI_NODE_BLOCK_IO_H_
 #define UKAI_NODE_BLOCK_IO_H_
 
+#include "common/wire_format.h"
 #include "common/wire_server.h"
 #include "node/block_store.h"
 #include "node/disk_registry.h"
@@ -42,6 +43,7 @@ class BlockIo final : public wire::WireHandler {
   absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
                       std::string* reply_data, bool may_block) override;
   bool Slow(uint16_t method) const override;
+  bool Background(uint16_t method) const override { return method == wire::kPull; }
 
  private:
   DiskRegistry* disks_;

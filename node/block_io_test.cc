@@ -130,7 +130,8 @@ TEST_F(BlockIoTest, PullSendsStoredPagesThenTheirFlags) {
   EXPECT_EQ(out, std::string(4096, 'a') + std::string(4096, 'b') + std::string("\0\1\0\1\0", 5));
   ASSERT_TRUE(pull(2, 4, 1, &out).ok());  // nothing stored: only the flag
   EXPECT_EQ(out, std::string(1, '\0'));
-  EXPECT_TRUE(io_->Slow(wire::kPull));
+  EXPECT_TRUE(io_->Background(wire::kPull));
+  EXPECT_FALSE(io_->Background(wire::kRead));
   // Block 2 is the disk's last, 2 MiB long: 512 pages.
   EXPECT_TRUE(pull(2, 256, 256, &out).ok());
   EXPECT_TRUE(absl::IsOutOfRange(pull(2, 300, 256, &out)));  // past the short block's end

@@ -43,6 +43,9 @@ class CopyService final : public pb::NodeCopy::Service {
                     pb::FinishObjectResponse*) override;
 
  private:
+  // CopyBlock's work, on a background-priority thread.
+  grpc::Status Copy(grpc::ServerContext* ctx, const pb::CopyBlockRequest* req,
+                    pb::CopyBlockResponse* resp);
   // One connection per source node, kept for every later copy.
   wire::WireClient* ClientFor(const std::string& io_address);
 

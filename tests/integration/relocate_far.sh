@@ -39,10 +39,36 @@ import json, sys
 r = json.load(sys.stdin)[\"reads_from\"]
 sys.exit(0 if r and all(x[\"site\"] == \"site-a\" for x in r) else 1)'"
 
+# Data in a later batch too (blocks 64-79; a batch is 32 blocks of 4 MiB),
+# so the job is still copying when the first batch has switched.
+python3 "$w" write "$UKAI_MOUNT/far" "$log" --tag later --start $((256 << 20)) --count 64
+
+# Median read latency from site-b of [offset, offset + 64M), in microseconds.
+read_p50_at() {
+  fio --name=lat --filename="$1" --rw=randread --bs=4k --offset="$2" --size=64M --direct=1 \
+    --ioengine=libaio --iodepth=1 --runtime=2 --time_based --output-format=json 2>/dev/null |
+    python3 -c 'import json,sys; print(int(json.load(sys.stdin)["jobs"][0]["read"]["clat_ns"]["percentile"]["50.000000"] / 1000))'
+}
+job_field() { ukaictl --json job info "$job" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
 # The VM now runs in site-b and keeps writing there during the move.
 python3 "$w" write "$mnt_b/far" "$log" --tag moved --start $((32 << 20)) --count 96 --flush-every 8 &
 writer=$!
-job=$(ukaictl relocate far --sites site-b)
+job=$(ukaictl relocate far --sites site-b --bandwidth 24M)
+# Reads come closer block by block: once the first batch has switched, and
+# while the job still runs, its blocks read at same-site latency and the
+# later batch's still pay the distance.
+for _ in $(seq 600); do
+  [[ $(job_field blocks_done) -ge 32 || $(job_field state) != running ]] && break
+  sleep 0.1
+done
+moved=$(read_p50_at "$mnt_b/far" 0)
+waiting=$(read_p50_at "$mnt_b/far" $((256 << 20)))
+state=$(job_field state)
+log "during the job: site-b read p50 $moved us on moved blocks, $waiting us on blocks not moved yet ($state)"
+check_eq "the job was still running while reads were measured" running "$state"
+check "moved blocks read at same-site latency during the job ($moved us)" test "$moved" -lt 3000
+check "blocks not moved yet still pay the distance ($waiting us)" test "$waiting" -ge 9000
 check "the relocation finishes" ukaictl job wait "$job"
 check "the site-b writer finished without an error" wait "$writer"
 
