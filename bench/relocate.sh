@@ -7,29 +7,32 @@
 #  2. with --bandwidth, back to site-a, fio on the site-a mount;
 #  3. with --bandwidth, one replica to another node of the same site (n1 ->
 #     n5), fio on the site-a mount: the distance does not change, so the fio
-#     latencies show what the copy itself costs foreground I/O.
+#     latencies show what the copy itself costs foreground I/O;
+#  4. the same back (n5 -> n1) at --low-bandwidth: the price of a copy at
+#     half the rate.
 # Writes bench/RELOCATE.md with:
 #  - relocation throughput (bytes copied / job time) and as a share of a plain
 #    `cp` + `sync` of the same number of bytes on this machine, run just before;
 #  - fio p50/p99 latency before, during and after each job;
 #  - 4k read latency from the new site before and after.
 #
-#   bench/relocate.sh [--size 4G] [--written 2G] [--bandwidth 64M] [--phase 10]
+#   bench/relocate.sh [--size 4G] [--written 2G] [--bandwidth 64M] [--low-bandwidth 32M] [--phase 10]
 #                     [--dir /var/tmp/ukai-bench-relocate] [--out bench/RELOCATE.md]
 #
 # Needs root (FUSE). Stops everything it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-size=4G written=2G bandwidth=64M phase=10 dir=/var/tmp/ukai-bench-relocate out=$top/bench/RELOCATE.md
+size=4G written=2G bandwidth=64M low_bandwidth=32M phase=10 dir=/var/tmp/ukai-bench-relocate out=$top/bench/RELOCATE.md
 while (($#)); do
   case $1 in
     --size) size=$2; shift 2 ;;
     --written) written=$2; shift 2 ;;
     --bandwidth) bandwidth=$2; shift 2 ;;
+    --low-bandwidth) low_bandwidth=$2; shift 2 ;;
     --phase) phase=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "relocate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -112,10 +115,13 @@ run() {  # run LABEL FIO_MOUNT NEW_SITE_MOUNT RELOCATE_ARGS...
 run unthrottled "$mnt_b" "$mnt_b" --sites site-b
 run throttled "$mnt_a" "$mnt_a" --sites site-a --bandwidth "$bandwidth"
 run same-site "$mnt_a" "$mnt_a" --nodes n2,n5 --bandwidth "$bandwidth"
+run same-site-low "$mnt_a" "$mnt_a" --nodes n1,n2 --bandwidth "$low_bandwidth"
 
-python3 - "$dir/json" "$out" "$cp_secs" "$copy_bytes" "$bandwidth" "$size" "$written" <<'EOF'
+python3 - "$dir/json" "$out" "$cp_secs" "$copy_bytes" "$bandwidth" "$size" "$written" "$low_bandwidth" <<'EOF'
 import json, os, sys, datetime, subprocess
-d, out, cp_secs, copy_bytes, bandwidth, size, written = sys.argv[1:]
+d, out, cp_secs, copy_bytes, bandwidth, size, written, low_bandwidth = sys.argv[1:]
+limit = {"unthrottled": None, "throttled": bandwidth, "same-site": bandwidth,
+         "same-site-low": low_bandwidth}
 cp_rate = int(copy_bytes) / float(cp_secs)
 def lat(name, kind):
     text = open(os.path.join(d, name + ".json")).read()
@@ -124,7 +130,7 @@ def lat(name, kind):
     return p["50.000000"] / 1000, p["99.000000"] / 1000, j["iops"]
 rows = []
 summary = {}
-labels = ("unthrottled", "throttled", "same-site")
+labels = ("unthrottled", "throttled", "same-site", "same-site-low")
 for label in labels:
     job = json.load(open(os.path.join(d, label + "-job.json")))
     secs = float(open(os.path.join(d, label + "-secs")).read())
@@ -148,13 +154,14 @@ o.append("| job | move | fio runs from |")
 o.append("|---|---|---|")
 o.append("| unthrottled | n1,n2 (site-a) -> site-b, no limit | site-b: the VM moved there, its disk follows |")
 o.append(f"| throttled | back to site-a, --bandwidth {bandwidth} | site-a, the new site |")
-o.append(f"| same-site | n1,n2 -> n2,n5 (all site-a), --bandwidth {bandwidth} | site-a: the distance never changes, so this is what the copy costs foreground I/O |\n")
+o.append(f"| same-site | n1,n2 -> n2,n5 (all site-a), --bandwidth {bandwidth} | site-a: the distance never changes, so this is what the copy costs foreground I/O |")
+o.append(f"| same-site-low | n2,n5 -> n1,n2 (all site-a), --bandwidth {low_bandwidth} | site-a: the same at a lower limit |\n")
 o.append("## Copy throughput\n")
 o.append("| job | bytes copied | time (s) | MB/s | vs plain cp + sync | target |")
 o.append("|---|---:|---:|---:|---:|---|")
 for label in labels:
     job, secs, rate = summary[label]
-    tgt = ">= 50%" if label == "unthrottled" else f"--bandwidth {bandwidth}"
+    tgt = ">= 50%" if label == "unthrottled" else f"--bandwidth {limit[label]}"
     o.append(f"| {label} | {job['bytes_done']} | {secs:.1f} | {rate/1e6:.0f} | {100*rate/cp_rate:.0f}% | {tgt} |")
 o.append(f"\nPlain `cp` + `sync` of {int(copy_bytes)} bytes on the same filesystem, just before: "
          f"{cp_secs.strip() if isinstance(cp_secs, str) else cp_secs} s, {cp_rate/1e6:.0f} MB/s.\n")
@@ -166,7 +173,8 @@ for r in rows:
 o.append("\n## Reads from the new site (4k randread qd1, microseconds)\n")
 o.append("| job | new site | p50 before | p50 after | p99 before | p99 after |")
 o.append("|---|---|---:|---:|---:|---:|")
-for label, new in (("unthrottled", "site-b"), ("throttled", "site-a"), ("same-site", "site-a")):
+for label, new in (("unthrottled", "site-b"), ("throttled", "site-a"), ("same-site", "site-a"),
+                   ("same-site-low", "site-a")):
     b50, b99, _ = lat(f"{label}-newsite-before", "read")
     a50, a99, _ = lat(f"{label}-newsite-after", "read")
     o.append(f"| {label} | {new} | {b50:.0f} | {a50:.0f} | {b99:.0f} | {a99:.0f} |")
@@ -174,13 +182,13 @@ o.append("\n## Against the issue's targets\n")
 job, secs, rate = summary["unthrottled"]
 o.append(f"- Copy rate without a limit: {100*rate/cp_rate:.0f}% of plain cp (target 50%): "
          f"{'met' if rate >= 0.5 * cp_rate else 'not met'}.")
-for label in ("same-site", "throttled"):
+for label in ("throttled", "same-site", "same-site-low"):
     before = [r for r in rows if r[0] == label and r[1] == "before"][0]
     during = [r for r in rows if r[0] == label and r[1] == "during"][0]
     worst = max(during[3] / before[3], during[5] / before[5])
-    what = ("the copy's own cost (same site, the distance unchanged)" if label == "same-site"
+    what = ("the copy's own cost (same site, the distance unchanged)" if label.startswith("same-site")
             else "from the new site (blocks come closer during the job)")
-    o.append(f"- {label}, --bandwidth {bandwidth}: foreground p99 during the job vs before, {what}: "
+    o.append(f"- {label}, --bandwidth {limit[label]}: foreground p99 during the job vs before, {what}: "
              f"read {during[3]/before[3]:.2f}x, write {during[5]/before[5]:.2f}x (target at most 2x): "
              f"{'met' if worst <= 2 else 'not met'}.")
 open(out, "w").write("\n".join(o) + "\n")
