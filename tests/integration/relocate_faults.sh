@@ -4,9 +4,9 @@
 # destination node, a source node, and the frontend. Each time the job must
 # finish (another node picks it up, or it waits for the node to return) with
 # every acknowledged write readable, and the moved replicas must hold all of
-# it on their own.
+# it on their own. The sites are 10 ms apart (local-cluster.sh --site-delay).
 source "$(dirname "$0")/../lib.sh"
-start_cluster
+start_cluster --site-delay 10
 "$cluster_tool" add-node --dir "$cluster_dir" --site site-b n4
 eval "$(grep '^UKAI_ADMIN=' "$cluster_dir/cluster.env" | sed 's/^/export /')"
 w=$top/tests/ack_writer.py

@@ -4,7 +4,7 @@
 # (kill -9) while the job copies. The job finishes, the writer never fails,
 # every acknowledged write reads back, and the new replicas alone hold it.
 source "$(dirname "$0")/../lib.sh"
-start_cluster --zk-ensemble 3
+start_cluster --zk-ensemble 3 --site-delay 10
 "$cluster_tool" add-node --dir "$cluster_dir" --site site-b n4
 eval "$(grep '^UKAI_ADMIN=' "$cluster_dir/cluster.env" | sed 's/^/export /')"
 w=$top/tests/ack_writer.py
