@@ -31,7 +31,7 @@ class RelocationTest : public ::testing::Test {
     admin_ = std::make_unique<meta::Catalog>(admin_meta_.get(), "/ukai");
     ASSERT_TRUE(admin_->Init().ok());
     for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}}) {
-      nodes_[id] = std::make_unique<TestNode>(tree_, id, site);
+      nodes_[id] = std::make_unique<TestNode>(tree_, id, site, copy_cap_bps_);
     }
     copy_nodes_ = std::make_unique<node::GrpcCopyNodes>(admin_.get(), InProcess(&nodes_));
     ClusterOptions o;
@@ -149,6 +149,7 @@ class RelocationTest : public ::testing::Test {
     return b->count(disk_.id()) ? b->at(disk_.id()) : 0;
   }
 
+  uint64_t copy_cap_bps_ = 0;  // every node's --copy-bandwidth (read by SetUp)
   std::shared_ptr<meta::MemMetaTree> tree_;
   std::unique_ptr<meta::MetaStore> admin_meta_;
   std::unique_ptr<meta::Catalog> admin_;
@@ -315,6 +316,28 @@ TEST_F(RelocationTest, CopiesFromASourceThatWentStaleAreNotTrusted) {
   };
   ASSERT_TRUE(RunJob(job.id(), o).ok());
   EXPECT_GT(copied, 64);  // block 0 was copied again
+  ExpectPlacedAndExact({"n3", "n4"});
+}
+
+// Both limits hold: a job's --bandwidth across all its copies, and a node's
+// --copy-bandwidth across all copies into it. Each run here copies 4 MiB
+// into each of two nodes; unlimited it takes a tenth of a second.
+TEST_F(RelocationTest, BandwidthLimitsHold) {
+  MakeDisk();
+  auto job = StartJob({"b"}, 8 << 20);  // 8 MiB total at 8 MiB/s
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(RunJob(job.id()).ok());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(700)) << "the job's limit was not applied";
+  ExpectPlacedAndExact({"n3", "n4"});
+
+  TearDown();
+  copy_cap_bps_ = 4 << 20;  // 4 MiB into each node at 4 MiB/s, the two in parallel
+  SetUp();
+  MakeDisk();
+  job = StartJob({"b"});
+  start = absl::Now();
+  ASSERT_TRUE(RunJob(job.id()).ok());
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(700)) << "the nodes' cap was not applied";
   ExpectPlacedAndExact({"n3", "n4"});
 }
 

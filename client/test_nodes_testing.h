@@ -51,7 +51,9 @@ class GatedService final : public pb::NodeData::Service {
 
 // One storage node: its own metadata session, store, registry and server.
 struct TestNode {
-  TestNode(std::shared_ptr<meta::MemMetaTree> tree, const std::string& id, const std::string& site) {
+  // `copy_cap_bps`: the node's cap on copies into it (ukai-node --copy-bandwidth).
+  TestNode(std::shared_ptr<meta::MemMetaTree> tree, const std::string& id, const std::string& site,
+           uint64_t copy_cap_bps = 0) {
     meta = meta::NewMemMetaStore(tree);
     catalog = std::make_unique<meta::Catalog>(meta.get(), "/ukai");
     auto mem = std::make_unique<node::MemPageStore>();
@@ -68,7 +70,7 @@ struct TestNode {
     service = std::make_unique<node::DataService>(info, registry.get(), store.get());
     gate = std::make_unique<GatedService>(service.get());
     copy = std::make_unique<node::CopyService>(id, catalog.get(), registry.get(), store.get(),
-                                               /*node_cap_bps=*/0);
+                                               copy_cap_bps);
     grpc::ServerBuilder b;
     b.RegisterService(gate.get());
     b.RegisterService(copy.get());
