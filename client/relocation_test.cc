@@ -319,6 +319,56 @@ TEST_F(RelocationTest, CopiesFromASourceThatWentStaleAreNotTrusted) {
   ExpectPlacedAndExact({"n3", "n4"});
 }
 
+// A disk written in two places: the unwritten stretches move in batches
+// that grow (up to a chunk) instead of 32 blocks at a time, and the written
+// blocks still arrive intact.
+TEST_F(RelocationTest, UnwrittenStretchesMoveInGrowingBatches) {
+  constexpr uint64_t kBlocks = 4 * meta::kChunkBlocks;  // chunks 0 and 2 get written
+  pb::CreateDiskRequest r;
+  r.set_name("big");
+  r.set_size(kBlocks * kBlock);
+  r.set_block_size(kBlock);
+  r.mutable_placement()->add_nodes("n1");
+  r.mutable_placement()->add_nodes("n2");
+  ASSERT_TRUE(admin_->CreateDisk(r).ok());
+  auto v = cluster_->Open("big", true);
+  ASSERT_TRUE(v.ok()) << v.status();
+  const std::string a(kBlock, 'a'), b(kBlock, 'b');
+  ASSERT_TRUE((*v)->Write(900 * kBlock, a.data(), a.size()).ok());
+  ASSERT_TRUE((*v)->Write(2100 * kBlock, b.data(), b.size()).ok());
+  pb::Placement to;
+  to.add_sites("b");
+  auto job = admin_->StartRelocation("big", to, 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  node::RelocatorOptions o;
+  int batches = 0;
+  o.crash_at = [&](const std::string& p) {
+    batches += p == "syncing";
+    return false;
+  };
+  ASSERT_TRUE(RunJob(job->id(), o).ok());
+  // 32, 128, 512, 352 in chunk 0; 32, 128 (block 2100: back to 32), 32,
+  // 128, 512, 192 in chunk 2. Fixed batches of 32 would be 64.
+  EXPECT_EQ(batches, 10);
+  auto chunks = admin_->ReadChunks(job->disk_id());
+  ASSERT_TRUE(chunks.ok());
+  EXPECT_EQ(chunks->size(), 2u);  // only written chunks exist
+  for (const auto& [c, chunk] : *chunks) {
+    for (const auto& ptr : chunk.blocks()) {
+      std::set<std::string> got;
+      for (const auto& rep : ptr.replicas()) got.insert(rep.node());
+      EXPECT_EQ(got, (std::set<std::string>{"n3", "n4"})) << "chunk " << c;
+    }
+  }
+  std::string out(kBlock, '\0');
+  ASSERT_TRUE((*v)->Read(900 * kBlock, kBlock, out.data()).ok());
+  EXPECT_TRUE(out == a);
+  ASSERT_TRUE((*v)->Read(2100 * kBlock, kBlock, out.data()).ok());
+  EXPECT_TRUE(out == b);
+  ASSERT_TRUE((*v)->Read(2101 * kBlock, kBlock, out.data()).ok());
+  EXPECT_TRUE(out == std::string(kBlock, '\0'));
+}
+
 // Both limits hold: a job's --bandwidth across all its copies, and a node's
 // --copy-bandwidth across all copies into it. Each run here copies 4 MiB
 // into each of two nodes; unlimited it takes a tenth of a second.

@@ -193,11 +193,19 @@ class ExtentPageStore : public PageStore {
   absl::Status DropObject(uint64_t disk, uint64_t block, uint64_t generation,
                           uint32_t pages) override {
     const ObjectKey obj{disk, block, generation};
-    RETURN_IF_ERROR(FromRocks(
-        index_->DeleteRange(rocksdb::WriteOptions(), index_->DefaultColumnFamily(),
-                            EncodePageKey({disk, block, generation, 0}),
-                            EncodePageKey({disk, block, generation, pages})),
-        "index delete range"));
+    // No page in the index (an unwritten block, no marks): leave no range
+    // tombstone behind, each one costs every later index read a little. The
+    // file goes either way (its pages may all have been zeroed).
+    auto held = AnyKeyIn(index_.get(), EncodePageKey({disk, block, generation, 0}),
+                         EncodePageKey({disk, block, generation, pages}));
+    if (!held.ok()) return held.status();
+    if (*held) {
+      RETURN_IF_ERROR(FromRocks(
+          index_->DeleteRange(rocksdb::WriteOptions(), index_->DefaultColumnFamily(),
+                              EncodePageKey({disk, block, generation, 0}),
+                              EncodePageKey({disk, block, generation, pages})),
+          "index delete range"));
+    }
     {
       absl::MutexLock l(&mu_);
       fds_.erase(obj);

@@ -124,6 +124,19 @@ inline absl::StatusOr<std::map<uint64_t, uint64_t>> CountPagesPerDisk(rocksdb::D
   return out;
 }
 
+// Whether the index holds any key in [begin, end).
+inline absl::StatusOr<bool> AnyKeyIn(rocksdb::DB* db, const std::string& begin,
+                                     const std::string& end) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;
+  rocksdb::Slice upper(end);
+  ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+  it->Seek(begin);
+  if (!it->status().ok()) return FromRocks(it->status(), "iterate");
+  return it->Valid();
+}
+
 // PageStore::Objects over an index keyed by EncodePageKey: one seek per
 // object found, past its pages, so the cost follows objects, not pages.
 inline absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> ObjectsInRange(

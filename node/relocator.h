@@ -92,8 +92,10 @@ class Relocator {
   absl::Status CheckCancel(const std::string& id);
   // What a test's crash point makes the run return: the runner is "dead".
   absl::Status Crashed(const std::string& point);
-  // One attempt at moving blocks [first, first + n) of chunk `c`.
-  absl::Status MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n);
+  // One attempt at moving blocks [first, first + n) of chunk `c`;
+  // `copied_any` says whether any block held data to copy.
+  absl::Status MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n,
+                         bool* copied_any);
   // Fences every live node of `involved` at the disk's current layout, then
   // does the job's pending clean-up and clears the list.
   absl::Status FinishPending(pb::JobRecord* job);
