@@ -9,10 +9,13 @@
 #include <random>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "client/cluster_internal.h"
 #include "client/test_nodes_testing.h"
+#include "common/wire_server.h"
 #include "meta/catalog.h"
 #include "node/job_runner.h"
 #include "node/relocator.h"
@@ -367,6 +370,43 @@ TEST_F(RelocationTest, UnwrittenStretchesMoveInGrowingBatches) {
   EXPECT_TRUE(out == b);
   ASSERT_TRUE((*v)->Read(2101 * kBlock, kBlock, out.data()).ok());
   EXPECT_TRUE(out == std::string(kBlock, '\0'));
+}
+
+// Answers every pull never (a source that stopped: SIGSTOP, a partition).
+class SilentSource : public wire::WireHandler {
+ public:
+  absl::Status Handle(uint16_t, absl::string_view, absl::string_view, std::string*,
+                      bool) override {
+    ++pulls;
+    release.WaitForNotification();
+    return absl::UnavailableError("stopped");
+  }
+  bool Slow(uint16_t) const override { return true; }
+  absl::Notification release;
+  std::atomic<int> pulls{0};
+};
+
+// A source that stops answering fails its copies after the pull timeout (not
+// the job's half hour), and the runner copies from the other source.
+TEST_F(RelocationTest, ASourceThatStopsAnsweringIsPassedOver) {
+  MakeDisk();
+  SilentSource silent;
+  wire::WireServer server(&silent);
+  ASSERT_TRUE(server.Start("127.0.0.1:0").ok());
+  // Before the server goes (it waits for its workers), on any way out.
+  absl::Cleanup release = [&] {
+    if (!silent.release.HasBeenNotified()) silent.release.Notify();
+  };
+  // n1's block I/O address now leads to the silent server.
+  pb::NodeInfo n1 = nodes_["n1"]->info;
+  n1.set_io_address("127.0.0.1:" + std::to_string(server.port()));
+  ASSERT_TRUE(admin_->store().Set(admin_->paths().node("n1"), n1.SerializeAsString(), -1).ok());
+  auto job = StartJob({"b"});
+  absl::Time start = absl::Now();
+  ASSERT_TRUE(RunJob(job.id()).ok());
+  EXPECT_GT(silent.pulls, 0);  // n1 was tried first for some blocks
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));  // a timeout per batch, not per block
+  ExpectPlacedAndExact({"n3", "n4"});
 }
 
 // Both limits hold: a job's --bandwidth across all its copies, and a node's

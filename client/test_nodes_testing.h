@@ -70,7 +70,7 @@ struct TestNode {
     service = std::make_unique<node::DataService>(info, registry.get(), store.get());
     gate = std::make_unique<GatedService>(service.get());
     copy = std::make_unique<node::CopyService>(id, catalog.get(), registry.get(), store.get(),
-                                               copy_cap_bps);
+                                               copy_cap_bps, absl::Milliseconds(500));
     grpc::ServerBuilder b;
     b.RegisterService(gate.get());
     b.RegisterService(copy.get());

@@ -138,7 +138,9 @@ grpc::Status CopyService::Copy(grpc::ServerContext* ctx, const pb::CopyBlockRequ
   while (s.ok() && !open.empty()) {
     std::unique_ptr<PullCall> p = std::move(open.front());
     open.pop_front();
-    p->waiter->WaitAll(deadline);
+    // A source that stopped answering (SIGSTOP, a partition) fails this
+    // copy in seconds, not at the job's deadline: the runner tries another.
+    p->waiter->WaitAll(std::min(deadline, absl::Now() + pull_timeout_));
     s = p->call->status;
     if (!s.ok()) {
       s = Annotate(s, "pull from " + req->source());

@@ -27,10 +27,13 @@ namespace ukai::node {
 class CopyService final : public pb::NodeCopy::Service {
  public:
   // `node_cap_bps`: all copies into this node together (0: no cap).
+  // `pull_timeout`: how long one pull may wait for the source's reply; a
+  // source that stops answering fails the copy then, and the runner tries
+  // another source.
   CopyService(std::string self, meta::Catalog* catalog, DiskRegistry* disks, BlockStore* store,
-              uint64_t node_cap_bps)
+              uint64_t node_cap_bps, absl::Duration pull_timeout = absl::Seconds(30))
       : self_(std::move(self)), catalog_(catalog), disks_(disks), store_(store),
-        node_cap_(node_cap_bps) {}
+        node_cap_(node_cap_bps), pull_timeout_(pull_timeout) {}
 
   grpc::Status Fence(grpc::ServerContext*, const pb::FenceRequest*, pb::FenceResponse*) override;
   grpc::Status CopyBlock(grpc::ServerContext*, const pb::CopyBlockRequest*,
@@ -54,6 +57,7 @@ class CopyService final : public pb::NodeCopy::Service {
   DiskRegistry* disks_;
   BlockStore* store_;
   RateLimiter node_cap_;
+  const absl::Duration pull_timeout_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<wire::WireClient>> clients_ ABSL_GUARDED_BY(mu_);
 };

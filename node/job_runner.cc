@@ -96,7 +96,7 @@ absl::StatusOr<std::vector<pb::ObjectRef>> GrpcCopyNodes::Objects(const std::str
   req.set_blocks(n);
   pb::ObjectsResponse resp;
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, kCallTimeout);
+  SetDeadline(&ctx, absl::Seconds(10));  // only a hint: without it every block is copied
   RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Objects(&ctx, req, &resp)), "node " + node));
   return std::vector<pb::ObjectRef>(resp.objects().begin(), resp.objects().end());
 }

@@ -378,6 +378,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   std::atomic<size_t> next{0};
   absl::Mutex mu;
   absl::Status result;  // the first thing that stops the batch
+  std::set<std::string> failed_sources;  // guarded by mu
   const size_t n_workers = std::min<size_t>(std::max(1u, opts_.parallel_copies), copies.size());
   // Each copy paces its own pages at its share of the job's limit, so copies
   // in flight together never burst past it (the job-wide pace_ keeps the
@@ -395,7 +396,15 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       const Task& t = copies[i];
       absl::Status error;
       bool ok = false;
-      for (const auto& src : t.sources) {
+      // Sources that failed a copy of this batch go last: one that stopped
+      // answering costs one timeout, not one per block.
+      std::vector<std::string> sources = t.sources;
+      {
+        absl::MutexLock l(&mu);
+        std::stable_partition(sources.begin(), sources.end(),
+                              [&](const std::string& s) { return !failed_sources.count(s); });
+      }
+      for (const auto& src : sources) {
         auto bytes = nodes_->Copy(t.dst, src, Hdr(disk, v1.layout_version()), t.block,
                                   t.generation, per_copy_bps);
         if (bytes.ok()) {
@@ -403,7 +412,14 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
           copied += *bytes;
           pace_->Acquire(*bytes);
           ok = true;
+          error = absl::OkStatus();  // an earlier source's failure no longer matters
           break;
+        }
+        LOG_WARN("job %s: copying block %d %s -> %s: %s%s", job->id(), t.block, src, t.dst,
+                 bytes.status().ToString(), &src == &sources.back() ? "" : "; trying another source");
+        {
+          absl::MutexLock l(&mu);
+          failed_sources.insert(src);
         }
         error = Annotate(bytes.status(),
                          absl::StrFormat("copying block %d %s -> %s", t.block, src, t.dst));
