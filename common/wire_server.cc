@@ -106,7 +106,8 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
       Reply(c, h.tag, h.method, absl::OkStatus(), "");
       continue;
     }
-    if (!handler_->Slow(h.method) && !handler_->Background(h.method)) {
+    const bool background = handler_->Background(h.method);
+    if (!background && !handler_->Slow(h.method)) {
       reply.clear();
       s = handler_->Handle(h.method, meta, data, &reply, /*may_block=*/false);
       if (!IsWouldBlock(s)) {
@@ -114,7 +115,6 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
         continue;
       }
     }
-    const bool background = handler_->Background(h.method);
     absl::MutexLock l(&mu_);
     if (stopping_) break;
     (background ? background_ : tasks_).push_back(Task{c, h.tag, h.method, meta, data});

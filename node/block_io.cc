@@ -35,6 +35,17 @@ absl::Status CheckGeneration(uint64_t generation) {
   return absl::OkStatus();
 }
 
+absl::Status CheckObject(uint64_t disk, const DiskGeometry& g, uint64_t block,
+                         uint64_t generation) {
+  RETURN_IF_ERROR(CheckRange(disk, g, block, 0, 1));
+  return CheckGeneration(generation);
+}
+
+uint32_t PagesInBlock(const DiskGeometry& g, uint64_t block) {
+  const uint64_t len = std::min<uint64_t>(g.block_size, g.size - block * g.block_size);
+  return static_cast<uint32_t>((len + meta::kPageSize - 1) / meta::kPageSize);
+}
+
 absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data) {
   auto a = disks_->AdmitIo(req.hdr(), /*write=*/true);
   if (!a.ok()) return a.status();
@@ -65,11 +76,8 @@ absl::Status BlockIo::Pull(const pb::PullRequest& req, std::string* out) {
   if (!a.ok()) return a.status();
   const DiskGeometry& g = a->geometry();
   const uint64_t disk = req.hdr().disk_id();
-  RETURN_IF_ERROR(CheckRange(disk, g, req.block(), 0, 1));
-  RETURN_IF_ERROR(CheckGeneration(req.generation()));
-  // The last block of a disk may be short; whole pages either way.
-  const uint64_t len = std::min<uint64_t>(g.block_size, g.size - req.block() * g.block_size);
-  const uint64_t pages = (len + meta::kPageSize - 1) / meta::kPageSize;
+  RETURN_IF_ERROR(CheckObject(disk, g, req.block(), req.generation()));
+  const uint32_t pages = PagesInBlock(g, req.block());
   if (req.pages() == 0 || req.pages() > kMaxPullPages ||
       uint64_t{req.first_page()} + req.pages() > pages) {
     return absl::OutOfRangeError(absl::StrFormat(

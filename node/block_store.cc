@@ -39,10 +39,10 @@ constexpr uint32_t kMasksPerPage = kPage;
 constexpr uint8_t kAllSectors = 0xff;
 ObjectId MarksOf(const ObjectId& o) { return {o.disk, o.block, o.generation | kMarkGeneration}; }
 
-// The marks of an object of `block_size` bytes take this many pages.
+// The pages of an object of `block_size` bytes, and of its marks.
+uint32_t PageCount(uint32_t block_size) { return (block_size + kPage - 1) / kPage; }
 uint32_t MarkPageCount(uint32_t block_size) {
-  const uint32_t pages = (block_size + kPage - 1) / kPage;
-  return (pages + kMasksPerPage - 1) / kMasksPerPage;
+  return (PageCount(block_size) + kMasksPerPage - 1) / kMasksPerPage;
 }
 
 // Bit i set: sector i of the page lies inside [from, to) (page-relative).
@@ -267,7 +267,7 @@ absl::Status BlockStore::DropObject(const ObjectId& obj, uint32_t block_size) {
   const ObjectId marks = MarksOf(obj);
   RETURN_IF_ERROR(
       pages_->DropObject(marks.disk, marks.block, marks.generation, MarkPageCount(block_size)));
-  return pages_->DropObject(obj.disk, obj.block, obj.generation, (block_size + kPage - 1) / kPage);
+  return pages_->DropObject(obj.disk, obj.block, obj.generation, PageCount(block_size));
 }
 
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,

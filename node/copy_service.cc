@@ -22,13 +22,6 @@ ObjectId ObjectOf(const pb::IoHeader& h, uint64_t block, uint64_t generation) {
   return {h.disk_id(), block, generation};
 }
 
-// The object must lie inside the disk: the block index and the generation.
-absl::Status CheckObject(const pb::IoHeader& h, const DiskGeometry& g, uint64_t block,
-                         uint64_t generation) {
-  RETURN_IF_ERROR(CheckRange(h.disk_id(), g, block, 0, 1));
-  return CheckGeneration(generation);
-}
-
 }  // namespace
 
 grpc::Status CopyService::Fence(grpc::ServerContext*, const pb::FenceRequest* req,
@@ -56,9 +49,12 @@ constexpr int kPullsInFlight = 2;
 // Pages per pull of a copy under a bandwidth limit (128 KiB).
 constexpr uint32_t kLimitedPullPages = 32;
 
-// One kPull call and the buffer its reply lands in.
+// One kPull call of up to `max_pages` pages and the buffer its reply lands in
+// (the pages, then a flag byte each).
 struct PullCall {
-  PullCall() : buf(new char[kMaxPullPages * (kPage + 1)]) {}
+  explicit PullCall(uint32_t max_pages)
+      : cap(size_t{max_pages} * (kPage + 1)), buf(new char[cap]) {}
+  const size_t cap;
   std::unique_ptr<char[]> buf;
   uint32_t first = 0, pages = 0;
   std::unique_ptr<wire::WireCall> call;
@@ -89,15 +85,13 @@ grpc::Status CopyService::Copy(grpc::ServerContext* ctx, const pb::CopyBlockRequ
                                pb::CopyBlockResponse* resp) {
   auto g = disks_->Admit(req->hdr(), /*write=*/false);
   if (!g.ok()) return ToGrpc(g.status());
-  absl::Status s = CheckObject(req->hdr(), *g, req->block(), req->generation());
+  absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
   if (!s.ok()) return ToGrpc(s);
   if (req->source_io_address().empty()) {
     return ToGrpc(absl::InvalidArgumentError("copy from " + req->source() + ": no block I/O address"));
   }
   const ObjectId obj = ObjectOf(req->hdr(), req->block(), req->generation());
-  // The last block of a disk may be short; whole pages either way.
-  const uint64_t len = std::min<uint64_t>(g->block_size, g->size - req->block() * g->block_size);
-  const uint32_t pages = static_cast<uint32_t>((len + kPage - 1) / kPage);
+  const uint32_t pages = PagesInBlock(*g, req->block());
   wire::WireClient* source = ClientFor(req->source_io_address());
   const absl::Time deadline = DeadlineOf(*ctx);
   // Unlimited: large pulls, two in flight, for throughput. Under a limit:
@@ -123,12 +117,12 @@ grpc::Status CopyService::Copy(grpc::ServerContext* ctx, const pb::CopyBlockRequ
     p->call->method = wire::kPull;
     p->call->meta = pull.SerializeAsString();
     p->call->out = p->buf.get();
-    p->call->out_cap = kMaxPullPages * (kPage + 1);
+    p->call->out_cap = p->cap;
     source->Start(p->call.get(), p->waiter.get());
   };
   std::deque<std::unique_ptr<PullCall>> open;
   for (int i = 0; i < in_flight && next < pages; ++i) {
-    open.push_back(std::make_unique<PullCall>());
+    open.push_back(std::make_unique<PullCall>(pull_pages));
     start(open.back().get());
   }
   // Paces this block's pages; the runner paces the job across blocks.
@@ -216,7 +210,7 @@ grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObj
   const uint64_t disk = req->hdr().disk_id();
   std::map<uint64_t, std::optional<meta::VersionedChunk>> chunks;  // read once each
   for (const auto& o : req->objects()) {
-    absl::Status s = CheckObject(req->hdr(), *g, o.block(), o.generation());
+    absl::Status s = CheckObject(disk, *g, o.block(), o.generation());
     if (!s.ok()) return ToGrpc(s);
     // The block table decides, whatever the caller believes: marks go only
     // once this node is a CLEAN replica (a syncing one still needs them), and

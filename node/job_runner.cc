@@ -13,6 +13,8 @@ namespace {
 // A block copy may take a while under a bandwidth limit; anything else is quick.
 constexpr absl::Duration kCallTimeout = absl::Seconds(60);
 constexpr absl::Duration kCopyTimeout = absl::Minutes(30);
+// Objects is a hint (without it every block is copied): not worth a long wait.
+constexpr absl::Duration kHintTimeout = absl::Seconds(10);
 
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + d));
@@ -96,7 +98,7 @@ absl::StatusOr<std::vector<pb::ObjectRef>> GrpcCopyNodes::Objects(const std::str
   req.set_blocks(n);
   pb::ObjectsResponse resp;
   grpc::ClientContext ctx;
-  SetDeadline(&ctx, absl::Seconds(10));  // only a hint: without it every block is copied
+  SetDeadline(&ctx, kHintTimeout);
   RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Objects(&ctx, req, &resp)), "node " + node));
   return std::vector<pb::ObjectRef>(resp.objects().begin(), resp.objects().end());
 }

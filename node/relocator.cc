@@ -359,17 +359,15 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     for (const auto& o : *objects) h.emplace(o.block(), o.generation());
   }
   std::vector<std::string> used(tasks.size());  // the source each block came from
-  std::vector<Task> copies;
-  std::vector<size_t> copy_index;
+  std::vector<size_t> copies;                  // the tasks with data to copy
   for (size_t i = 0; i < tasks.size(); ++i) {
     const Task& t = tasks[i];
     auto h = held.find(t.sources[0]);
     if (h != held.end() && !h->second.count({t.block, t.generation})) {
       used[i] = t.sources[0];
-      continue;
+    } else {
+      copies.push_back(i);
     }
-    copies.push_back(t);
-    copy_index.push_back(i);
   }
   *copied_any = !copies.empty();
   // Several copies at once: one copy leaves both ends waiting on each other
@@ -391,9 +389,10 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
         absl::MutexLock l(&mu);
         if (!result.ok()) return;
       }
-      const size_t i = next++;
-      if (i >= copies.size()) return;
-      const Task& t = copies[i];
+      const size_t k = next++;
+      if (k >= copies.size()) return;
+      const size_t i = copies[k];
+      const Task& t = tasks[i];
       absl::Status error;
       bool ok = false;
       // Sources that failed a copy of this batch go last: one that stopped
@@ -408,21 +407,19 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
         auto bytes = nodes_->Copy(t.dst, src, Hdr(disk, v1.layout_version()), t.block,
                                   t.generation, per_copy_bps);
         if (bytes.ok()) {
-          used[copy_index[i]] = src;
+          used[i] = src;
           copied += *bytes;
           pace_->Acquire(*bytes);
           ok = true;
           error = absl::OkStatus();  // an earlier source's failure no longer matters
           break;
         }
-        LOG_WARN("job %s: copying block %d %s -> %s: %s%s", job->id(), t.block, src, t.dst,
-                 bytes.status().ToString(), &src == &sources.back() ? "" : "; trying another source");
-        {
-          absl::MutexLock l(&mu);
-          failed_sources.insert(src);
-        }
         error = Annotate(bytes.status(),
                          absl::StrFormat("copying block %d %s -> %s", t.block, src, t.dst));
+        LOG_WARN("job %s: %s%s", job->id(), error.ToString(),
+                 &src == &sources.back() ? "" : "; trying another source");
+        absl::MutexLock l(&mu);
+        failed_sources.insert(src);
       }
       if (ok && Crash("copied")) error = Crashed("copied");
       if (ok && error.ok() && stop_()) error = absl::AbortedError("stopping");  // stays SYNCING

@@ -83,7 +83,6 @@ class Relocator {
   absl::Status Run(const std::string& id, const std::function<bool()>& stop);
 
  private:
-  struct Plan;
   absl::Status RunJob(pb::JobRecord* job);
   // Fills the job's progress estimate (bytes and blocks to move).
   absl::Status EstimateTotals(pb::JobRecord* job, const std::map<uint64_t, pb::BlockChunk>& chunks,
