@@ -44,6 +44,12 @@ absl::Status WireServer::Start(const std::string& address) {
   auto fd = ListenTcp(address, &port_);
   if (!fd.ok()) return fd.status();
   listen_fds_.push_back(*fd);
+  auto ring = IoRing::Start();
+  if (ring.ok()) {
+    ring_ = std::move(*ring);
+  } else {
+    LOG_WARN("block I/O: %s; reads from disk go to worker threads", ring.status().ToString());
+  }
   for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(false); });
   for (int i = 0; i < kBackgroundWorkers; ++i) workers_.emplace_back([this] { WorkLoop(true); });
   acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
@@ -109,9 +115,18 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
     const bool background = handler_->Background(h.method);
     if (!background && !handler_->Slow(h.method)) {
       reply.clear();
-      s = handler_->Handle(h.method, meta, data, &reply, /*may_block=*/false);
+      std::unique_ptr<WireHandler::Deferred> deferred;
+      s = handler_->HandleNoWait(h.method, meta, data, &reply, ring_ ? &deferred : nullptr);
       if (!IsWouldBlock(s)) {
         Reply(c, h.tag, h.method, s, reply);
+        continue;
+      }
+      if (deferred) {
+        ring_->Read(std::move(deferred), [this, c, tag = h.tag, method = h.method](DiskReads& d) {
+          std::string out;
+          absl::Status st = static_cast<WireHandler::Deferred&>(d).Finish(&out);
+          Reply(c, tag, method, st, out);
+        });
         continue;
       }
     }
@@ -222,6 +237,7 @@ void WireServer::Shutdown() {
   for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
   for (auto& c : conns) c->thread.join();
   for (auto& w : workers_) w.join();  // after the queue drained
+  ring_.reset();                       // after its reads are answered
   if (delayer_.joinable()) delayer_.join();
   absl::MutexLock l(&mu_);
   delayed_.clear();

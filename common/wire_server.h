@@ -1,11 +1,12 @@
 // WireServer: the node side of the block I/O transport (wire_format.h). One
 // thread per connection reads frames and runs each request inline when it
 // can finish without waiting for a disk, so a burst of pipelined requests
-// costs one wake-up, not one per request. A request that would wait (a read
-// of pages not in memory) or that the handler calls slow (a flush) goes to a
-// pool of worker threads and is answered when done, so the connection keeps
-// moving and the disk sees many requests at once. Replies carry the
-// handler's status code and message.
+// costs one wake-up, not one per request. A request that would wait only for
+// file reads (a read of pages not in memory) leaves them to an io_uring
+// (common/io_ring.h) and is answered from its thread; any other that would
+// wait, or that the handler calls slow (a flush), goes to a pool of worker
+// threads. Either way the connection keeps moving and the disk sees many
+// requests at once. Replies carry the handler's status code and message.
 //
 // Thread safety: Start and Shutdown from one owner thread; the handler is
 // called concurrently from every connection's thread.
@@ -27,6 +28,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/io_ring.h"
 
 namespace ukai::wire {
 
@@ -46,6 +48,21 @@ class WireHandler {
   // own pool, at kBackgroundNice, so it never queues before foreground
   // requests nor takes the CPU from them.
   virtual bool Background(uint16_t /*method*/) const { return false; }
+  // Handle with `may_block` false, where a request that would wait only for
+  // file reads may leave them to the server: it returns WouldBlock() with
+  // `*deferred` set, the server reads its ranges (IoRing) and replies with
+  // what Finish gives. `deferred` is null when the server has no ring. The
+  // default never defers.
+  class Deferred : public DiskReads {
+   public:
+    // After the reads: the reply, as Handle would give it.
+    virtual absl::Status Finish(std::string* reply_data) = 0;
+  };
+  virtual absl::Status HandleNoWait(uint16_t method, absl::string_view meta,
+                                    absl::string_view data, std::string* reply_data,
+                                    std::unique_ptr<Deferred>* /*deferred*/) {
+    return Handle(method, meta, data, reply_data, /*may_block=*/false);
+  }
 };
 
 
@@ -99,6 +116,7 @@ class WireServer {
   std::thread delayer_;
 
   WireHandler* const handler_;
+  std::unique_ptr<IoRing> ring_;  // null when the kernel has no io_uring: workers read
   int port_ = 0;
   std::vector<int> listen_fds_;  // TCP, then the local socket if any
   std::vector<std::thread> acceptors_;

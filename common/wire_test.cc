@@ -22,7 +22,8 @@
 namespace ukai::wire {
 namespace {
 
-constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 5, kBackground = 6;  // 4 is kHello
+constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 5, kBackground = 6,
+                   kFile = 7;  // 4 is kHello
 
 // Echo: the reply's data is meta + data. kFail answers NOT_FOUND with the
 // meta as message. kSlow and kBlock wait for `release`.
@@ -44,6 +45,33 @@ class TestHandler : public WireHandler {
   }
   bool Slow(uint16_t method) const override { return method == kSlow; }
   bool Background(uint16_t method) const override { return method == kBackground; }
+  // kFile: 4 KiB of `file_fd` at the offset in meta, left to the server's
+  // ring; answered "ring:" + the bytes.
+  class FileRead : public Deferred {
+   public:
+    explicit FileRead(TestHandler* h) : h_(h) {}
+    absl::Status Finish(std::string* reply) override {
+      ++h_->finished_on_ring;
+      if (ranges[0].error != 0) return absl::InternalError("read failed");
+      *reply = "ring:" + buf.substr(0, ranges[0].done);
+      return absl::OkStatus();
+    }
+    std::string buf = std::string(4096, '\0');
+
+   private:
+    TestHandler* h_;
+  };
+  absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
+                            std::string* reply, std::unique_ptr<Deferred>* deferred) override {
+    if (method != kFile) return Handle(method, meta, data, reply, false);
+    if (deferred == nullptr) return absl::FailedPreconditionError("no ring");
+    auto d = std::make_unique<FileRead>(this);
+    d->ranges.push_back({file_fd, std::stoull(std::string(meta)), d->buf.data(), 4096});
+    *deferred = std::move(d);
+    return ukai::WouldBlock();
+  }
+  int file_fd = -1;
+  std::atomic<int> finished_on_ring{0};
   absl::Notification release;
   std::atomic<int> blocked_on_workers{0}, blocked_in_background{0};
   std::atomic<int> background_nice{-100};
@@ -156,6 +184,46 @@ TEST(Wire, RequestsThatWouldBlockRunOnWorkersSideBySide) {
   rig.handler.release.Notify();
   wb.WaitAll(In(5000));
   for (auto& c : blocked) EXPECT_TRUE(c.status.ok()) << c.status;
+}
+
+// A request that leaves file reads to the server is answered from its ring
+// with what the handler made of them, many at once, and never takes a worker.
+TEST(Wire, DeferredFileReadsAreAnsweredFromTheRing) {
+  if (!IoRing::Start().ok()) GTEST_SKIP() << "no io_uring here: the server uses workers";
+  Rig rig;
+  char path[] = "/tmp/ukai-wire-ring-XXXXXX";
+  rig.handler.file_fd = mkstemp(path);
+  ASSERT_GE(rig.handler.file_fd, 0);
+  unlink(path);
+  std::string content;
+  for (int p = 0; p < 16; ++p) content += std::string(4096, static_cast<char>('A' + p));
+  ASSERT_EQ(pwrite(rig.handler.file_fd, content.data(), content.size(), 0), 65536);
+  rig.Start();
+  WireClient client(rig.address());
+  std::deque<WireCall> calls(32);
+  std::deque<std::string> outs;
+  WireWaiter w;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    outs.emplace_back(4200, '\0');
+    calls[i].method = kFile;
+    calls[i].meta = std::to_string((i % 16) * 4096);
+    calls[i].out = outs.back().data();
+    calls[i].out_cap = outs.back().size();
+    client.Start(&calls[i], &w);
+  }
+  w.WaitAll(In(5000));
+  for (size_t i = 0; i < calls.size(); ++i) {
+    ASSERT_TRUE(calls[i].status.ok()) << calls[i].status;
+    EXPECT_EQ(outs[i].substr(0, calls[i].out_len), "ring:" + content.substr((i % 16) * 4096, 4096));
+  }
+  EXPECT_EQ(rig.handler.finished_on_ring, 32);
+  EXPECT_EQ(rig.handler.blocked_on_workers, 0);
+  // Past the end of the file: the handler sees what was read (nothing).
+  Reply eof = CallAndWait(client, kFile, "65536");
+  ASSERT_TRUE(eof.status.ok()) << eof.status;
+  EXPECT_EQ(eof.data, "ring:");
+  rig.server->Shutdown();
+  close(rig.handler.file_fd);
 }
 
 // Background requests (a copy's pulls) run on their own low-priority

@@ -10,7 +10,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 packages=(cmake g++ make pkg-config
-  libfuse3-dev fuse3 libzookeeper-mt-dev zookeeper libslf4j-java
+  libfuse3-dev fuse3 liburing-dev libzookeeper-mt-dev zookeeper libslf4j-java
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev)
 # shellcheck disable=SC2206

@@ -1,6 +1,9 @@
 #include "node/block_io.h"
 
+#include <sys/uio.h>
+
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -57,18 +60,117 @@ absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data)
                        req.track());
 }
 
-absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool may_block) {
+absl::StatusOr<Admission> BlockIo::AdmitRead(const pb::ReadRequest& req) {
   auto a = disks_->AdmitIo(req.hdr(), /*write=*/false);
   if (!a.ok()) return a.status();
-  absl::Status s =
-      CheckRange(req.hdr().disk_id(), a->geometry(), req.block(), req.offset(), req.length());
-  if (s.ok()) s = CheckGeneration(req.generation());
-  if (s.ok()) {
-    s = store_->Read({req.hdr().disk_id(), req.block(), req.generation()}, req.offset(),
-                     req.length(), out, may_block);
-  }
+  RETURN_IF_ERROR(
+      CheckRange(req.hdr().disk_id(), a->geometry(), req.block(), req.offset(), req.length()));
+  RETURN_IF_ERROR(CheckGeneration(req.generation()));
+  return a;
+}
+
+namespace {
+ObjectId ObjectOf(const pb::ReadRequest& req) {
+  return {req.hdr().disk_id(), req.block(), req.generation()};
+}
+
+absl::Status Logged(absl::Status s) {
   if (absl::IsDataLoss(s)) LOG_WARN("%s", s.ToString());  // the client reads another replica
   return s;
+}
+
+// Reads every run of `plan` whose pages are all in memory; false if any run
+// would wait for the disk.
+bool ReadCached(PagePlan* plan) {
+  for (const PagePlan::Run& r : plan->runs) {
+    struct iovec iov = {plan->data.data() + r.at, r.n * meta::kPageSize};
+    ssize_t n = preadv2(r.fd, &iov, 1, static_cast<off_t>(r.offset), RWF_NOWAIT);
+    if (n < 0 || static_cast<size_t>(n) < iov.iov_len) return false;
+  }
+  return true;
+}
+
+constexpr uint32_t kColdAfterMisses = 4, kProbeEvery = 8;
+
+// A read whose pages are on disk, left to the server's io_uring. It keeps its
+// admission until answered, so a fence waits for it like any other read.
+class RingRead final : public wire::WireHandler::Deferred {
+ public:
+  RingRead(Admission a, BlockStore* store, const pb::ReadRequest& req, PagePlan plan)
+      : admission_(std::move(a)), store_(store), obj_(ObjectOf(req)), offset_(req.offset()),
+        length_(req.length()), plan_(std::move(plan)) {
+    for (const PagePlan::Run& r : plan_.runs) {
+      ranges.push_back({r.fd, r.offset, plan_.data.data() + r.at,
+                        static_cast<uint32_t>(r.n * meta::kPageSize)});
+    }
+  }
+  absl::Status Finish(std::string* reply_data) override {
+    for (const Range& r : ranges) {
+      if (r.error != 0) return absl::InternalError(absl::StrFormat("read: %s", strerror(r.error)));
+    }  // a short read left zeros: the checksum tells
+    absl::Status s = store_->FinishRead(offset_, length_, plan_, reply_data);
+    if (absl::IsDataLoss(s)) {
+      // A write may have landed between the checksum lookup and the file
+      // read: read once more, checksums and pages together, before calling
+      // the page bad. Rare, so done here on the ring's thread.
+      reply_data->clear();
+      s = store_->Read(obj_, offset_, length_, reply_data);
+    }
+    return Logged(s);
+  }
+
+ private:
+  Admission admission_;
+  BlockStore* store_;
+  ObjectId obj_;
+  uint32_t offset_, length_;
+  PagePlan plan_;
+};
+}  // namespace
+
+absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool may_block) {
+  auto a = AdmitRead(req);
+  if (!a.ok()) return a.status();
+  return Logged(store_->Read(ObjectOf(req), req.offset(), req.length(), out, may_block));
+}
+
+absl::Status BlockIo::ReadNoWait(const pb::ReadRequest& req, std::string* out,
+                                 std::unique_ptr<Deferred>* deferred) {
+  auto a = AdmitRead(req);
+  if (!a.ok()) return a.status();
+  if (req.length() > kMaxRingRead) return Logged(store_->Read(ObjectOf(req), req.offset(),
+                                                              req.length(), out, false));
+  PagePlan plan;
+  RETURN_IF_ERROR(store_->PlanRead(ObjectOf(req), req.offset(), req.length(), &plan));
+  if (plan.runs.empty()) return store_->FinishRead(req.offset(), req.length(), plan, out);  // holes
+  // Most reads of a connection missing the cache lately: leave the reads to
+  // the ring without trying (a miss costs a syscall that starts the disk
+  // read on its own, where the ring starts a batch of them at once), but
+  // still try one in kProbeEvery to notice the data turning warm. Per
+  // connection: each has its own thread.
+  thread_local uint32_t misses = 0, skipped = 0;
+  const bool cold = misses >= kColdAfterMisses;
+  if (!cold || ++skipped % kProbeEvery == 0) {
+    if (ReadCached(&plan)) {
+      misses = 0;
+      return Logged(store_->FinishRead(req.offset(), req.length(), plan, out));
+    }
+    if (++misses == kColdAfterMisses) skipped = 0;
+  }
+  *deferred = std::make_unique<RingRead>(*std::move(a), store_, req, std::move(plan));
+  return WouldBlock();
+}
+
+absl::Status BlockIo::HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
+                                   std::string* reply_data, std::unique_ptr<Deferred>* deferred) {
+  if (method != wire::kRead || deferred == nullptr) {
+    return Handle(method, meta, data, reply_data, /*may_block=*/false);
+  }
+  pb::ReadRequest req;
+  if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) {
+    return Handle(method, meta, data, reply_data, /*may_block=*/false);  // says what is wrong
+  }
+  return ReadNoWait(req, reply_data, deferred);
 }
 
 absl::Status BlockIo::Pull(const pb::PullRequest& req, std::string* out) {

@@ -18,6 +18,9 @@ namespace ukai::node {
 
 // The most pages one kPull asks for (1 MiB).
 constexpr uint32_t kMaxPullPages = 256;
+// Reads up to this size that wait for the disk go to the server's io_uring;
+// larger ones to its worker threads, which check and copy them in parallel.
+constexpr uint32_t kMaxRingRead = 128 << 10;
 
 class BlockIo final : public wire::WireHandler {
  public:
@@ -39,13 +42,25 @@ class BlockIo final : public wire::WireHandler {
   // Durable: every write acknowledged before survives a crash after OK.
   absl::Status Flush() { return store_->Sync(); }
 
+  // Read without waiting: from memory, or (`*deferred` set, WouldBlock())
+  // as file reads for the caller to do (WireHandler::HandleNoWait); reads
+  // over kMaxRingRead, or of pages whose index is not in memory, just say
+  // WouldBlock() (a worker thread reads them).
+  absl::Status ReadNoWait(const pb::ReadRequest& req, std::string* out,
+                          std::unique_ptr<Deferred>* deferred);
+
   // wire::WireHandler: decodes the frame's meta and dispatches.
   absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
                       std::string* reply_data, bool may_block) override;
+  absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
+                            std::string* reply_data, std::unique_ptr<Deferred>* deferred) override;
   bool Slow(uint16_t method) const override;
   bool Background(uint16_t method) const override { return method == wire::kPull; }
 
  private:
+  // Admitted and inside the disk and block.
+  absl::StatusOr<Admission> AdmitRead(const pb::ReadRequest& req);
+
   DiskRegistry* disks_;
   BlockStore* store_;
 };

@@ -4,8 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
 #include "common/wire_format.h"
 #include "node/data_service.h"
+#include "node/page_cache_testing.h"
 
 #include "meta/mem_cluster_testing.h"
 
@@ -16,7 +23,7 @@ class BlockIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(mc_.ok);
-    store_ = std::make_unique<BlockStore>(std::make_unique<MemPageStore>());
+    store_ = std::make_unique<BlockStore>(MakePages());
     reg_ = std::make_unique<DiskRegistry>(&mc_.catalog, store_.get());
     ASSERT_TRUE(reg_->Start().ok());
     pb::NodeInfo self;
@@ -25,6 +32,16 @@ class BlockIoTest : public ::testing::Test {
     io_ = std::make_unique<BlockIo>(reg_.get(), store_.get());
     spec_ = *mc_.CreateDisk("d", 10 << 20);  // 2.5 blocks of 4 MiB
     epoch_ = *mc_.catalog.TakeWriterEpoch(spec_.id(), "h", "a");
+  }
+  virtual std::unique_ptr<PageStore> MakePages() { return std::make_unique<MemPageStore>(); }
+  pb::ReadRequest R(uint64_t block, uint32_t off, uint32_t len) {
+    pb::ReadRequest q;
+    q.mutable_hdr()->set_disk_id(spec_.id());
+    q.mutable_hdr()->set_layout_version(spec_.layout_version());
+    q.set_block(block);
+    q.set_offset(off);
+    q.set_length(len);
+    return q;
   }
   pb::WriteRequest W(uint64_t block, uint32_t off, size_t len) {
     pb::WriteRequest w;
@@ -40,12 +57,8 @@ class BlockIoTest : public ::testing::Test {
     return io_->Write(w, std::string(len_, 'w')).code();
   }
   absl::StatusCode Read(uint64_t disk, uint64_t block, uint32_t off, uint32_t len) {
-    pb::ReadRequest q;
+    pb::ReadRequest q = R(block, off, len);
     q.mutable_hdr()->set_disk_id(disk);
-    q.mutable_hdr()->set_layout_version(spec_.layout_version());
-    q.set_block(block);
-    q.set_offset(off);
-    q.set_length(len);
     std::string out;
     absl::Status s = io_->Read(q, &out);
     if (s.ok()) {
@@ -146,6 +159,159 @@ TEST_F(BlockIoTest, DropDiskRefusesADiskThatStillExists) {
   q.set_disk_id(spec_.id());
   pb::DropDiskResponse r;
   EXPECT_EQ(svc_->DropDisk(&ctx, &q, &r).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// On the extent store, whose pages are files a server can read itself.
+class BlockIoFilesTest : public BlockIoTest {
+ protected:
+  std::unique_ptr<PageStore> MakePages() override {
+    dir_ = absl::StrCat(testing::TempDir(), "/ukai-blockio-", getpid());
+    std::filesystem::remove_all(dir_);
+    auto ps = NewExtentPageStore(dir_);
+    EXPECT_TRUE(ps.ok()) << ps.status();
+    return ps.ok() ? *std::move(ps) : std::make_unique<MemPageStore>();
+  }
+  void TearDown() override {
+    io_.reset();
+    svc_.reset();
+    reg_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  // Reads the deferred ranges as the server's ring would.
+  static void CarryOut(wire::WireHandler::Deferred* d) {
+    for (auto& r : d->ranges) {
+      ssize_t n = pread(r.fd, r.buf, r.len, static_cast<off_t>(r.offset));
+      ASSERT_GE(n, 0);
+      r.done = static_cast<uint32_t>(n);
+    }
+  }
+  std::string dir_;
+};
+
+// A read of pages only on disk is handed back as file reads; it answers what
+// was written once they are done, refuses a page that read back wrong, and
+// holds its admission until answered, so a fence for a new layout (a
+// relocation's) waits for it.
+TEST_F(BlockIoFilesTest, ReadsOfPagesOnDiskAreDeferredAndHoldTheirAdmission) {
+  std::string data(3 * 4096, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + i % 23);
+  ASSERT_TRUE(io_->Write(W(1, 4096, data.size()), data).ok());
+  ASSERT_TRUE(io_->Flush().ok());
+  std::string out;
+  std::unique_ptr<wire::WireHandler::Deferred> d;
+  // In memory: answered at once.
+  ASSERT_TRUE(io_->ReadNoWait(R(1, 4096 + 100, 5000), &out, &d).ok());
+  EXPECT_EQ(out, data.substr(100, 5000));
+  EXPECT_EQ(d, nullptr);
+  const int resident = DropCachedPages(dir_ + "/objects");
+  ASSERT_GE(resident, 0);
+  if (resident != 0) GTEST_SKIP() << "the kernel kept " << resident << " pages cached";
+
+  out.clear();
+  absl::Status s = io_->ReadNoWait(R(1, 4096 + 100, 5000), &out, &d);
+  ASSERT_TRUE(IsWouldBlock(s)) << s;
+  ASSERT_NE(d, nullptr);
+  ASSERT_EQ(d->ranges.size(), 1u);  // pages 1-2: one file read
+  EXPECT_EQ(d->ranges[0].len, 2u * 4096);
+  auto r = mc_.catalog.Resize("d", 12 << 20);  // a new layout version
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(
+      reg_->Fence(spec_.id(), r->layout_version(), absl::Milliseconds(50))));
+  CarryOut(d.get());
+  ASSERT_TRUE(d->Finish(&out).ok());
+  EXPECT_EQ(out, data.substr(100, 5000));
+  d.reset();  // answered
+  EXPECT_TRUE(reg_->Fence(spec_.id(), r->layout_version(), absl::Seconds(5)).ok());
+
+  // Pages that changed between the checksum lookup and the file read (a
+  // write landing in between) are read once more, not called bad.
+  spec_.set_layout_version(r->layout_version());
+  ASSERT_GE(DropCachedPages(dir_ + "/objects"), 0);
+  out.clear();
+  s = io_->ReadNoWait(R(1, 0, 3 * 4096), &out, &d);  // a hole, then two pages
+  if (s.ok()) GTEST_SKIP() << "pages stayed cached";
+  ASSERT_NE(d, nullptr);
+  CarryOut(d.get());
+  d->ranges[0].buf[5] ^= 1;
+  ASSERT_TRUE(d->Finish(&out).ok());
+  EXPECT_EQ(out, std::string(4096, '\0') + data.substr(0, 2 * 4096));
+  // A page that is bad on disk is refused, never returned.
+  std::string file;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir_ + "/objects")) {
+    if (e.is_regular_file()) file = e.path();
+  }
+  int fd = open(file.c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "X", 1, 2 * 4096 + 9), 1);
+  fsync(fd);
+  close(fd);
+  ASSERT_GE(DropCachedPages(dir_ + "/objects"), 0);
+  out.clear();
+  s = io_->ReadNoWait(R(1, 2 * 4096, 4096), &out, &d);
+  if (IsWouldBlock(s)) {
+    ASSERT_NE(d, nullptr);
+    CarryOut(d.get());
+    s = d->Finish(&out);
+  }
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  // A failed file read is an error, not zeros.
+  ASSERT_GE(DropCachedPages(dir_ + "/objects"), 0);
+  s = io_->ReadNoWait(R(1, 4096, 4096), &out, &d);
+  if (IsWouldBlock(s) && d != nullptr) {
+    d->ranges[0].error = EIO;
+    EXPECT_TRUE(absl::IsInternal(d->Finish(&out)));
+  }
+}
+
+// A connection whose reads keep missing the cache stops trying memory first
+// (each miss would start its disk read alone) and leaves its reads to the
+// ring; one read in eight still tries, and once one finds its pages in
+// memory the connection answers from memory again.
+TEST_F(BlockIoFilesTest, AfterRepeatedMissesReadsGoToTheRingUntilAProbeHits) {
+  ASSERT_TRUE(io_->Write(W(0, 0, 64 * 4096), std::string(64 * 4096, 'c')).ok());
+  ASSERT_TRUE(io_->Flush().ok());
+  std::string out;
+  std::unique_ptr<wire::WireHandler::Deferred> d;
+  // Whatever an earlier test left this thread's state in: warm it.
+  int inline_answers = 0;
+  for (int i = 0; i < 16 && inline_answers == 0; ++i) {
+    d.reset();
+    absl::Status s = io_->ReadNoWait(R(0, 0, 4096), &out, &d);
+    if (s.ok()) ++inline_answers;
+    if (d) CarryOut(d.get());
+  }
+  ASSERT_EQ(inline_answers, 1);
+  if (DropCachedPages(dir_ + "/objects") != 0) GTEST_SKIP() << "pages stayed cached";
+  for (uint32_t p = 1; p <= 4; ++p) {  // four misses
+    d.reset();
+    ASSERT_TRUE(IsWouldBlock(io_->ReadNoWait(R(0, p * 4096, 4096), &out, &d)));
+    ASSERT_NE(d, nullptr);
+    CarryOut(d.get());  // now cached
+  }
+  // Cached, but the connection is cold: deferred until a probe finds out.
+  int deferred = 0, first_inline = -1;
+  for (int i = 0; i < 8; ++i) {
+    d.reset();
+    out.clear();
+    absl::Status s = io_->ReadNoWait(R(0, 4096, 4096), &out, &d);
+    if (s.ok()) {
+      EXPECT_EQ(out, std::string(4096, 'c'));
+      first_inline = i;
+      break;
+    }
+    ASSERT_TRUE(IsWouldBlock(s));
+    ASSERT_NE(d, nullptr);
+    ++deferred;
+  }
+  EXPECT_EQ(deferred, 7);
+  EXPECT_EQ(first_inline, 7);
+  for (int i = 0; i < 4; ++i) {  // warm again
+    d.reset();
+    out.clear();
+    ASSERT_TRUE(io_->ReadNoWait(R(0, 4096, 4096), &out, &d).ok());
+    EXPECT_EQ(d, nullptr);
+  }
 }
 
 }  // namespace

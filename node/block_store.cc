@@ -14,16 +14,18 @@ namespace {
 constexpr uint32_t kPage = meta::kPageSize;
 constexpr size_t kValueSize = 4 + kPage;  // little-endian CRC32C, then the page
 
+absl::Status Mismatch(const PageKey& k) {
+  return absl::DataLossError(
+      absl::StrFormat("disk %d block %d page %d: checksum mismatch", k.disk, k.block, k.page));
+}
+
 // Copies a stored value's page to `dst` after checking it.
 absl::Status DecodePage(const std::string& v, const PageKey& k, char* dst) {
   uint32_t want = 0;
   if (v.size() == kValueSize) {
     for (int i = 0; i < 4; ++i) want |= static_cast<uint32_t>(static_cast<uint8_t>(v[i])) << (8 * i);
   }
-  if (v.size() != kValueSize || Crc32c(v.data() + 4, kPage) != want) {
-    return absl::DataLossError(absl::StrFormat("disk %d block %d page %d: checksum mismatch",
-                                               k.disk, k.block, k.page));
-  }
+  if (v.size() != kValueSize || Crc32c(v.data() + 4, kPage) != want) return Mismatch(k);
   memcpy(dst, v.data() + 4, kPage);
   return absl::OkStatus();
 }
@@ -270,14 +272,52 @@ absl::Status BlockStore::DropObject(const ObjectId& obj, uint32_t block_size) {
   return pages_->DropObject(obj.disk, obj.block, obj.generation, PageCount(block_size));
 }
 
-absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,
-                              std::string* out, bool may_block) {
-  if (length == 0) return absl::OkStatus();
+namespace {
+// The keys of the pages [offset, offset + length) touches (length > 0).
+std::vector<PageKey> KeysOf(const ObjectId& obj, uint32_t offset, uint32_t length) {
   const uint32_t first = offset / kPage;
   const uint32_t last = (offset + length - 1) / kPage;
   std::vector<PageKey> keys;
   keys.reserve(last - first + 1);
   for (uint32_t p = first; p <= last; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
+  return keys;
+}
+}  // namespace
+
+absl::Status BlockStore::PlanRead(const ObjectId& obj, uint32_t offset, uint32_t length,
+                                  PagePlan* plan) {
+  if (length == 0) return absl::InvalidArgumentError("empty read");
+  return pages_->PlanRead(KeysOf(obj, offset, length), plan);
+}
+
+absl::Status BlockStore::FinishRead(uint32_t offset, uint32_t length, const PagePlan& plan,
+                                    std::string* out) const {
+  std::vector<const char*> src(plan.keys.size(), nullptr);
+  for (const PagePlan::Run& r : plan.runs) {
+    for (size_t k = 0; k < r.n; ++k) src[r.first + k] = plan.data.data() + r.at + k * kPage;
+  }
+  size_t base = out->size();
+  out->resize(base + length);
+  char* dst = out->data() + base;
+  for (size_t i = 0; i < plan.keys.size(); ++i) {
+    const PageKey& key = plan.keys[i];
+    const uint32_t page_start = key.page * kPage;
+    const uint32_t from = std::max(offset, page_start);
+    const uint32_t to = std::min(offset + length, page_start + kPage);
+    if (src[i] == nullptr) {
+      memset(dst + (from - offset), 0, to - from);
+      continue;
+    }
+    if (Crc32c(src[i], kPage) != *plan.crcs[i]) return Mismatch(key);
+    memcpy(dst + (from - offset), src[i] + (from - page_start), to - from);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,
+                              std::string* out, bool may_block) {
+  if (length == 0) return absl::OkStatus();
+  std::vector<PageKey> keys = KeysOf(obj, offset, length);
   std::vector<std::optional<std::string>> vals;
   RETURN_IF_ERROR(may_block ? pages_->Get(keys, &vals) : pages_->GetNoWait(keys, &vals));
   size_t base = out->size();

@@ -65,6 +65,13 @@ class BlockStore {
   // (PageStore::GetNoWait).
   absl::Status Read(const ObjectId& obj, uint32_t offset, uint32_t length, std::string* out,
                     bool may_block = true);
+  // Read in two steps, for a caller that reads the files itself (an
+  // io_uring): PlanRead from memory only (WouldBlock() if the index is not
+  // in memory, or the store keeps no files), then, once every run of the
+  // plan is read into plan.data, FinishRead appends what Read would have.
+  absl::Status PlanRead(const ObjectId& obj, uint32_t offset, uint32_t length, PagePlan* plan);
+  absl::Status FinishRead(uint32_t offset, uint32_t length, const PagePlan& plan,
+                          std::string* out) const;
   absl::Status Sync() { return pages_->Sync(); }
   absl::Status DropDisk(uint64_t disk) { return pages_->DropDisk(disk); }
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() { return pages_->DiskBytes(); }

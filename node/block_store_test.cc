@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
+#include "node/page_cache_testing.h"
 
 namespace ukai::node {
 namespace {
@@ -271,25 +272,13 @@ TEST(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
   EXPECT_EQ(out, std::string(8192, 'n'));
   // Clean pages dropped from the page cache: the no-wait read must not wait.
   ASSERT_TRUE(store.Sync().ok());
-  int resident = 0;  // of the two pages read, how many the kernel kept anyway
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir + "/objects")) {
-    if (!e.is_regular_file()) continue;
-    int fd = open(e.path().c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    void* map = mmap(nullptr, 65536, PROT_READ, MAP_SHARED, fd, 0);
-    ASSERT_NE(map, MAP_FAILED);
-    unsigned char vec[16];
-    ASSERT_EQ(mincore(map, 65536, vec), 0);
-    resident = (vec[1] & 1) + (vec[2] & 1);
-    munmap(map, 65536);
-    close(fd);
-  }
+  const int resident = DropCachedPages(dir + "/objects");  // of the 16 written
+  ASSERT_GE(resident, 0);
   out.clear();
   absl::Status s = store.Read({1, 0, 0}, 4096, 8192, &out, /*may_block=*/false);
   if (resident == 0) {
     EXPECT_TRUE(IsWouldBlock(s)) << s;
-  } else if (resident == 2) {
+  } else if (resident == 16) {
     ASSERT_TRUE(s.ok()) << s;
     EXPECT_EQ(out, std::string(8192, 'n'));
   } else {
@@ -298,6 +287,47 @@ TEST(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
   out.clear();
   ASSERT_TRUE(store.Read({1, 0, 0}, 4096, 8192, &out).ok());
   EXPECT_EQ(out, std::string(8192, 'n'));
+  std::filesystem::remove_all(dir);
+}
+
+// A read carried out by the caller (PlanRead, the runs read into the plan,
+// FinishRead) gives exactly what Read gives, holes included, and a page that
+// reads back different from what was stored is refused, never returned.
+TEST(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
+  std::string dir = absl::StrCat(testing::TempDir(), "/ukai-plan-", getpid());
+  std::filesystem::remove_all(dir);
+  auto ps = NewExtentPageStore(dir);
+  ASSERT_TRUE(ps.ok()) << ps.status();
+  BlockStore store(std::move(*ps));
+  std::string a(10000, 'a'), b(4096, 'b');
+  ASSERT_TRUE(store.Write({1, 0, 0}, 100, a).ok());
+  ASSERT_TRUE(store.Write({1, 0, 0}, 6 * 4096, b).ok());  // pages 3-5 stay holes
+  auto carry_out = [](PagePlan* plan) {
+    for (const auto& r : plan->runs) {
+      ASSERT_EQ(pread(r.fd, plan->data.data() + r.at, r.n * 4096, static_cast<off_t>(r.offset)),
+                static_cast<ssize_t>(r.n * 4096));
+    }
+  };
+  for (auto [off, len] : {std::pair<uint32_t, uint32_t>{0, 7 * 4096}, {50, 5000}, {9000, 20000},
+                          {3 * 4096, 4096}}) {
+    PagePlan plan;
+    ASSERT_TRUE(store.PlanRead({1, 0, 0}, off, len, &plan).ok());
+    carry_out(&plan);
+    std::string want, got = "x";  // FinishRead appends, as Read does
+    ASSERT_TRUE(store.Read({1, 0, 0}, off, len, &want).ok());
+    ASSERT_TRUE(store.FinishRead(off, len, plan, &got).ok());
+    EXPECT_EQ(got, "x" + want) << off << "+" << len;
+  }
+  PagePlan plan;
+  ASSERT_TRUE(store.PlanRead({1, 0, 0}, 0, 7 * 4096, &plan).ok());
+  EXPECT_EQ(plan.runs.size(), 2u);  // pages 0-2 and page 6: one file read each
+  carry_out(&plan);
+  plan.data[4096 + 7] ^= 1;
+  std::string out;
+  EXPECT_TRUE(absl::IsDataLoss(store.FinishRead(0, 7 * 4096, plan, &out)));
+  // A store that keeps no page files has no plan to give.
+  BlockStore mem(std::make_unique<MemPageStore>());
+  EXPECT_TRUE(IsWouldBlock(mem.PlanRead({1, 0, 0}, 0, 4096, &plan)));
   std::filesystem::remove_all(dir);
 }
 

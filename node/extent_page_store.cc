@@ -83,12 +83,19 @@ class ExtentPageStore : public PageStore {
     return Read(keys, values, /*nowait=*/true);
   }
 
-  absl::Status Read(const std::vector<PageKey>& keys,
-                    std::vector<std::optional<std::string>>* values, bool nowait) {
-    values->assign(keys.size(), std::nullopt);
-    std::vector<std::optional<uint32_t>> crcs;
-    RETURN_IF_ERROR(ReadCrcs(keys, &crcs, nowait));
-    // Runs of present, consecutive pages of one object: one pread each.
+  absl::Status PlanRead(const std::vector<PageKey>& keys, PagePlan* plan) override {
+    return Plan(keys, /*nowait=*/true, plan);
+  }
+
+  // The index entries, then runs of present, consecutive pages of one
+  // object: one file read each.
+  absl::Status Plan(const std::vector<PageKey>& keys, bool nowait, PagePlan* plan) {
+    plan->keys = keys;
+    plan->runs.clear();
+    plan->files.clear();
+    RETURN_IF_ERROR(ReadCrcs(keys, &plan->crcs, nowait));
+    const auto& crcs = plan->crcs;
+    size_t at = 0;
     for (size_t i = 0; i < keys.size();) {
       if (!crcs[i]) {
         ++i;
@@ -98,21 +105,33 @@ class ExtentPageStore : public PageStore {
       while (j < keys.size() && crcs[j] && Follows(keys[j - 1], keys[j])) ++j;
       auto fd = Fd(ObjectOf(keys[i]), /*create=*/false);
       if (!fd.ok()) return fd.status();
-      std::string buf((j - i) * kPage, '\0');
-      struct iovec iov = {buf.data(), buf.size()};
-      ssize_t n = preadv2((*fd)->fd, &iov, 1, static_cast<off_t>(keys[i].page * kPage),
-                          nowait ? RWF_NOWAIT : 0);
-      if (nowait && ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < buf.size()))) {
+      plan->runs.push_back({(*fd)->fd, keys[i].page * kPage, i, j - i, at});
+      plan->files.push_back(*std::move(fd));
+      at += (j - i) * kPage;
+      i = j;
+    }
+    plan->data.assign(at, '\0');
+    return absl::OkStatus();
+  }
+
+  absl::Status Read(const std::vector<PageKey>& keys,
+                    std::vector<std::optional<std::string>>* values, bool nowait) {
+    values->assign(keys.size(), std::nullopt);
+    PagePlan plan;
+    RETURN_IF_ERROR(Plan(keys, nowait, &plan));
+    for (const PagePlan::Run& r : plan.runs) {
+      struct iovec iov = {plan.data.data() + r.at, r.n * kPage};
+      ssize_t n = preadv2(r.fd, &iov, 1, static_cast<off_t>(r.offset), nowait ? RWF_NOWAIT : 0);
+      if (nowait && ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < iov.iov_len))) {
         return WouldBlock();
       }
       if (n < 0) return Errno("pread");  // a short read leaves zeros: the CRC will tell
-      for (size_t k = i; k < j; ++k) {
+      for (size_t k = 0; k < r.n; ++k) {
         std::string v(kValue, '\0');
-        EncodeCrc(*crcs[k], v.data());
-        memcpy(v.data() + 4, buf.data() + (k - i) * kPage, kPage);
-        (*values)[k] = std::move(v);
+        EncodeCrc(*plan.crcs[r.first + k], v.data());
+        memcpy(v.data() + 4, plan.data.data() + r.at + k * kPage, kPage);
+        (*values)[r.first + k] = std::move(v);
       }
-      i = j;
     }
     return absl::OkStatus();
   }

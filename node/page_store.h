@@ -42,6 +42,24 @@ struct PageMutation {
   bool erase = false;
 };
 
+// A read of pages planned from memory alone (PageStore::PlanRead): each
+// page's checksum (nullopt: never written) and the file runs that hold the
+// present ones, to be read into `data` (run r's pages at runs[r].at) by
+// whoever carries the plan out. `files` keeps the runs' fds open.
+struct PagePlan {
+  struct Run {
+    int fd;
+    uint64_t offset;    // in the file
+    size_t first, n;    // keys [first, first + n)
+    size_t at;          // in data
+  };
+  std::vector<PageKey> keys;
+  std::vector<std::optional<uint32_t>> crcs;
+  std::vector<Run> runs;
+  std::vector<std::shared_ptr<const void>> files;
+  std::string data;
+};
+
 class PageStore {
  public:
   virtual ~PageStore() = default;
@@ -51,6 +69,12 @@ class PageStore {
   // A store that cannot tell always says so.
   virtual absl::Status GetNoWait(const std::vector<PageKey>&,
                                  std::vector<std::optional<std::string>>*) {
+    return WouldBlock();
+  }
+  // Plans a read of `keys` from memory (the index from memory only:
+  // WouldBlock() if that would wait). A store whose pages do not live in
+  // files at known offsets always says WouldBlock().
+  virtual absl::Status PlanRead(const std::vector<PageKey>& /*keys*/, PagePlan* /*plan*/) {
     return WouldBlock();
   }
   virtual absl::Status Apply(const std::vector<PageMutation>& batch) = 0;
