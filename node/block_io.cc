@@ -1,7 +1,5 @@
 #include "node/block_io.h"
 
-#include <sys/uio.h>
-
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -79,15 +77,18 @@ absl::Status Logged(absl::Status s) {
   return s;
 }
 
-// Reads every run of `plan` whose pages are all in memory; false if any run
-// would wait for the disk.
-bool ReadCached(PagePlan* plan) {
-  for (const PagePlan::Run& r : plan->runs) {
-    struct iovec iov = {plan->data.data() + r.at, r.n * meta::kPageSize};
-    ssize_t n = preadv2(r.fd, &iov, 1, static_cast<off_t>(r.offset), RWF_NOWAIT);
-    if (n < 0 || static_cast<size_t>(n) < iov.iov_len) return false;
-  }
-  return true;
+// FinishRead of a plan whose runs were read. A page that fails its checksum
+// is read once more the ordinary way (checksums and pages together) before
+// it is called bad: a write may have landed between the plan's lookup and
+// its file read. Without `may_block` that read may say WouldBlock() (a
+// worker redoes it).
+absl::Status Complete(BlockStore* store, const ObjectId& obj, uint32_t offset, uint32_t length,
+                      const PagePlan& plan, std::string* out, bool may_block) {
+  const size_t base = out->size();
+  absl::Status s = store->FinishRead(offset, length, plan, out);
+  if (!absl::IsDataLoss(s)) return s;
+  out->resize(base);
+  return Logged(store->Read(obj, offset, length, out, may_block));
 }
 
 constexpr uint32_t kColdAfterMisses = 4, kProbeEvery = 8;
@@ -108,15 +109,8 @@ class RingRead final : public wire::WireHandler::Deferred {
     for (const Range& r : ranges) {
       if (r.error != 0) return absl::InternalError(absl::StrFormat("read: %s", strerror(r.error)));
     }  // a short read left zeros: the checksum tells
-    absl::Status s = store_->FinishRead(offset_, length_, plan_, reply_data);
-    if (absl::IsDataLoss(s)) {
-      // A write may have landed between the checksum lookup and the file
-      // read: read once more, checksums and pages together, before calling
-      // the page bad. Rare, so done here on the ring's thread.
-      reply_data->clear();
-      s = store_->Read(obj_, offset_, length_, reply_data);
-    }
-    return Logged(s);
+    // A re-read is rare, so it may wait here on the ring's thread.
+    return Complete(store_, obj_, offset_, length_, plan_, reply_data, /*may_block=*/true);
   }
 
  private:
@@ -151,10 +145,13 @@ absl::Status BlockIo::ReadNoWait(const pb::ReadRequest& req, std::string* out,
   thread_local uint32_t misses = 0, skipped = 0;
   const bool cold = misses >= kColdAfterMisses;
   if (!cold || ++skipped % kProbeEvery == 0) {
-    if (ReadCached(&plan)) {
+    absl::Status s = ReadPlanned(&plan, /*nowait=*/true);
+    if (s.ok()) {
       misses = 0;
-      return Logged(store_->FinishRead(req.offset(), req.length(), plan, out));
+      return Complete(store_, ObjectOf(req), req.offset(), req.length(), plan, out,
+                      /*may_block=*/false);
     }
+    if (!IsWouldBlock(s)) return s;
     if (++misses == kColdAfterMisses) skipped = 0;
   }
   *deferred = std::make_unique<RingRead>(*std::move(a), store_, req, std::move(plan));

@@ -34,10 +34,17 @@ class BlockIoTest : public ::testing::Test {
     epoch_ = *mc_.catalog.TakeWriterEpoch(spec_.id(), "h", "a");
   }
   virtual std::unique_ptr<PageStore> MakePages() { return std::make_unique<MemPageStore>(); }
+  // The disk's header at its current layout (`epoch` for writes).
+  pb::IoHeader Hdr(uint64_t epoch = 0) const {
+    pb::IoHeader h;
+    h.set_disk_id(spec_.id());
+    h.set_layout_version(spec_.layout_version());
+    if (epoch != 0) h.set_epoch(epoch);
+    return h;
+  }
   pb::ReadRequest R(uint64_t block, uint32_t off, uint32_t len) {
     pb::ReadRequest q;
-    q.mutable_hdr()->set_disk_id(spec_.id());
-    q.mutable_hdr()->set_layout_version(spec_.layout_version());
+    *q.mutable_hdr() = Hdr();
     q.set_block(block);
     q.set_offset(off);
     q.set_length(len);
@@ -45,9 +52,7 @@ class BlockIoTest : public ::testing::Test {
   }
   pb::WriteRequest W(uint64_t block, uint32_t off, size_t len) {
     pb::WriteRequest w;
-    w.mutable_hdr()->set_disk_id(spec_.id());
-    w.mutable_hdr()->set_layout_version(spec_.layout_version());
-    w.mutable_hdr()->set_epoch(epoch_);
+    *w.mutable_hdr() = Hdr(epoch_);
     w.set_block(block);
     w.set_offset(off);
     len_ = len;
@@ -108,11 +113,7 @@ TEST_F(BlockIoTest, TransportFramesAreDecodedAndBadOnesRefused) {
   pb::WriteRequest w = W(0, 8192, 4096);
   std::string reply;
   EXPECT_TRUE(io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply, true).ok());
-  pb::ReadRequest q;
-  q.mutable_hdr()->set_disk_id(spec_.id());
-  q.mutable_hdr()->set_layout_version(spec_.layout_version());
-  q.set_offset(8192);
-  q.set_length(4096);
+  pb::ReadRequest q = R(0, 8192, 4096);
   ASSERT_TRUE(io_->Handle(wire::kRead, q.SerializeAsString(), "", &reply, true).ok());
   EXPECT_EQ(reply, std::string(4096, 'z'));
   EXPECT_TRUE(io_->Handle(wire::kFlush, "", "", &reply, true).ok());
@@ -130,8 +131,7 @@ TEST_F(BlockIoTest, PullSendsStoredPagesThenTheirFlags) {
   ASSERT_EQ(io_->Write(W(2, 3 * 4096, 4096), std::string(4096, 'b')).code(), absl::StatusCode::kOk);
   auto pull = [&](uint64_t block, uint32_t first, uint32_t pages, std::string* out) {
     pb::PullRequest p;
-    p.mutable_hdr()->set_disk_id(spec_.id());
-    p.mutable_hdr()->set_layout_version(spec_.layout_version());
+    *p.mutable_hdr() = Hdr();
     p.set_block(block);
     p.set_first_page(first);
     p.set_pages(pages);

@@ -258,21 +258,35 @@ TEST_P(PersistentBlockStoreTest, SurvivesReopenAfterSync) {
 
 INSTANTIATE_TEST_SUITE_P(OnDisk, PersistentBlockStoreTest, ::testing::Values("rocksdb", "extent"));
 
+// A BlockStore over the extent store in a directory of its own.
+class ExtentBlockStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = absl::StrCat(testing::TempDir(), "/ukai-extent-", getpid());
+    std::filesystem::remove_all(dir_);
+    auto ps = NewExtentPageStore(dir_);
+    ASSERT_TRUE(ps.ok()) << ps.status();
+    store_ = std::make_unique<BlockStore>(std::move(*ps));
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  std::string dir_;
+  std::unique_ptr<BlockStore> store_;
+};
+
 // A read asked not to wait answers from memory or says WouldBlock, never
 // anything else; the waiting read then answers in full.
-TEST(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
-  std::string dir = absl::StrCat(testing::TempDir(), "/ukai-nowait-", getpid());
-  std::filesystem::remove_all(dir);
-  auto ps = NewExtentPageStore(dir);
-  ASSERT_TRUE(ps.ok()) << ps.status();
-  BlockStore store(std::move(*ps));
+TEST_F(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
+  BlockStore& store = *store_;
   ASSERT_TRUE(store.Write({1, 0, 0}, 0, std::string(65536, 'n')).ok());
   std::string out;
   ASSERT_TRUE(store.Read({1, 0, 0}, 4096, 8192, &out, /*may_block=*/false).ok());
   EXPECT_EQ(out, std::string(8192, 'n'));
   // Clean pages dropped from the page cache: the no-wait read must not wait.
   ASSERT_TRUE(store.Sync().ok());
-  const int resident = DropCachedPages(dir + "/objects");  // of the 16 written
+  const int resident = DropCachedPages(dir_ + "/objects");  // of the 16 written
   ASSERT_GE(resident, 0);
   out.clear();
   absl::Status s = store.Read({1, 0, 0}, 4096, 8192, &out, /*may_block=*/false);
@@ -287,27 +301,17 @@ TEST(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
   out.clear();
   ASSERT_TRUE(store.Read({1, 0, 0}, 4096, 8192, &out).ok());
   EXPECT_EQ(out, std::string(8192, 'n'));
-  std::filesystem::remove_all(dir);
 }
 
 // A read carried out by the caller (PlanRead, the runs read into the plan,
 // FinishRead) gives exactly what Read gives, holes included, and a page that
 // reads back different from what was stored is refused, never returned.
-TEST(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
-  std::string dir = absl::StrCat(testing::TempDir(), "/ukai-plan-", getpid());
-  std::filesystem::remove_all(dir);
-  auto ps = NewExtentPageStore(dir);
-  ASSERT_TRUE(ps.ok()) << ps.status();
-  BlockStore store(std::move(*ps));
+TEST_F(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
+  BlockStore& store = *store_;
   std::string a(10000, 'a'), b(4096, 'b');
   ASSERT_TRUE(store.Write({1, 0, 0}, 100, a).ok());
   ASSERT_TRUE(store.Write({1, 0, 0}, 6 * 4096, b).ok());  // pages 3-5 stay holes
-  auto carry_out = [](PagePlan* plan) {
-    for (const auto& r : plan->runs) {
-      ASSERT_EQ(pread(r.fd, plan->data.data() + r.at, r.n * 4096, static_cast<off_t>(r.offset)),
-                static_cast<ssize_t>(r.n * 4096));
-    }
-  };
+  auto carry_out = [](PagePlan* plan) { ASSERT_TRUE(ReadPlanned(plan, /*nowait=*/false).ok()); };
   for (auto [off, len] : {std::pair<uint32_t, uint32_t>{0, 7 * 4096}, {50, 5000}, {9000, 20000},
                           {3 * 4096, 4096}}) {
     PagePlan plan;
@@ -328,7 +332,6 @@ TEST(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
   // A store that keeps no page files has no plan to give.
   BlockStore mem(std::make_unique<MemPageStore>());
   EXPECT_TRUE(IsWouldBlock(mem.PlanRead({1, 0, 0}, 0, 4096, &plan)));
-  std::filesystem::remove_all(dir);
 }
 
 TEST(MemBlockStoreTest, PowerLossDropsOnlyUnsyncedWrites) {

@@ -119,13 +119,8 @@ class ExtentPageStore : public PageStore {
     values->assign(keys.size(), std::nullopt);
     PagePlan plan;
     RETURN_IF_ERROR(Plan(keys, nowait, &plan));
+    RETURN_IF_ERROR(ReadPlanned(&plan, nowait));
     for (const PagePlan::Run& r : plan.runs) {
-      struct iovec iov = {plan.data.data() + r.at, r.n * kPage};
-      ssize_t n = preadv2(r.fd, &iov, 1, static_cast<off_t>(r.offset), nowait ? RWF_NOWAIT : 0);
-      if (nowait && ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < iov.iov_len))) {
-        return WouldBlock();
-      }
-      if (n < 0) return Errno("pread");  // a short read leaves zeros: the CRC will tell
       for (size_t k = 0; k < r.n; ++k) {
         std::string v(kValue, '\0');
         EncodeCrc(*plan.crcs[r.first + k], v.data());
@@ -376,6 +371,18 @@ class ExtentPageStore : public PageStore {
 };
 
 }  // namespace
+
+absl::Status ReadPlanned(PagePlan* plan, bool nowait) {
+  for (const PagePlan::Run& r : plan->runs) {
+    struct iovec iov = {plan->data.data() + r.at, r.n * kPage};
+    ssize_t n = preadv2(r.fd, &iov, 1, static_cast<off_t>(r.offset), nowait ? RWF_NOWAIT : 0);
+    if (nowait && ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < iov.iov_len))) {
+      return WouldBlock();
+    }
+    if (n < 0) return Errno("pread");
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<PageStore>> NewExtentPageStore(const std::string& dir) {
   std::error_code ec;

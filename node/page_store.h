@@ -60,6 +60,11 @@ struct PagePlan {
   std::string data;
 };
 
+// Reads every run of `plan` into plan->data. With `nowait`, WouldBlock() as
+// soon as a run is not all in memory (RWF_NOWAIT). A short read (the file
+// ends early) leaves zeros: the page's checksum tells.
+absl::Status ReadPlanned(PagePlan* plan, bool nowait);
+
 class PageStore {
  public:
   virtual ~PageStore() = default;
