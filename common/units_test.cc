@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
+#include "common/crc32c.h"
+
 namespace ukai {
 namespace {
 
@@ -36,7 +40,6 @@ TEST(ValidateDiskNameTest, AllowsOnlyTheDocumentedAlphabet) {
 }  // namespace
 }  // namespace ukai
 
-#include "common/crc32c.h"
 
 namespace ukai {
 namespace {
@@ -45,6 +48,27 @@ TEST(Crc32cTest, MatchesTheStandardCheckValue) {
   std::string big(10000, 'x');
   EXPECT_EQ(Crc32c(big.data(), big.size()),
             Crc32c(big.data() + 5000, 5000, Crc32c(big.data(), 5000)));
+}
+
+// The striped loop against a bit-at-a-time CRC, at lengths around its stripe
+// sizes and with a running CRC carried in.
+TEST(Crc32cTest, EveryLengthMatchesABitwiseCrc) {
+  auto bitwise = [](const std::string& s, uint32_t crc) {
+    crc = ~crc;
+    for (unsigned char ch : s) {
+      crc ^= ch;
+      for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return ~crc;
+  };
+  std::mt19937 rng(7);
+  for (size_t n : {0, 1, 7, 8, 4079, 4080, 4081, 4095, 4096, 4097, 8160, 8161, 12288, 65536}) {
+    std::string s(n, '\0');
+    for (char& ch : s) ch = static_cast<char>(rng());
+    for (uint32_t start : {0u, 0xdeadbeefu}) {
+      EXPECT_EQ(Crc32c(s.data(), s.size(), start), bitwise(s, start)) << n;
+    }
+  }
 }
 }  // namespace
 }  // namespace ukai

@@ -5,6 +5,7 @@
 
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
 #include <cstring>
@@ -81,6 +82,13 @@ inline rocksdb::Options IndexOptions() {
   o.compression = rocksdb::kNoCompression;  // guest data is often compressed or encrypted
   o.max_background_jobs = 2;
   o.enable_pipelined_write = true;
+  // Keys arrive in runs of consecutive pages (a 1 MiB write is 256 of them).
+  // With a per-disk insert hint the memtable's skip list puts each key next
+  // to the previous one instead of searching from the top for it; those
+  // searches were 13% of all CPU on 1 MiB writes (perf). RocksDB uses hints
+  // only when one thread inserts a write group's batches.
+  o.memtable_insert_with_hint_prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(8));
+  o.allow_concurrent_memtable_write = false;
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(64u << 20);
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
