@@ -217,7 +217,7 @@ class ExtentPageStore : public PageStore {
     if (*held) {
       RETURN_IF_ERROR(FromRocks(
           index_->DeleteRange(rocksdb::WriteOptions(), index_->DefaultColumnFamily(),
-                              EncodePageKey({disk, block, generation, 0}),
+                              ObjectKeyPrefix(disk, block, generation),  // see PageKeyHint
                               EncodePageKey({disk, block, generation, pages})),
           "index delete range"));
     }
