@@ -5,6 +5,7 @@
 // runner finishes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "meta/catalog.h"
 #include "node/job_runner.h"
 #include "node/relocator.h"
+#include "node/repair_scanner.h"
 
 namespace ukai::client {
 namespace {
@@ -470,6 +472,95 @@ TEST_F(RelocationTest, RefusesBadRequestsAndChangesNothing) {
   EXPECT_TRUE(absl::IsNotFound(refused.status())) << refused.status();
   EXPECT_EQ(admin_->ListJobs()->size(), 1u);
   EXPECT_FALSE(admin_->store().Get(admin_->paths().disk_job(going->id())).ok());
+}
+
+// A repair (JobRecord REPAIR) with a writer running: n2 missed writes to
+// blocks 5 and 40 (marked stale, as a client does when a write to it
+// fails); only those two blocks are copied back to n2, the hole a zeroed
+// range left on n1 is a hole on n2 too, and every replica ends CLEAN and
+// byte-exact.
+TEST_F(RelocationTest, RepairCopiesBackOnlyTheStaleBlocks) {
+  MakeDisk();
+  for (uint64_t b : {5, 40}) ASSERT_TRUE(admin_->MarkStale(disk_.id(), b, "n2").ok());
+  std::string fresh(kBlock, 'F'), zeros(kBlock, '\0');
+  ASSERT_TRUE(vol_->Write(5 * kBlock, fresh.data(), fresh.size()).ok());
+  model_.replace(5 * kBlock, kBlock, fresh);
+  ASSERT_TRUE(vol_->Write(40 * kBlock, zeros.data(), zeros.size()).ok());
+  model_.replace(40 * kBlock, kBlock, zeros);
+  ASSERT_NE(nodes_["n2"]->Stored(disk_.id(), 40, 0, kBlock), zeros);  // the old data
+
+  auto job = admin_->StartRepair("d", 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->kind(), pb::JobRecord::REPAIR);
+  auto again = admin_->StartRepair("d", 0);
+  EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
+  EXPECT_NE(again.status().message().find("already being repaired by " + job->id()),
+            std::string::npos) << again.status();
+
+  node::RelocatorOptions o;
+  std::vector<std::string> steps;
+  o.crash_at = [&](const std::string& p) {
+    steps.push_back(p);
+    return false;
+  };
+  StartWriter();
+  ASSERT_TRUE(RunJob(job->id(), o).ok());
+  StopWriter();
+  EXPECT_EQ(std::count(steps.begin(), steps.end(), "copied"), 2);
+  auto done = admin_->GetJob(job->id());
+  EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  // Block 5 whole; of block 40 only what the writer put there since.
+  EXPECT_GE(done->job.bytes_done(), kBlock);
+  EXPECT_LT(done->job.bytes_done(), 2 * kBlock);
+  EXPECT_EQ(done->job.bytes_total(), 2 * kBlock);
+  ExpectPlacedAndExact({"n1", "n2"});
+}
+
+// A repair leaves alone what it cannot fix now: a stale replica whose clean
+// copies are all down keeps its old data (better than none) and stays
+// STALE, and a replica on a node that is down stays listed as it is.
+TEST_F(RelocationTest, RepairWaitsForACleanSourceAndLeavesDownNodesAlone) {
+  MakeDisk();
+  ASSERT_TRUE(admin_->MarkStale(disk_.id(), 3, "n1").ok());
+  ASSERT_TRUE(admin_->MarkStale(disk_.id(), 9, "n2").ok());
+  const std::string old9 = nodes_["n2"]->Stored(disk_.id(), 9, 0, kBlock);
+  nodes_["n1"]->Kill();
+  auto job = admin_->StartRepair("d", 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(RunJob(job->id()).ok());
+  auto done = admin_->GetJob(job->id());
+  EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_EQ(done->job.bytes_done(), 0u);
+  auto chunk = admin_->ReadChunks(disk_.id())->at(0);
+  auto state = [&](uint64_t b, const std::string& n) {
+    for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
+      if (r.node() == n) return r.state();
+    }
+    ADD_FAILURE() << n << " left block " << b;
+    return pb::CLEAN;
+  };
+  EXPECT_EQ(state(3, "n1"), pb::STALE);
+  EXPECT_EQ(state(9, "n2"), pb::STALE);
+  EXPECT_EQ(state(9, "n1"), pb::CLEAN);
+  EXPECT_EQ(nodes_["n2"]->Stored(disk_.id(), 9, 0, kBlock), old9);
+}
+
+// The scanner starts a repair for the node that holds stale copies, only
+// when a clean replica is up, and never a second one while one runs.
+TEST_F(RelocationTest, RepairScannerStartsOneJobForTheStaleNode) {
+  MakeDisk();
+  node::RepairScanner n1(std::string("n1"), admin_.get(), absl::ZeroDuration());
+  node::RepairScanner n2(std::string("n2"), admin_.get(), absl::ZeroDuration());
+  EXPECT_TRUE(n2.ScanOnce().empty());  // nothing stale
+  ASSERT_TRUE(admin_->MarkStale(disk_.id(), 7, "n2").ok());
+  EXPECT_TRUE(n1.ScanOnce().empty());  // not n1's to repair
+  EXPECT_EQ(n2.ScanOnce(), std::vector<std::string>{"d"});
+  EXPECT_TRUE(n2.ScanOnce().empty());  // one is running
+  auto jobs = admin_->ListJobs();
+  ASSERT_EQ(jobs->size(), 1u);
+  ASSERT_TRUE(RunJob(jobs->at(0).id()).ok());
+  EXPECT_TRUE(n2.ScanOnce().empty());  // repaired
+  ExpectPlacedAndExact({"n1", "n2"});
 }
 
 TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {

@@ -218,11 +218,15 @@ const char* JobState(ukai::pb::JobRecord::State s) {
   }
 }
 
+const char* JobKind(const ukai::pb::JobRecord& j) {
+  return j.kind() == ukai::pb::JobRecord::REPAIR ? "repair" : "relocate";
+}
+
 json JobJson(const ukai::pb::JobRecord& j) {
   json t = {{"sites", std::vector<std::string>(j.target().sites().begin(), j.target().sites().end())},
             {"nodes", std::vector<std::string>(j.target().nodes().begin(), j.target().nodes().end())}};
   return json{{"job", j.id()},
-              {"kind", "relocate"},
+              {"kind", JobKind(j)},
               {"disk", j.disk_name()},
               {"disk_id", j.disk_id()},
               {"target", t},
@@ -239,7 +243,10 @@ json JobJson(const ukai::pb::JobRecord& j) {
               {"finished_ms", j.finished_ms()}};
 }
 
-std::string TargetText(const ukai::pb::Placement& p) {
+// Where the job puts the data; a repair keeps it where it is.
+std::string TargetText(const ukai::pb::JobRecord& j) {
+  if (j.kind() == ukai::pb::JobRecord::REPAIR) return "its own replicas";
+  const ukai::pb::Placement& p = j.target();
   if (!p.sites().empty()) return "sites " + absl::StrJoin(p.sites(), ",");
   return "nodes " + absl::StrJoin(p.nodes(), ",");
 }
@@ -270,8 +277,8 @@ void JobList(const Globals& g) {
     if (note.empty() && j.state() == ukai::pb::JobRecord::RUNNING && !j.runner().empty()) {
       note = "on " + j.runner();
     }
-    printf("%-14s %-9s %-16s %-18s %-10s %5.0f%% %21s  %s\n", j.id().c_str(), "relocate",
-           j.disk_name().c_str(), TargetText(j.target()).c_str(), JobState(j.state()),
+    printf("%-14s %-9s %-16s %-18s %-10s %5.0f%% %21s  %s\n", j.id().c_str(), JobKind(j),
+           j.disk_name().c_str(), TargetText(j).c_str(), JobState(j.state()),
            100 * JobFraction(j), copied.c_str(), note.c_str());
   }
 }
@@ -360,7 +367,7 @@ void JobWait(const Globals& g, const std::string& id) {
     PrintJson(JobJson(j));
   } else if (j.state() == ukai::pb::JobRecord::DONE) {
     printf("job %s done: disk %s on %s, %s copied in %s\n", id.c_str(), j.disk_name().c_str(),
-           TargetText(j.target()).c_str(), ukai::FormatSize(j.bytes_done()).c_str(),
+           TargetText(j).c_str(), ukai::FormatSize(j.bytes_done()).c_str(),
            Duration(secs).c_str());
   }
   if (j.state() == ukai::pb::JobRecord::CANCELLED) Die("job " + id + " was cancelled");
@@ -510,7 +517,28 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     printf("%s\n", j.id().c_str());
   });
 
-  auto* job = app.add_subcommand("job", "long-running jobs (relocation)");
+  auto* repair = disk->add_subcommand(
+      "repair",
+      "bring the disk's stale replicas back: every replica on a node that is up but missed "
+      "writes (marked stale) is copied again from a clean one, only the blocks it missed. "
+      "Nodes start this by themselves when they find they are stale (ukai-node "
+      "--repair-interval); this starts it now. Prints the job id");
+  repair->add_option("name", name, "disk name")->required();
+  repair->add_option("--bandwidth", bandwidth_text,
+                     "copy rate limit for this job, bytes/s (e.g. 200M; default: none beyond "
+                     "each node's --copy-bandwidth)");
+  repair->add_flag("--wait", wait, "wait for the job, with a progress bar (as `job wait`)");
+  repair->callback([&] {
+    ukai::pb::RepairRequest req;
+    req.set_name(name);
+    if (!bandwidth_text.empty()) req.set_bandwidth_bps(SizeArg(bandwidth_text));
+    auto j = Call<ukai::pb::RepairRequest, ukai::pb::JobRecord>(g, &Admin::Stub::Repair, req);
+    if (wait) return JobWait(g, j.id());
+    if (g.json) return PrintJson(JobJson(j));
+    printf("%s\n", j.id().c_str());
+  });
+
+  auto* job = app.add_subcommand("job", "long-running jobs (relocation, repair)");
   job->require_subcommand(1);
   job->add_subcommand("list", "list jobs: id, disk, target, state, progress")
       ->callback([&] { JobList(g); });
@@ -524,9 +552,9 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
   jinfo->callback([&] {
     auto j = GetJob(g, job_id);
     if (g.json) return PrintJson(JobJson(j));
-    printf("job:       %s (relocate)\n", j.id().c_str());
+    printf("job:       %s (%s)\n", j.id().c_str(), JobKind(j));
     printf("disk:      %s\n", j.disk_name().c_str());
-    printf("to:        %s\n", TargetText(j.target()).c_str());
+    printf("to:        %s\n", TargetText(j).c_str());
     printf("state:     %s%s\n", JobState(j.state()), j.cancel_requested() && j.state() == ukai::pb::JobRecord::RUNNING ? " (cancelling)" : "");
     printf("progress:  %.0f%%, %s of ~%s, %lu of %lu blocks\n", 100 * JobFraction(j),
            ukai::FormatSize(j.bytes_done()).c_str(), ukai::FormatSize(j.bytes_total()).c_str(),

@@ -109,6 +109,10 @@ class Catalog {
   // and sets the disk's placement to `target` so new chunks go there.
   absl::StatusOr<pb::JobRecord> StartRelocation(const std::string& name, pb::Placement target,
                                                 uint64_t bandwidth_bps);
+  // Starts a repair of disk `name`: one Multi creates the job and the disk's
+  // job marker (FAILED_PRECONDITION naming a job already running). The
+  // runner brings every STALE replica on a live node back to CLEAN.
+  absl::StatusOr<pb::JobRecord> StartRepair(const std::string& name, uint64_t bandwidth_bps);
   absl::StatusOr<VersionedJob> GetJob(const std::string& id, WatchFn watch = nullptr);
   absl::StatusOr<std::vector<pb::JobRecord>> ListJobs(WatchFn watch = nullptr);
   // Compare-and-set on the job record, retried; `change` may be called more than once.
@@ -124,6 +128,8 @@ class Catalog {
   absl::StatusOr<pb::JobRecord> CancelJob(const std::string& id);
 
  private:
+  // FAILED_PRECONDITION if disk `id` has a job running (naming it), else OK.
+  absl::Status NoJobRunning(uint64_t id, const std::string& name);
   MetaStore* store_;
   Paths paths_;
 };

@@ -41,12 +41,7 @@ absl::StatusOr<pb::JobRecord> Catalog::StartRelocation(const std::string& name,
     if (spec.spec.state() != pb::DiskSpec::READY) {
       return absl::FailedPreconditionError("disk '" + name + "' is being deleted");
     }
-    auto running = store_->Get(paths_.disk_job(id));
-    if (running.ok()) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "disk '%s' is already being relocated by %s (wait for it, or `ukaictl job cancel %s`)",
-          name, running->data, running->data));
-    }
+    RETURN_IF_ERROR(NoJobRunning(id, name));
     target.set_replicas(spec.spec.placement().replicas());
     if (!target.nodes().empty() && target.nodes_size() < static_cast<int>(target.replicas())) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -76,6 +71,50 @@ absl::StatusOr<pb::JobRecord> Catalog::StartRelocation(const std::string& name,
     });
     if (absl::IsAborted(s)) continue;  // the spec changed: look again
     if (absl::IsAlreadyExists(s)) continue;  // a job id clash or a job just started
+    if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
+    RETURN_IF_ERROR(s);
+    return job;
+  }
+  return absl::AbortedError("disk '" + name + "' kept changing; try again");
+}
+
+absl::Status Catalog::NoJobRunning(uint64_t id, const std::string& name) {
+  auto running = store_->Get(paths_.disk_job(id));
+  if (absl::IsNotFound(running.status())) return absl::OkStatus();
+  if (!running.ok()) return running.status();
+  auto job = GetJob(running->data);
+  const bool repair = job.ok() && job->job.kind() == pb::JobRecord::REPAIR;
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "disk '%s' is already being %s by %s (wait for it, or `ukaictl job cancel %s`)", name,
+      repair ? "repaired" : "relocated", running->data, running->data));
+}
+
+absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name,
+                                                   uint64_t bandwidth_bps) {
+  ASSIGN_OR_RETURN(uint64_t id, LookupName(name));
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSIGN_OR_RETURN(auto spec, GetSpec(id));
+    if (spec.spec.state() != pb::DiskSpec::READY) {
+      return absl::FailedPreconditionError("disk '" + name + "' is being deleted");
+    }
+    RETURN_IF_ERROR(NoJobRunning(id, name));
+    ASSIGN_OR_RETURN(auto chunks, ReadChunks(id));
+    pb::JobRecord job;
+    job.set_id(NewJobId());
+    job.set_kind(pb::JobRecord::REPAIR);
+    job.set_disk_id(id);
+    job.set_disk_name(name);
+    *job.mutable_target() = spec.spec.placement();
+    *job.mutable_previous() = spec.spec.placement();
+    job.set_bandwidth_bps(bandwidth_bps);
+    job.set_blocks_total(chunks.size() * kChunkBlocks);  // refined by the runner
+    job.set_created_ms(NowMs());
+    absl::Status s = store_->Multi({
+        Op::Create(paths_.job(job.id()), job.SerializeAsString()),
+        Op::Create(paths_.disk_job(id), job.id()),
+        Op::Check(paths_.disk(id), spec.version),  // not deleted meanwhile
+    });
+    if (absl::IsAborted(s) || absl::IsAlreadyExists(s)) continue;
     if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
     RETURN_IF_ERROR(s);
     return job;

@@ -242,6 +242,15 @@ grpc::Status AdminService::Relocate(grpc::ServerContext*, const pb::RelocateRequ
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Repair(grpc::ServerContext*, const pb::RepairRequest* req,
+                                  pb::JobRecord* resp) {
+  auto job = catalog_->StartRepair(req->name(), req->bandwidth_bps());
+  if (!job.ok()) return ToGrpc(job.status());
+  LOG_INFO("job %s: repair disk %s", job->id(), req->name());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::ListJobs(grpc::ServerContext*, const pb::ListJobsRequest*,
                                     pb::ListJobsResponse* resp) {
   auto jobs = catalog_->ListJobs();

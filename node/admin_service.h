@@ -28,6 +28,7 @@ class AdminService final : public pb::Admin::Service {
                           pb::DiskInfo*) override;
   grpc::Status DeleteDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
   grpc::Status Relocate(grpc::ServerContext*, const pb::RelocateRequest*, pb::JobRecord*) override;
+  grpc::Status Repair(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const pb::ListJobsRequest*,
                         pb::ListJobsResponse*) override;
   grpc::Status GetJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;

@@ -18,8 +18,9 @@
 #include "node/block_io.h"
 #include "node/copy_service.h"
 #include "node/data_service.h"
-#include "node/job_runner.h"
 #include "node/disk_registry.h"
+#include "node/job_runner.h"
+#include "node/repair_scanner.h"
 
 namespace {
 
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   std::string store_kind = "extent", copy_bandwidth = "0";
   bool no_blob = false, verbose = false, no_local = false;
   int test_site_delay_ms = 0;
+  int repair_interval_s = 10;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
@@ -67,6 +69,11 @@ int main(int argc, char** argv) {
                  "0: none). Jobs can set a lower limit of their own (ukaictl relocate --bandwidth)")
       ->capture_default_str();
   app.add_flag("--no-blob-files", no_blob, "with --store rocksdb: keep page data in the LSM tree");
+  app.add_option("--repair-interval", repair_interval_s,
+                 "seconds between looks for blocks this node holds a stale copy of (it missed "
+                 "writes while down); each finding starts a repair job. 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 86400));
   app.add_flag("-v,--verbose", verbose, "debug logging");
   app.add_option("--test-site-delay-ms", test_site_delay_ms,
                  "TESTS ONLY, refused unless UKAI_TEST_HOOKS=1 is in the environment: answer "
@@ -172,12 +179,15 @@ int main(int argc, char** argv) {
   ukai::node::GrpcCopyNodes copy_nodes(&catalog);
   ukai::node::JobRunner jobs(id, &catalog, &copy_nodes);
   jobs.Start();
+  ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s));
+  repairs.Start();
   LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
            io_address, data);
 
   int sig = 0;
   sigwait(&sigs, &sig);
   LOG_INFO("signal %d: shutting down", sig);
+  repairs.Stop();
   jobs.Stop();  // a job stops between steps and stays RUNNING for another node
   io_server.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

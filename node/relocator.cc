@@ -87,6 +87,14 @@ absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& p
   return out;
 }
 
+std::vector<std::string> RepairTargets(const pb::BlockPtr& ptr, const std::set<std::string>& live) {
+  std::vector<std::string> out;
+  for (const auto& r : ptr.replicas()) {
+    if (live.count(r.node())) out.push_back(r.node());
+  }
+  return out;
+}
+
 absl::Status Relocator::Run(const std::string& id, const std::function<bool()>& stop) {
   ASSIGN_OR_RETURN(auto vj, catalog_->GetJob(id));
   pb::JobRecord job = std::move(vj.job);
@@ -117,6 +125,24 @@ absl::Status Relocator::EstimateTotals(pb::JobRecord* job, const std::map<uint64
                                        const pb::DiskSpec& spec) {
   const uint64_t disk = job->disk_id();
   const uint64_t nblocks = BlockCount(spec);
+  uint64_t blocks = 0;
+  for (const auto& [c, chunk] : chunks) {
+    blocks += std::min<uint64_t>(kChunkBlocks, nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
+  }
+  if (job->kind() == pb::JobRecord::REPAIR) {
+    // At most a block per stale replica (only its stored pages travel).
+    uint64_t stale = 0;
+    for (const auto& [c, chunk] : chunks) {
+      for (const auto& ptr : chunk.blocks()) {
+        for (const auto& r : ptr.replicas()) stale += r.state() != pb::CLEAN;
+      }
+    }
+    ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* r) {
+      r->set_bytes_total(stale * spec.block_size());
+      r->set_blocks_total(blocks);
+    }));
+    return absl::OkStatus();
+  }
   // Stored bytes per replica, times the replicas a block gains.
   uint64_t stored = 0;
   ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
@@ -138,10 +164,6 @@ absl::Status Relocator::EstimateTotals(pb::JobRecord* job, const std::map<uint64
       gained = job->target().replicas() > there ? job->target().replicas() - there : 0;
     }
   }
-  uint64_t blocks = 0;
-  for (const auto& [c, chunk] : chunks) {
-    blocks += std::min<uint64_t>(kChunkBlocks, nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
-  }
   const uint64_t replicas = std::max<uint32_t>(1, spec.placement().replicas());
   ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* r) {
     r->set_bytes_total(stored / replicas * gained);
@@ -154,7 +176,8 @@ absl::Status Relocator::RunJob(pb::JobRecord* job) {
   const std::string id = job->id();
   const uint64_t disk = job->disk_id();
   ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) { r->set_runner(self_); }));
-  LOG_INFO("job %s: relocating disk %s (%d) from block %d", id, job->disk_name(), disk,
+  LOG_INFO("job %s: %s disk %s (%d) from block %d", id,
+           job->kind() == pb::JobRecord::REPAIR ? "repairing" : "relocating", job->disk_name(), disk,
            job->next_block());
   if (Crash("start")) return Crashed("start");
 
@@ -244,15 +267,31 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     return ch.blocks(static_cast<int>(b - c * kChunkBlocks));
   };
 
+  // targets[b]: the replicas block b ends with, CLEAN; kept[b]: those a
+  // repair leaves as they are (on nodes that are down).
+  const bool repair = job->kind() == pb::JobRecord::REPAIR;
   std::map<uint64_t, std::vector<std::string>> targets;
+  std::map<uint64_t, std::vector<pb::Replica>> kept;
   std::set<std::string> involved;
   bool all_done = true;
   for (uint64_t b = first; b < last; ++b) {
     const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
-    ASSIGN_OR_RETURN(auto t, RelocationTargets(ptr, job->target(), nodes, live, b));
+    std::vector<std::string> t;
+    if (repair) {
+      // No clean replica up to copy from: the block waits for another run.
+      bool source = std::any_of(ptr.replicas().begin(), ptr.replicas().end(), [&](const pb::Replica& r) {
+        return r.state() == pb::CLEAN && live.count(r.node());
+      });
+      if (source) t = RepairTargets(ptr, live);
+      for (const auto& r : ptr.replicas()) {
+        if (!Contains(t, r.node())) kept[b].push_back(r);
+      }
+    } else {
+      ASSIGN_OR_RETURN(t, RelocationTargets(ptr, job->target(), nodes, live, b));
+    }
     for (const auto& r : ptr.replicas()) involved.insert(r.node());
     involved.insert(t.begin(), t.end());
-    bool done = ptr.replicas_size() == static_cast<int>(t.size());
+    bool done = ptr.replicas_size() == static_cast<int>(t.size() + kept[b].size());
     for (const auto& node : t) {
       const pb::Replica* r = Find(ptr, node);
       done = done && r != nullptr && r->state() == pb::CLEAN;
@@ -270,6 +309,27 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       const pb::Replica* r = Find(ptr, t);
       if (r != nullptr && r->state() == pb::STALE) stale_targets[t].push_back(Ref(b, ptr.generation()));
     }
+  }
+  if (!stale_targets.empty()) {
+    // A stale copy goes only once there is a clean one to copy from: if the
+    // clean replicas are all down, the old data is better than none.
+    for (uint64_t b = first; b < last && b < nblocks; ++b) {
+      const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
+      bool needs = false, source = false;
+      for (const auto& r : ptr.replicas()) {
+        needs = needs || (r.state() == pb::STALE && Contains(targets[b], r.node()));
+        source = source || (r.state() == pb::CLEAN && live.count(r.node()));
+      }
+      if (needs && !source) {
+        return absl::UnavailableError(
+            absl::StrFormat("disk %d block %d: no clean replica is up to copy from", disk, b));
+      }
+    }
+    // No write sent before the copy went stale (a late one, from a node that
+    // was stopped) may land after the drop.
+    std::set<std::string> stale_nodes;
+    for (const auto& [t, objects] : stale_targets) stale_nodes.insert(t);
+    RETURN_IF_ERROR(FenceAll(disk, spec.spec.layout_version(), stale_nodes));
   }
   for (const auto& [t, objects] : stale_targets) {
     ASSIGN_OR_RETURN(auto refused, nodes_->Finish(t, Hdr(disk, spec.spec.layout_version()), objects,
@@ -465,6 +525,10 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
       p.set_block(b);
       p.set_node(r.node());
       p.set_generation(ptr.generation());
+      if (std::any_of(kept[b].begin(), kept[b].end(),
+                      [&](const pb::Replica& k) { return k.node() == r.node(); })) {
+        continue;  // a repair leaves it alone
+      }
       p.set_drop(!Contains(targets[b], r.node()));
       if (p.drop() || r.state() != pb::CLEAN) pending.push_back(p);
     }
@@ -508,6 +572,10 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
         pb::Replica* add = next.add_replicas();
         add->set_node(t);
         add->set_state(pb::CLEAN);
+      }
+      for (const auto& k : kept[b]) {  // as they are now, not as they were read
+        const pb::Replica* r = Find(*ptr, k.node());
+        if (r != nullptr) *next.add_replicas() = *r;
       }
       *ptr = next;
     }

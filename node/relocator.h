@@ -117,6 +117,12 @@ class Relocator {
   const RelocatorOptions opts_;
 };
 
+// A repair (JobRecord REPAIR) runs the same steps with the block's own live
+// replicas as the targets: its STALE ones start over from nothing (after a
+// fence at the current layout, and only if a clean replica is up to copy
+// from), join as SYNCING and are copied like new replicas; replicas on nodes
+// that are down are left as they are.
+//
 // The replica set block `ptr` should end up with under `target` (keeping
 // replicas already there), from `live` nodes; UNAVAILABLE if too few.
 absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& ptr,
@@ -124,6 +130,10 @@ absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& p
                                                            const std::vector<pb::NodeInfo>& nodes,
                                                            const std::set<std::string>& live,
                                                            uint64_t seed);
+
+// For a repair: the replicas of `ptr` on `live` nodes, in any state (they
+// are to be CLEAN); those on other nodes stay as they are.
+std::vector<std::string> RepairTargets(const pb::BlockPtr& ptr, const std::set<std::string>& live);
 
 }  // namespace ukai::node
 
