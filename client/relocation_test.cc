@@ -545,22 +545,155 @@ TEST_F(RelocationTest, RepairWaitsForACleanSourceAndLeavesDownNodesAlone) {
   EXPECT_EQ(nodes_["n2"]->Stored(disk_.id(), 9, 0, kBlock), old9);
 }
 
-// The scanner starts a repair for the node that holds stale copies, only
-// when a clean replica is up, and never a second one while one runs.
-TEST_F(RelocationTest, RepairScannerStartsOneJobForTheStaleNode) {
+// A scan starts a repair when a live node's replica is stale and a clean one
+// is up, and never a second one while one runs.
+TEST_F(RelocationTest, RepairScanStartsOneJobForStaleReplicas) {
   MakeDisk();
-  node::RepairScanner n1(std::string("n1"), admin_.get(), absl::ZeroDuration());
-  node::RepairScanner n2(std::string("n2"), admin_.get(), absl::ZeroDuration());
-  EXPECT_TRUE(n2.ScanOnce().empty());  // nothing stale
+  node::RepairScanner n1("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1));
+  node::RepairScanner n3("n3", admin_.get(), absl::ZeroDuration(), absl::Hours(1));
+  EXPECT_TRUE(n1.ScanOnce().empty());  // nothing stale
   ASSERT_TRUE(admin_->MarkStale(disk_.id(), 7, "n2").ok());
-  EXPECT_TRUE(n1.ScanOnce().empty());  // not n1's to repair
-  EXPECT_EQ(n2.ScanOnce(), std::vector<std::string>{"d"});
-  EXPECT_TRUE(n2.ScanOnce().empty());  // one is running
+  EXPECT_EQ(n3.ScanOnce(), std::vector<std::string>{"d"});  // any node's scan
+  EXPECT_TRUE(n1.ScanOnce().empty());  // one is running
   auto jobs = admin_->ListJobs();
   ASSERT_EQ(jobs->size(), 1u);
   ASSERT_TRUE(RunJob(jobs->at(0).id()).ok());
-  EXPECT_TRUE(n2.ScanOnce().empty());  // repaired
+  EXPECT_TRUE(n1.ScanOnce().empty());  // repaired
   ExpectPlacedAndExact({"n1", "n2"});
+}
+
+// Draining n2 with a writer running: its replicas are rebuilt where the
+// policy allows (not in site b while the disk is pinned to n1,n2, then on
+// n3/n4 once its policy allows site b), n2 ends with no block and no data,
+// and the disk reads back exactly.
+TEST_F(RelocationTest, DrainMovesReplicasWhereThePolicyAllows) {
+  MakeDisk();
+  ASSERT_TRUE(admin_->UpdateNodeState("n2", [](pb::NodeState* s) {
+    s->set_draining(true);
+    return true;
+  }).ok());
+  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1));
+  EXPECT_TRUE(scan.ScanOnce().empty());  // pinned to n1,n2; site a has no other node
+  pb::Placement anywhere;
+  anywhere.set_replicas(2);
+  anywhere.add_sites("a");
+  anywhere.add_sites("b");
+  ASSERT_TRUE(admin_->SetPlacement(disk_.id(), anywhere).ok());
+  ASSERT_EQ(scan.ScanOnce(), std::vector<std::string>{"d"});
+  auto jobs = admin_->ListJobs();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(std::vector<std::string>(jobs->at(0).replace_nodes().begin(),
+                                     jobs->at(0).replace_nodes().end()),
+            std::vector<std::string>{"n2"});
+  StartWriter();
+  ASSERT_TRUE(RunJob(jobs->at(0).id()).ok());
+  StopWriter();
+  EXPECT_GT(writes_, 0);
+  auto chunk = admin_->ReadChunks(disk_.id())->at(0);
+  std::set<std::string> used;
+  for (uint64_t b = 0; b < kSize / kBlock; ++b) {
+    std::set<std::string> got;
+    for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
+      EXPECT_EQ(r.state(), pb::CLEAN) << "block " << b << " " << r.node();
+      got.insert(r.node());
+      ASSERT_EQ(nodes_[r.node()]->Stored(disk_.id(), b, 0, kBlock), model_.substr(b * kBlock, kBlock))
+          << "block " << b << " on " << r.node();
+    }
+    EXPECT_EQ(got.size(), 2u) << "block " << b;
+    EXPECT_TRUE(got.count("n1") && !got.count("n2")) << "block " << b;
+    used.insert(got.begin(), got.end());
+  }
+  EXPECT_EQ(used, (std::set<std::string>{"n1", "n3", "n4"}));  // spread over site b
+  EXPECT_EQ(StoredOn("n2"), 0u);
+  std::string all(kSize, '\0');
+  ASSERT_TRUE(vol_->Read(0, kSize, all.data()).ok());
+  EXPECT_TRUE(all == model_);
+  EXPECT_TRUE(scan.ScanOnce().empty());  // nothing left to move
+}
+
+// A node down past the grace time: the first scan notes since when, a later
+// one (grace passed) rebuilds its replicas on the other site (the disk's
+// policy names none), and the disk reads back exactly without it.
+TEST_F(RelocationTest, ANodeDownPastTheGraceTimeIsRebuiltElsewhere) {
+  MakeDisk();
+  pb::Placement anywhere;
+  anywhere.set_replicas(2);
+  ASSERT_TRUE(admin_->SetPlacement(disk_.id(), anywhere).ok());
+  nodes_["n2"]->Kill();
+  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Milliseconds(200));
+  EXPECT_TRUE(scan.ScanOnce().empty());  // down, not yet for long
+  auto states = admin_->NodeStates();
+  ASSERT_TRUE(states.ok());
+  EXPECT_NE(states->at("n2").down_since_ms(), 0u);
+  EXPECT_EQ(states->at("n1").down_since_ms(), 0u);
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_EQ(scan.ScanOnce(), std::vector<std::string>{"d"});
+  auto jobs = admin_->ListJobs();
+  ASSERT_EQ(jobs->size(), 1u);
+  ASSERT_TRUE(RunJob(jobs->at(0).id()).ok());
+  auto chunk = admin_->ReadChunks(disk_.id())->at(0);
+  for (uint64_t b = 0; b < kSize / kBlock; ++b) {
+    std::set<std::string> got;
+    for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
+      EXPECT_EQ(r.state(), pb::CLEAN);
+      got.insert(r.node());
+    }
+    EXPECT_TRUE(got.size() == 2 && got.count("n1") && !got.count("n2")) << "block " << b;
+  }
+  std::string all(kSize, '\0');
+  ASSERT_TRUE(vol_->Read(0, kSize, all.data()).ok());
+  EXPECT_TRUE(all == model_);
+}
+
+TEST(PlanRepair, RebuildsLeavingReplicasInTheirSiteFirst) {
+  std::vector<pb::NodeInfo> nodes;
+  for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "a"}, {"n4", "b"}}) {
+    pb::NodeInfo n;
+    n.set_id(id);
+    n.set_site(site);
+    nodes.push_back(n);
+  }
+  auto block = [](std::vector<std::pair<std::string, pb::ReplicaState>> rs) {
+    pb::BlockPtr p;
+    for (auto& [n, st] : rs) {
+      auto* r = p.add_replicas();
+      r->set_node(n);
+      r->set_state(st);
+    }
+    return p;
+  };
+  node::RepairScope scope;
+  scope.nodes = nodes;
+  scope.live = {"n1", "n3", "n4"};  // n2 down
+  scope.placement.set_replicas(2);
+  // n2 briefly down: left as it is; nothing to do.
+  auto p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::STALE}}), scope, 0);
+  EXPECT_FALSE(p.work);
+  EXPECT_EQ(p.targets, std::vector<std::string>{"n1"});
+  ASSERT_EQ(p.kept.size(), 1u);
+  // n2 gone for good: rebuilt on n3, its site, never on n4 while n3 can.
+  scope.replace = {"n2"};
+  for (uint64_t seed = 0; seed < 4; ++seed) {
+    p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, seed);
+    EXPECT_TRUE(p.work);
+    EXPECT_EQ(p.targets, (std::vector<std::string>{"n1", "n3"})) << seed;
+    EXPECT_TRUE(p.kept.empty());
+  }
+  // Site a full: site b only if the policy names it (or names nothing).
+  scope.live = {"n1", "n4"};
+  scope.placement.add_nodes("n1");
+  scope.placement.add_nodes("n2");
+  p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, 0);
+  EXPECT_FALSE(p.work);
+  EXPECT_EQ(p.kept.size(), 1u);
+  scope.placement.clear_nodes();
+  p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, 0);
+  EXPECT_EQ(p.targets, (std::vector<std::string>{"n1", "n4"}));
+  // No clean replica up: nothing moves, the stale copy stays.
+  p = node::PlanRepair(block({{"n1", pb::STALE}, {"n2", pb::CLEAN}}), scope, 0);
+  EXPECT_FALSE(p.work);
+  EXPECT_TRUE(p.targets.empty());
+  EXPECT_EQ(p.kept.size(), 2u);
 }
 
 TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {

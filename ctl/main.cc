@@ -112,23 +112,30 @@ void NodeList(const Globals& g) {
                      {"used_bytes", n.used_bytes()}, {"capacity_bytes", n.info().capacity_bytes()},
                      {"rtt_us_by_site", std::map<std::string, uint32_t>(n.rtt_us_by_site().begin(),
                                                                         n.rtt_us_by_site().end())},
+                     {"draining", n.state().draining()},
+                     {"down_since_ms", n.state().down_since_ms()},
+                     {"replica_blocks", n.replica_blocks()},
                      {"error", n.error()}});
     }
     return PrintJson(arr);
   }
-  printf("%-10s %-10s %-22s %-5s %12s %12s  %s\n", "ID", "SITE", "ADDRESS", "STATE", "USED",
-         "CAPACITY", "RTT FROM FRONTENDS");
+  printf("%-10s %-10s %-22s %-5s %12s %12s %8s  %s\n", "ID", "SITE", "ADDRESS", "STATE", "USED",
+         "CAPACITY", "BLOCKS", "RTT FROM FRONTENDS / NOTE");
   for (const auto& n : resp.nodes()) {
     std::vector<std::string> rtt;
     for (const auto& [site, us] : std::map<std::string, uint32_t>(n.rtt_us_by_site().begin(),
                                                                   n.rtt_us_by_site().end())) {
       rtt.push_back(absl::StrFormat("%s %.2f ms", site, us / 1000.0));
     }
-    printf("%-10s %-10s %-22s %-5s %12s %12s  %s\n", n.info().id().c_str(), n.info().site().c_str(),
+    // Progress of a drain or rebuild: BLOCKS, the replicas still listed on it, falls to 0.
+    std::string note = rtt.empty() ? "-" : absl::StrJoin(rtt, ", ");
+    if (n.state().draining()) note = "draining: its replicas move to other nodes";
+    if (!n.up() && n.state().down_since_ms()) note = "down since " + Time(n.state().down_since_ms());
+    printf("%-10s %-10s %-22s %-5s %12s %12s %8lu  %s\n", n.info().id().c_str(), n.info().site().c_str(),
            n.info().address().c_str(), n.up() ? "up" : "down",
            n.up() ? ukai::FormatSize(n.used_bytes()).c_str() : "-",
            n.info().capacity_bytes() ? ukai::FormatSize(n.info().capacity_bytes()).c_str() : "-",
-           rtt.empty() ? "-" : absl::StrJoin(rtt, ", ").c_str());
+           static_cast<unsigned long>(n.replica_blocks()), note.c_str());
   }
 }
 
@@ -139,6 +146,7 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
     j["allocated_bytes"] = info.allocated_bytes();
     j["allocated_chunks"] = info.allocated_chunks();
     j["stale_replica_blocks"] = info.stale_blocks();
+    j["degraded_blocks"] = info.degraded_blocks();
     j["syncing_blocks"] = info.syncing_blocks();
     j["job"] = info.job();
     j["node_bytes"] = json::object();
@@ -177,8 +185,10 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
   for (const auto& [n, b] : info.node_bytes()) {
     printf("  on %-8s %s\n", n.c_str(), ukai::FormatSize(b).c_str());
   }
-  if (info.stale_blocks()) {
-    printf("degraded:    %lu block(s) with a stale replica\n", static_cast<unsigned long>(info.stale_blocks()));
+  if (info.stale_blocks() || info.degraded_blocks()) {
+    printf("degraded:    %lu block(s) short of %u clean replicas up, %lu with a stale replica\n",
+           static_cast<unsigned long>(info.degraded_blocks()), d.placement().replicas(),
+           static_cast<unsigned long>(info.stale_blocks()));
   }
   if (!info.job().empty()) {
     printf("job:         %s (%lu block(s) being copied now)\n", info.job().c_str(),
@@ -401,8 +411,37 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
 
   auto* node = app.add_subcommand("node", "storage nodes");
   node->require_subcommand(1);
-  node->add_subcommand("list", "list nodes: id, site, address, up/down, space used")
+  node->add_subcommand("list", "list nodes: id, site, address, up/down, space used, block "
+                               "replicas held (a drained or rebuilt node's falls to 0)")
       ->callback([&] { NodeList(g); });
+  std::string node_id;
+  bool undo = false;
+  auto* drain = node->add_subcommand(
+      "drain", "move every replica off a node, to other nodes of its site first (another "
+               "site only where a disk's policy allows it): the nodes' repair scans start a "
+               "repair job per disk. The node keeps serving meanwhile; watch BLOCKS in "
+               "`node list` fall to 0, then stop it and `node remove` it");
+  drain->add_option("id", node_id, "node id")->required();
+  drain->add_flag("--undo", undo, "stop draining (replicas already moved stay moved)");
+  drain->callback([&] {
+    ukai::pb::NodeRequest req;
+    req.set_id(node_id);
+    req.set_undo(undo);
+    auto r = Call<ukai::pb::NodeRequest, ukai::pb::NodeStatus>(g, &Admin::Stub::DrainNode, req);
+    if (g.json) return PrintJson(json{{"id", node_id}, {"draining", r.state().draining()}});
+    printf("node %s %s\n", node_id.c_str(), r.state().draining() ? "is draining" : "is not draining");
+  });
+  auto* remove = node->add_subcommand(
+      "remove", "forget a node for good: refused while it is up or still holds a replica "
+                "(drain it first)");
+  remove->add_option("id", node_id, "node id")->required();
+  remove->callback([&] {
+    ukai::pb::NodeRequest req;
+    req.set_id(node_id);
+    Call<ukai::pb::NodeRequest, ukai::pb::NodeStatus>(g, &Admin::Stub::RemoveNode, req);
+    if (g.json) return PrintJson(json{{"removed", node_id}});
+    printf("node %s removed\n", node_id.c_str());
+  });
 
   auto* disk = app.add_subcommand("disk", "virtual disks");
   disk->require_subcommand(1);
@@ -519,10 +558,11 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
 
   auto* repair = disk->add_subcommand(
       "repair",
-      "bring the disk's stale replicas back: every replica on a node that is up but missed "
-      "writes (marked stale) is copied again from a clean one, only the blocks it missed. "
-      "Nodes start this by themselves when they find they are stale (ukai-node "
-      "--repair-interval); this starts it now. Prints the job id");
+      "bring the disk's replicas back to full health: every replica on a node that is up but "
+      "missed writes (marked stale) is copied again from a clean one, only the blocks it "
+      "missed, and replicas on draining nodes are rebuilt elsewhere. Nodes start this by "
+      "themselves (ukai-node --repair-interval, --rereplicate-after); this starts it now. "
+      "Prints the job id");
   repair->add_option("name", name, "disk name")->required();
   repair->add_option("--bandwidth", bandwidth_text,
                      "copy rate limit for this job, bytes/s (e.g. 200M; default: none beyond "

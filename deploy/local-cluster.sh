@@ -17,6 +17,9 @@
 #   local-cluster.sh zk-leader  --dir DIR        prints the leader's name (zk1..zk3)
 #   local-cluster.sh start-zk   --dir DIR NAME   restarts a member (stop it with stop-node)
 #
+# `start --rereplicate-after S`: nodes rebuild a dead node's replicas after S
+# seconds (ukai-node --rereplicate-after; default 600).
+#
 # Tests only: `start --site-delay MS` makes sites MS apart (nodes answer
 # frontends of other sites MS late; ukai-node --test-site-delay-ms, enabled
 # through UKAI_TEST_HOOKS=1 for these nodes only, docs/TESTING.md).
@@ -34,14 +37,15 @@ say() { echo "local-cluster.sh: $*" >&2; }
 cmd=${1:-}
 [[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount|add-node --dir DIR ..."
 shift
-dir="" site="" site_delay=0 zk_members=1 args=()
+dir="" site="" site_delay=0 rereplicate_after=600 zk_members=1 args=()
 while (($#)); do
   case $1 in
     --dir) dir=$2; shift 2 ;;
     --site) site=$2; shift 2 ;;
     --site-delay) site_delay=$2; shift 2 ;;
+    --rereplicate-after) rereplicate_after=$2; shift 2 ;;
     --zk-ensemble) zk_members=$2; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0" >&2; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0" >&2; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -117,7 +121,8 @@ start_node() {
     export UKAI_TEST_HOOKS=1  # only in this script's children: the nodes of a test cluster
   fi
   spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
-    --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 "${test_args[@]}"
+    --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 \
+    --rereplicate-after "${REREPLICATE_AFTER:-600}" "${test_args[@]}"
   wait_for 30 "node $name" node_up "$name"
 }
 
@@ -198,6 +203,7 @@ case $cmd in
       echo "NODE_n2_SITE=site-a"; echo "NODE_n2_PORT=${ports[2]}"
       echo "NODE_n3_SITE=site-b"; echo "NODE_n3_PORT=${ports[3]}"
       echo "SITE_DELAY_MS=$site_delay"
+      echo "REREPLICATE_AFTER=$rereplicate_after"
       echo "ZK_MEMBERS=$zk_members"
     } > "$dir/cluster.env"
     load_env

@@ -60,6 +60,55 @@ absl::Status Catalog::RegisterNode(const pb::NodeInfo& info, const pb::NodeLive&
   return r.status();
 }
 
+absl::StatusOr<std::map<std::string, pb::NodeState>> Catalog::NodeStates() {
+  ASSIGN_OR_RETURN(auto ids, store_->Children(paths_.nodes()));
+  std::map<std::string, pb::NodeState> out;
+  for (const auto& id : ids) {
+    auto v = store_->Get(paths_.node_state(id));
+    if (absl::IsNotFound(v.status())) {
+      out[id] = pb::NodeState();
+      continue;
+    }
+    if (!v.ok()) return v.status();
+    ASSIGN_OR_RETURN(out[id], Parse<pb::NodeState>(v->data, paths_.node_state(id)));
+  }
+  return out;
+}
+
+absl::StatusOr<pb::NodeState> Catalog::UpdateNodeState(
+    const std::string& id, const std::function<bool(pb::NodeState*)>& change) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    auto node = store_->Get(paths_.node(id));
+    if (absl::IsNotFound(node.status())) return absl::NotFoundError("no node '" + id + "'");
+    RETURN_IF_ERROR(node.status());
+    pb::NodeState st;
+    auto v = store_->Get(paths_.node_state(id));
+    if (v.ok()) {
+      ASSIGN_OR_RETURN(st, Parse<pb::NodeState>(v->data, paths_.node_state(id)));
+    } else if (!absl::IsNotFound(v.status())) {
+      return v.status();
+    }
+    if (!change(&st)) return st;
+    absl::Status s = v.ok() ? store_->Set(paths_.node_state(id), st.SerializeAsString(), v->version).status()
+                            : store_->Create(paths_.node_state(id), st.SerializeAsString()).status();
+    if (absl::IsAborted(s) || absl::IsAlreadyExists(s)) continue;  // raced: look again
+    if (absl::IsNotFound(s)) return absl::NotFoundError("no node '" + id + "'");
+    RETURN_IF_ERROR(s);
+    return st;
+  }
+  return absl::AbortedError("node " + id + ": too much contention");
+}
+
+absl::Status Catalog::RemoveNode(const std::string& id) {
+  std::vector<Op> ops;
+  auto st = store_->Get(paths_.node_state(id));
+  if (st.ok()) ops.push_back(Op::Delete(paths_.node_state(id), st->version));
+  ops.push_back(Op::Delete(paths_.node(id), -1));
+  absl::Status s = store_->Multi(ops);
+  if (absl::IsNotFound(s)) return absl::NotFoundError("no node '" + id + "'");
+  return s;
+}
+
 absl::StatusOr<std::vector<pb::NodeInfo>> Catalog::ListNodes() {
   ASSIGN_OR_RETURN(auto ids, store_->Children(paths_.nodes()));
   std::vector<pb::NodeInfo> out;

@@ -50,6 +50,15 @@ class Catalog {
   // ALREADY_EXISTS if another live process registered the same id.
   absl::Status RegisterNode(const pb::NodeInfo& info, const pb::NodeLive& live);
   absl::StatusOr<std::vector<pb::NodeInfo>> ListNodes();
+  // Every registered node's NodeState (defaults where none was written).
+  absl::StatusOr<std::map<std::string, pb::NodeState>> NodeStates();
+  // Compare-and-set on node `id`'s state; `change` returns whether it changed
+  // anything (nothing is written otherwise). NOT_FOUND for an unknown node.
+  absl::StatusOr<pb::NodeState> UpdateNodeState(const std::string& id,
+                                                const std::function<bool(pb::NodeState*)>& change);
+  // Removes a node's registration and state. The caller checks it is down
+  // and holds nothing.
+  absl::Status RemoveNode(const std::string& id);
   absl::StatusOr<std::set<std::string>> LiveNodes(WatchFn watch = nullptr);
 
   // ---- frontends (what each measures; ephemeral)
@@ -112,7 +121,9 @@ class Catalog {
   // Starts a repair of disk `name`: one Multi creates the job and the disk's
   // job marker (FAILED_PRECONDITION naming a job already running). The
   // runner brings every STALE replica on a live node back to CLEAN.
-  absl::StatusOr<pb::JobRecord> StartRepair(const std::string& name, uint64_t bandwidth_bps);
+  // `replace`: nodes whose replicas the job rebuilds elsewhere.
+  absl::StatusOr<pb::JobRecord> StartRepair(const std::string& name, uint64_t bandwidth_bps,
+                                            const std::vector<std::string>& replace = {});
   absl::StatusOr<VersionedJob> GetJob(const std::string& id, WatchFn watch = nullptr);
   absl::StatusOr<std::vector<pb::JobRecord>> ListJobs(WatchFn watch = nullptr);
   // Compare-and-set on the job record, retried; `change` may be called more than once.

@@ -90,7 +90,8 @@ absl::Status Catalog::NoJobRunning(uint64_t id, const std::string& name) {
 }
 
 absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name,
-                                                   uint64_t bandwidth_bps) {
+                                                   uint64_t bandwidth_bps,
+                                                   const std::vector<std::string>& replace) {
   ASSIGN_OR_RETURN(uint64_t id, LookupName(name));
   for (int attempt = 0; attempt < 20; ++attempt) {
     ASSIGN_OR_RETURN(auto spec, GetSpec(id));
@@ -107,6 +108,7 @@ absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name,
     *job.mutable_target() = spec.spec.placement();
     *job.mutable_previous() = spec.spec.placement();
     job.set_bandwidth_bps(bandwidth_bps);
+    for (const auto& n : replace) job.add_replace_nodes(n);
     job.set_blocks_total(chunks.size() * kChunkBlocks);  // refined by the runner
     job.set_created_ms(NowMs());
     absl::Status s = store_->Multi({

@@ -22,6 +22,7 @@ class Paths {
   explicit Paths(std::string root) : root_(std::move(root)) {}
   std::string nodes() const { return root_ + "/nodes"; }
   std::string node(const std::string& id) const { return nodes() + "/" + id; }
+  std::string node_state(const std::string& id) const { return node(id) + "/state"; }
   std::string live() const { return root_ + "/live"; }
   std::string live(const std::string& id) const { return live() + "/" + id; }
   std::string names() const { return root_ + "/names"; }

@@ -64,9 +64,15 @@ grpc::Status AdminService::ListNodes(grpc::ServerContext*, const pb::ListNodesRe
   if (!nodes.ok()) return ToGrpc(nodes.status());
   auto rtt = RttBySite();
   if (!rtt.ok()) return ToGrpc(rtt.status());
+  auto states = catalog_->NodeStates();
+  if (!states.ok()) return ToGrpc(states.status());
+  auto held = ReplicaBlocks();
+  if (!held.ok()) return ToGrpc(held.status());
   for (auto& n : *nodes) {
     auto* st = resp->add_nodes();
     *st->mutable_info() = n.info;
+    *st->mutable_state() = (*states)[n.info.id()];
+    st->set_replica_blocks((*held)[n.info.id()]);
     st->set_up(n.live && n.stat.ok());
     for (const auto& [site, by_node] : *rtt) {
       auto it = by_node.find(n.info.id());
@@ -99,20 +105,25 @@ absl::Status AdminService::FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* 
   info->set_allocated_bytes(total);
   ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(spec.id()));
   info->set_allocated_chunks(chunks.size());
-  uint64_t stale = 0, syncing = 0;
+  ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+  uint64_t stale = 0, syncing = 0, degraded = 0;
   for (const auto& [c, chunk] : chunks) {
     for (const auto& b : chunk.blocks()) {
       bool any_stale = false, any_syncing = false;
+      uint32_t good = 0;
       for (const auto& r : b.replicas()) {
         any_stale = any_stale || r.state() == pb::STALE;
         any_syncing = any_syncing || r.state() == pb::SYNCING;
+        good += r.state() == pb::CLEAN && live.count(r.node());
       }
       stale += any_stale;
       syncing += any_syncing;
+      degraded += good < spec.placement().replicas();
     }
   }
   info->set_stale_blocks(stale);
   info->set_syncing_blocks(syncing);
+  info->set_degraded_blocks(degraded);
   auto job = catalog_->store().Get(catalog_->paths().disk_job(spec.id()));
   if (job.ok()) info->set_job(job->data);
   ASSIGN_OR_RETURN(auto open, catalog_->OpenBy(spec.id()));
@@ -242,9 +253,73 @@ grpc::Status AdminService::Relocate(grpc::ServerContext*, const pb::RelocateRequ
   return grpc::Status::OK;
 }
 
+absl::StatusOr<std::map<std::string, uint64_t>> AdminService::ReplicaBlocks() {
+  std::map<std::string, uint64_t> out;
+  ASSIGN_OR_RETURN(auto disks, catalog_->ListDisks());
+  for (const auto& d : disks) {
+    auto chunks = catalog_->ReadChunks(d.id());
+    if (absl::IsNotFound(chunks.status())) continue;  // deleted meanwhile
+    if (!chunks.ok()) return chunks.status();
+    for (const auto& [c, chunk] : *chunks) {
+      for (const auto& b : chunk.blocks()) {
+        for (const auto& r : b.replicas()) ++out[r.node()];
+      }
+    }
+  }
+  return out;
+}
+
+grpc::Status AdminService::DrainNode(grpc::ServerContext*, const pb::NodeRequest* req,
+                                     pb::NodeStatus* resp) {
+  auto st = catalog_->UpdateNodeState(req->id(), [&](pb::NodeState* s) {
+    if (s->draining() == !req->undo()) return false;
+    s->set_draining(!req->undo());
+    return true;
+  });
+  if (!st.ok()) return ToGrpc(st.status());
+  LOG_INFO("node %s: %s", req->id(), req->undo() ? "no longer draining" : "draining");
+  resp->mutable_info()->set_id(req->id());
+  *resp->mutable_state() = *st;
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::RemoveNode(grpc::ServerContext*, const pb::NodeRequest* req,
+                                      pb::NodeStatus* resp) {
+  auto live = catalog_->LiveNodes();
+  if (!live.ok()) return ToGrpc(live.status());
+  auto held = ReplicaBlocks();
+  if (!held.ok()) return ToGrpc(held.status());
+  auto nodes = catalog_->ListNodes();
+  if (!nodes.ok()) return ToGrpc(nodes.status());
+  if (std::none_of(nodes->begin(), nodes->end(), [&](const pb::NodeInfo& n) { return n.id() == req->id(); })) {
+    return ToGrpc(absl::NotFoundError("no node '" + req->id() + "'"));
+  }
+  if ((*held)[req->id()] > 0) {
+    return ToGrpc(absl::FailedPreconditionError(absl::StrFormat(
+        "node %s still holds %d block replicas: `ukaictl node drain %s` and wait for 0 in "
+        "`ukaictl node list`", req->id(), (*held)[req->id()], req->id())));
+  }
+  if (live->count(req->id())) {
+    return ToGrpc(absl::FailedPreconditionError("node " + req->id() + " is up: stop it first"));
+  }
+  absl::Status s = catalog_->RemoveNode(req->id());
+  if (!s.ok()) return ToGrpc(s);
+  LOG_INFO("node %s removed", req->id());
+  resp->mutable_info()->set_id(req->id());
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::Repair(grpc::ServerContext*, const pb::RepairRequest* req,
                                   pb::JobRecord* resp) {
-  auto job = catalog_->StartRepair(req->name(), req->bandwidth_bps());
+  // Draining nodes' replicas move too (nodes down past their grace are the
+  // repair scans' to judge).
+  auto states = catalog_->NodeStates();
+  if (!states.ok()) return ToGrpc(states.status());
+  std::vector<std::string> draining;
+  for (const auto& [id, st] : *states) {
+    if (st.draining()) draining.push_back(id);
+  }
+  auto job = catalog_->StartRepair(req->name(), req->bandwidth_bps(), draining);
   if (!job.ok()) return ToGrpc(job.status());
   LOG_INFO("job %s: repair disk %s", job->id(), req->name());
   *resp = *job;

@@ -29,6 +29,8 @@ class AdminService final : public pb::Admin::Service {
   grpc::Status DeleteDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
   grpc::Status Relocate(grpc::ServerContext*, const pb::RelocateRequest*, pb::JobRecord*) override;
   grpc::Status Repair(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
+  grpc::Status DrainNode(grpc::ServerContext*, const pb::NodeRequest*, pb::NodeStatus*) override;
+  grpc::Status RemoveNode(grpc::ServerContext*, const pb::NodeRequest*, pb::NodeStatus*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const pb::ListJobsRequest*,
                         pb::ListJobsResponse*) override;
   grpc::Status GetJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
@@ -43,6 +45,8 @@ class AdminService final : public pb::Admin::Service {
   // Every registered node with, for the live ones, their Stat (asked in parallel).
   absl::StatusOr<std::vector<NodeStat>> StatNodes();
   absl::Status FillDiskInfo(const pb::DiskSpec& spec, pb::DiskInfo* info);
+  // Block replicas listed per node, over every disk (a scan of all block tables).
+  absl::StatusOr<std::map<std::string, uint64_t>> ReplicaBlocks();
   absl::Status FillReadsFrom(const pb::DiskSpec& spec, const std::string& site, pb::DiskInfo* info);
   // site -> node -> median RTT (us) that site's frontends published.
   using SiteRtt = std::map<std::string, std::map<std::string, uint32_t>>;

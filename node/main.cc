@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   bool no_blob = false, verbose = false, no_local = false;
   int test_site_delay_ms = 0;
   int repair_interval_s = 10;
+  int rereplicate_after_s = 600;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
@@ -70,10 +71,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--no-blob-files", no_blob, "with --store rocksdb: keep page data in the LSM tree");
   app.add_option("--repair-interval", repair_interval_s,
-                 "seconds between looks for blocks this node holds a stale copy of (it missed "
-                 "writes while down); each finding starts a repair job. 0: never")
+                 "seconds between looks for disks with work for a repair: a stale replica on "
+                 "a live node (it missed writes while down) or a replica on a node drained or "
+                 "down past --rereplicate-after; each finding starts a repair job. 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  app.add_option("--rereplicate-after", rereplicate_after_s,
+                 "seconds a node may stay down before its replicas are rebuilt on other nodes "
+                 "(same site first; another site only if the disk's policy allows it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 30 * 86400));
   app.add_flag("-v,--verbose", verbose, "debug logging");
   app.add_option("--test-site-delay-ms", test_site_delay_ms,
                  "TESTS ONLY, refused unless UKAI_TEST_HOOKS=1 is in the environment: answer "
@@ -179,7 +186,8 @@ int main(int argc, char** argv) {
   ukai::node::GrpcCopyNodes copy_nodes(&catalog);
   ukai::node::JobRunner jobs(id, &catalog, &copy_nodes);
   jobs.Start();
-  ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s));
+  ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s),
+                                    absl::Seconds(rereplicate_after_s));
   repairs.Start();
   LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
            io_address, data);

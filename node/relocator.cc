@@ -87,13 +87,74 @@ absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& p
   return out;
 }
 
-std::vector<std::string> RepairTargets(const pb::BlockPtr& ptr, const std::set<std::string>& live) {
-  std::vector<std::string> out;
-  for (const auto& r : ptr.replicas()) {
-    if (live.count(r.node())) out.push_back(r.node());
+RepairPlan PlanRepair(const pb::BlockPtr& ptr, const RepairScope& scope, uint64_t seed) {
+  RepairPlan plan;
+  const bool source = std::any_of(ptr.replicas().begin(), ptr.replicas().end(), [&](const pb::Replica& r) {
+    return r.state() == pb::CLEAN && scope.live.count(r.node());
+  });
+  if (!source) {  // the block waits for a clean replica to come back
+    plan.kept.assign(ptr.replicas().begin(), ptr.replicas().end());
+    return plan;
   }
-  return out;
+  std::map<std::string, std::string> site_of;
+  for (const auto& n : scope.nodes) site_of[n.id()] = n.site();
+  std::vector<std::string> candidates;  // live, not leaving, holding none of the block
+  for (const auto& n : scope.nodes) {
+    if (scope.live.count(n.id()) && !scope.replace.count(n.id()) && Find(ptr, n.id()) == nullptr) {
+      candidates.push_back(n.id());
+    }
+  }
+  if (!candidates.empty()) {
+    std::rotate(candidates.begin(), candidates.begin() + static_cast<long>(seed % candidates.size()),
+                candidates.end());
+  }
+  const std::set<std::string> sites(scope.placement.sites().begin(), scope.placement.sites().end());
+  const bool any_site = sites.empty() && scope.placement.nodes().empty();
+  for (const auto& r : ptr.replicas()) {
+    if (!scope.replace.count(r.node())) {
+      if (scope.live.count(r.node())) {
+        plan.targets.push_back(r.node());
+      } else {
+        plan.kept.push_back(r);
+      }
+      continue;
+    }
+    const std::string& lost_site = site_of[r.node()];
+    auto pick = std::find_if(candidates.begin(), candidates.end(), [&](const std::string& c) {
+      return site_of[c] == lost_site;
+    });
+    if (pick == candidates.end()) {
+      pick = std::find_if(candidates.begin(), candidates.end(), [&](const std::string& c) {
+        return any_site || sites.count(site_of[c]);
+      });
+    }
+    if (pick == candidates.end()) {
+      plan.kept.push_back(r);  // nowhere to go yet
+      continue;
+    }
+    plan.targets.push_back(*pick);
+    candidates.erase(pick);
+  }
+  plan.work = plan.targets.size() + plan.kept.size() != static_cast<size_t>(ptr.replicas_size());
+  for (const auto& t : plan.targets) {
+    const pb::Replica* r = Find(ptr, t);
+    plan.work = plan.work || r == nullptr || r->state() != pb::CLEAN;
+  }
+  return plan;
 }
+
+namespace {
+// A repair job's scope, as of now.
+RepairScope ScopeOf(const pb::JobRecord& job, const pb::DiskSpec& spec,
+                    const std::vector<pb::NodeInfo>& nodes, const std::set<std::string>& live) {
+  RepairScope scope;
+  scope.live = live;
+  scope.replace.insert(job.replace_nodes().begin(), job.replace_nodes().end());
+  scope.nodes = nodes;
+  scope.placement = spec.placement();
+  return scope;
+}
+}  // namespace
 
 absl::Status Relocator::Run(const std::string& id, const std::function<bool()>& stop) {
   ASSIGN_OR_RETURN(auto vj, catalog_->GetJob(id));
@@ -130,11 +191,18 @@ absl::Status Relocator::EstimateTotals(pb::JobRecord* job, const std::map<uint64
     blocks += std::min<uint64_t>(kChunkBlocks, nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
   }
   if (job->kind() == pb::JobRecord::REPAIR) {
-    // At most a block per stale replica (only its stored pages travel).
+    // At most a block per replica to fill (only its stored pages travel).
+    ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
+    ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
+    const RepairScope scope = ScopeOf(*job, spec, nodes, live);
     uint64_t stale = 0;
     for (const auto& [c, chunk] : chunks) {
-      for (const auto& ptr : chunk.blocks()) {
-        for (const auto& r : ptr.replicas()) stale += r.state() != pb::CLEAN;
+      for (int i = 0; i < chunk.blocks_size() && c * kChunkBlocks + i < nblocks; ++i) {
+        const pb::BlockPtr& ptr = chunk.blocks(i);
+        for (const auto& t : PlanRepair(ptr, scope, c * kChunkBlocks + i).targets) {
+          const pb::Replica* r = Find(ptr, t);
+          stale += r == nullptr || r->state() != pb::CLEAN;
+        }
       }
     }
     ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* r) {
@@ -215,7 +283,11 @@ absl::Status Relocator::RunJob(pb::JobRecord* job) {
   for (const auto& [c, chunk] : chunks) {
     // Blocks past the disk's end when the job started hold no data; they
     // stay where they are (docs/ARCHITECTURE.md, known limits).
-    const uint64_t chunk_end = std::min<uint64_t>((c + 1) * kChunkBlocks, nblocks);
+    // A repair walks whole chunks: pointers past the end hold no data, but a
+    // grow would make them writable, and they must not keep a drained node.
+    const uint64_t chunk_end = job->kind() == pb::JobRecord::REPAIR
+                                   ? (c + 1) * kChunkBlocks
+                                   : std::min<uint64_t>((c + 1) * kChunkBlocks, nblocks);
     for (uint64_t first = std::max(c * kChunkBlocks, job->next_block()); first < chunk_end;) {
       const uint64_t n = std::min<uint64_t>(batch, chunk_end - first);
       bool copied = false;
@@ -270,6 +342,7 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   // targets[b]: the replicas block b ends with, CLEAN; kept[b]: those a
   // repair leaves as they are (on nodes that are down).
   const bool repair = job->kind() == pb::JobRecord::REPAIR;
+  const RepairScope scope = ScopeOf(*job, spec.spec, nodes, live);
   std::map<uint64_t, std::vector<std::string>> targets;
   std::map<uint64_t, std::vector<pb::Replica>> kept;
   std::set<std::string> involved;
@@ -278,14 +351,9 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
     std::vector<std::string> t;
     if (repair) {
-      // No clean replica up to copy from: the block waits for another run.
-      bool source = std::any_of(ptr.replicas().begin(), ptr.replicas().end(), [&](const pb::Replica& r) {
-        return r.state() == pb::CLEAN && live.count(r.node());
-      });
-      if (source) t = RepairTargets(ptr, live);
-      for (const auto& r : ptr.replicas()) {
-        if (!Contains(t, r.node())) kept[b].push_back(r);
-      }
+      RepairPlan plan = PlanRepair(ptr, scope, b);
+      t = std::move(plan.targets);
+      kept[b] = std::move(plan.kept);
     } else {
       ASSIGN_OR_RETURN(t, RelocationTargets(ptr, job->target(), nodes, live, b));
     }

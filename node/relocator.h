@@ -117,11 +117,11 @@ class Relocator {
   const RelocatorOptions opts_;
 };
 
-// A repair (JobRecord REPAIR) runs the same steps with the block's own live
-// replicas as the targets: its STALE ones start over from nothing (after a
-// fence at the current layout, and only if a clean replica is up to copy
-// from), join as SYNCING and are copied like new replicas; replicas on nodes
-// that are down are left as they are.
+// A repair (JobRecord REPAIR) runs the same steps with PlanRepair's targets:
+// the block's own live replicas, STALE ones starting over from nothing
+// (after a fence at the current layout) and joining as SYNCING like new
+// replicas, plus new replicas for those on drained or long-dead nodes, which
+// leave; replicas on nodes briefly down are left as they are.
 //
 // The replica set block `ptr` should end up with under `target` (keeping
 // replicas already there), from `live` nodes; UNAVAILABLE if too few.
@@ -131,9 +131,26 @@ absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& p
                                                            const std::set<std::string>& live,
                                                            uint64_t seed);
 
-// For a repair: the replicas of `ptr` on `live` nodes, in any state (they
-// are to be CLEAN); those on other nodes stay as they are.
-std::vector<std::string> RepairTargets(const pb::BlockPtr& ptr, const std::set<std::string>& live);
+// What a repair works with: which nodes are up, whose replicas move
+// elsewhere, and where the disk's policy lets a replacement go.
+struct RepairScope {
+  std::set<std::string> live;
+  std::set<std::string> replace;    // drained, or down past the grace time
+  std::vector<pb::NodeInfo> nodes;  // registered
+  pb::Placement placement;          // the disk's
+};
+struct RepairPlan {
+  std::vector<std::string> targets;  // to end CLEAN
+  std::vector<pb::Replica> kept;     // left as they are
+  bool work = false;                 // the block's replicas are not that yet
+};
+// For a repair of block `ptr` (nothing to do without a CLEAN replica up to
+// copy from): its replicas on live nodes are targets, those on nodes down
+// (but not replaced) are kept, and each one on a `replace` node is rebuilt on
+// a live node holding none of the block: the same site first, another site
+// only if the policy allows it (its sites, or no site or node named); with
+// no such node it is kept. `seed` spreads blocks over the candidates.
+RepairPlan PlanRepair(const pb::BlockPtr& ptr, const RepairScope& scope, uint64_t seed);
 
 }  // namespace ukai::node
 

@@ -1,15 +1,21 @@
-// RepairScanner: every node runs one. Every `interval` it looks for blocks
-// whose replica on this node is STALE while a CLEAN replica is up (this node
-// missed writes: it was down, stopped or cut off) and starts a repair job for
-// each such disk (Catalog::StartRepair); whichever node's JobRunner claims
-// the job copies only those blocks back (node/relocator.h). A disk with a
-// job already running is looked at again on the next pass.
+// RepairScanner: every node runs one. Every `interval` it
+//  - notes in ZooKeeper when a registered node was first seen down (and
+//    clears that once it is up again): NodeState.down_since_ms;
+//  - decides which nodes' replicas must move: those draining (`ukaictl node
+//    drain`) and those down for longer than `grace`;
+//  - starts a repair job (Catalog::StartRepair) for each disk with a block
+//    PlanRepair (node/relocator.h) finds work for: a stale replica on a live
+//    node to catch up, or a replica on a leaving node to rebuild elsewhere.
+// Every node scans; the one-job-per-disk marker makes the first start win,
+// and a disk with a job running (a relocation, say) is looked at again on a
+// later pass.
 #ifndef UKAI_NODE_REPAIR_SCANNER_H_
 #define UKAI_NODE_REPAIR_SCANNER_H_
 
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
@@ -17,15 +23,11 @@
 
 namespace ukai::node {
 
-// Whether `chunk` has a block whose replica on `node` is STALE and that has a
-// CLEAN replica on a `live` node to copy from.
-bool NeedsRepair(const pb::BlockChunk& chunk, const std::string& node,
-                 const std::set<std::string>& live);
-
 class RepairScanner {
  public:
-  RepairScanner(std::string self, meta::Catalog* catalog, absl::Duration interval)
-      : self_(std::move(self)), catalog_(catalog), interval_(interval) {}
+  RepairScanner(std::string self, meta::Catalog* catalog, absl::Duration interval,
+                absl::Duration grace)
+      : self_(std::move(self)), catalog_(catalog), interval_(interval), grace_(grace) {}
   ~RepairScanner() { Stop(); }
   void Start();  // no-op for a zero interval
   void Stop();
@@ -33,9 +35,13 @@ class RepairScanner {
   std::vector<std::string> ScanOnce();
 
  private:
+  // Keeps down_since_ms current; returns the nodes whose replicas must move.
+  std::set<std::string> Leaving(const std::vector<pb::NodeInfo>& nodes,
+                                const std::set<std::string>& live);
+
   const std::string self_;
   meta::Catalog* catalog_;
-  const absl::Duration interval_;
+  const absl::Duration interval_, grace_;
   absl::Notification stop_;
   std::thread thread_;
 };
