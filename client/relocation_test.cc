@@ -12,6 +12,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "client/cluster_internal.h"
@@ -148,6 +149,14 @@ class RelocationTest : public ::testing::Test {
     std::string all(kSize, '\0');
     ASSERT_TRUE(vol_->Read(0, kSize, all.data()).ok());
     EXPECT_TRUE(all == model_) << "the disk reads differently from what was written";
+  }
+  pb::ReplicaState ReplicaState(uint64_t b, const std::string& n) {
+    auto chunk = admin_->ReadChunks(disk_.id())->at(0);
+    for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
+      if (r.node() == n) return r.state();
+    }
+    ADD_FAILURE() << n << " holds no replica of block " << b;
+    return pb::SYNCING;
   }
   uint64_t StoredOn(const std::string& n) {
     auto b = nodes_[n]->store->DiskBytes();
@@ -643,6 +652,68 @@ TEST_F(RelocationTest, ANodeDownPastTheGraceTimeIsRebuiltElsewhere) {
   std::string all(kSize, '\0');
   ASSERT_TRUE(vol_->Read(0, kSize, all.data()).ok());
   EXPECT_TRUE(all == model_);
+}
+
+// Pages rot (data no longer matching its checksum) on n2 in block 3 and on
+// n1 in block 9: a scrub finds both, marks each rotten replica stale and
+// starts the repair that makes both replicas exact again; a second scrub
+// finds nothing.
+TEST_F(RelocationTest, ScrubFindsRottenPagesAndRepairsThem) {
+  MakeDisk();
+  ASSERT_TRUE(nodes_["n2"]->pages->Corrupt({disk_.id(), 3, 0, 2}, 100));
+  ASSERT_TRUE(nodes_["n1"]->pages->Corrupt({disk_.id(), 9, 0, 5}, 7));
+  auto job = admin_->StartScrub("d", 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(RunJob(job->id()).ok());
+  auto done = admin_->GetJob(job->id());
+  ASSERT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_EQ(done->job.bad_pages(), 2u);
+  EXPECT_EQ(done->job.mismatched_pages(), 0u);
+  EXPECT_EQ(done->job.pages_checked(), 2 * StoredOn("n1") / 4096);
+  ASSERT_EQ(done->job.findings_size(), 2) << absl::StrJoin(done->job.findings(), "\n");
+  EXPECT_NE(done->job.findings(0).find("block 3 on n2: 1 page(s) fail"), std::string::npos)
+      << done->job.findings(0);
+  EXPECT_NE(done->job.findings(1).find("block 9 on n1: 1 page(s) fail"), std::string::npos)
+      << done->job.findings(1);
+  EXPECT_EQ(ReplicaState(3, "n2"), pb::STALE);
+  EXPECT_EQ(ReplicaState(9, "n1"), pb::STALE);
+  EXPECT_EQ(ReplicaState(3, "n1"), pb::CLEAN);
+  std::string repair;
+  auto jobs = admin_->ListJobs();
+  ASSERT_TRUE(jobs.ok());
+  for (const auto& j : *jobs) {
+    if (j.kind() == pb::JobRecord::REPAIR && j.state() == pb::JobRecord::RUNNING) repair = j.id();
+  }
+  ASSERT_FALSE(repair.empty()) << "the scrub started no repair";
+  ASSERT_TRUE(RunJob(repair).ok());
+  ExpectPlacedAndExact({"n1", "n2"});
+  auto again = admin_->StartScrub("d", 0);
+  ASSERT_TRUE(again.ok());
+  ASSERT_TRUE(RunJob(again->id()).ok());
+  done = admin_->GetJob(again->id());
+  EXPECT_EQ(done->job.bad_pages(), 0u);
+  EXPECT_EQ(done->job.findings_size(), 0);
+}
+
+// A read that meets a rotten page on the replica it tries first returns the
+// other replica's data and marks the rotten one stale for the block.
+TEST_F(RelocationTest, AReadMarksARottenReplicaStale) {
+  MakeDisk();
+  // Which replica a read tries first depends on measured RTTs: rot the page
+  // on one, then (restored) on the other, until a read met it first.
+  bool marked = false;
+  for (int i = 0; i < 6 && !marked; ++i) {
+    const std::string n = i % 2 ? "n2" : "n1";
+    ASSERT_TRUE(nodes_[n]->pages->Corrupt({disk_.id(), 20, 0, 0}, 9));
+    std::string got(kBlock, '\0');
+    ASSERT_TRUE(vol_->Read(20 * kBlock, kBlock, got.data()).ok());
+    EXPECT_TRUE(got == model_.substr(20 * kBlock, kBlock));
+    marked = ReplicaState(20, n) == pb::STALE;
+    if (!marked) {
+      ASSERT_TRUE(nodes_[n]->pages->Corrupt({disk_.id(), 20, 0, 0}, 9));  // restored
+    }
+  }
+  EXPECT_TRUE(marked) << "no read marked the rotten replica";
 }
 
 TEST(PlanRepair, RebuildsLeavingReplicasInTheirSiteFirst) {

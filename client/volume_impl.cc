@@ -278,6 +278,7 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
           absl::StrFormat("disk %d block %d: no clean replica", id_, block));
     }
     bool stale_layout = false;
+    std::vector<std::string> rotten;  // answered that a page fails its checksum
     for (const std::string& node : clean) {
       auto io = pool_->Io(node);
       if (!io.ok()) {
@@ -290,7 +291,11 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
       (*io)->Start(&call, &waiter);
       waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
       absl::Status s = call.status;
-      if (s.ok() && call.out_len == len) return absl::OkStatus();
+      if (s.ok() && call.out_len == len) {
+        RepairRotten(block, rotten, node);
+        return absl::OkStatus();
+      }
+      if (absl::IsDataLoss(s)) rotten.push_back(node);
       if (s.ok()) s = absl::DataLossError("short read");
       if (IsStaleLayout(s)) {
         stale_layout = true;
@@ -304,6 +309,17 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
     RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
   }
   return absl::UnavailableError(std::string(last.message()));
+}
+
+void VolumeImpl::RepairRotten(uint64_t block, const std::vector<std::string>& rotten,
+                              const std::string& good) {
+  if (rotten.empty()) return;
+  // Stale, it is read no more; a node's repair scan copies it back from a
+  // clean replica (docs/ARCHITECTURE.md, "Repair").
+  absl::Status s = MarkStale(block, rotten);
+  LOG_WARN("disk %d block %d: %s failed a page checksum; read from %s%s", id_, block,
+           absl::StrJoin(rotten, ","), good,
+           s.ok() ? "; marked stale for repair" : "; marking stale failed: " + s.ToString());
 }
 
 absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {

@@ -93,6 +93,9 @@ class VolumeImpl {
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
   // The block's CLEAN replicas, nearest first (NodePool::ReadOrder).
   std::vector<std::string> CleanReplicas(const BlockRef& ref);
+  // After a read served by `good`: marks each of `rotten` (which answered
+  // that a page fails its checksum) STALE for the block, so it is repaired.
+  void RepairRotten(uint64_t block, const std::vector<std::string>& rotten, const std::string& good);
   // A read call for [off, off+len) of `block` whose reply lands in `out`.
   void PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len, char* out,
                    wire::WireCall* call) const;

@@ -229,7 +229,11 @@ const char* JobState(ukai::pb::JobRecord::State s) {
 }
 
 const char* JobKind(const ukai::pb::JobRecord& j) {
-  return j.kind() == ukai::pb::JobRecord::REPAIR ? "repair" : "relocate";
+  switch (j.kind()) {
+    case ukai::pb::JobRecord::REPAIR: return "repair";
+    case ukai::pb::JobRecord::SCRUB: return "scrub";
+    default: return "relocate";
+  }
 }
 
 json JobJson(const ukai::pb::JobRecord& j) {
@@ -250,12 +254,17 @@ json JobJson(const ukai::pb::JobRecord& j) {
               {"runner", j.runner()},
               {"error", j.error()},
               {"created_ms", j.created_ms()},
-              {"finished_ms", j.finished_ms()}};
+              {"finished_ms", j.finished_ms()},
+              {"replace_nodes", std::vector<std::string>(j.replace_nodes().begin(), j.replace_nodes().end())},
+              {"pages_checked", j.pages_checked()},
+              {"bad_pages", j.bad_pages()},
+              {"mismatched_pages", j.mismatched_pages()},
+              {"findings", std::vector<std::string>(j.findings().begin(), j.findings().end())}};
 }
 
 // Where the job puts the data; a repair keeps it where it is.
 std::string TargetText(const ukai::pb::JobRecord& j) {
-  if (j.kind() == ukai::pb::JobRecord::REPAIR) return "its own replicas";
+  if (j.kind() != ukai::pb::JobRecord::RELOCATE) return "its own replicas";
   const ukai::pb::Placement& p = j.target();
   if (!p.sites().empty()) return "sites " + absl::StrJoin(p.sites(), ",");
   return "nodes " + absl::StrJoin(p.nodes(), ",");
@@ -375,6 +384,12 @@ void JobWait(const Globals& g, const std::string& id) {
   double secs = absl::ToDoubleSeconds(absl::Now() - start);
   if (g.json) {
     PrintJson(JobJson(j));
+  } else if (j.state() == ukai::pb::JobRecord::DONE && j.kind() == ukai::pb::JobRecord::SCRUB) {
+    printf("job %s done: disk %s scrubbed in %s: %lu pages checked, %lu failing their checksum, "
+           "%lu differing between replicas\n", id.c_str(), j.disk_name().c_str(), Duration(secs).c_str(),
+           static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
+           static_cast<unsigned long>(j.mismatched_pages()));
+    for (const auto& f : j.findings()) printf("  %s\n", f.c_str());
   } else if (j.state() == ukai::pb::JobRecord::DONE) {
     printf("job %s done: disk %s on %s, %s copied in %s\n", id.c_str(), j.disk_name().c_str(),
            TargetText(j).c_str(), ukai::FormatSize(j.bytes_done()).c_str(),
@@ -578,7 +593,26 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     printf("%s\n", j.id().c_str());
   });
 
-  auto* job = app.add_subcommand("job", "long-running jobs (relocation, repair)");
+  auto* scrub = app.add_subcommand(
+      "scrub",
+      "check a disk's data: every stored page of every clean replica is read and checked "
+      "against its checksum, and replicas' checksums are compared. A replica with a page that "
+      "fails is marked stale (never the last good one) and a repair copies it back. A job: "
+      "prints its id; `job info ID` lists what it found");
+  scrub->add_option("name", name, "disk name")->required();
+  scrub->add_option("--bandwidth", bandwidth_text, "read rate limit, bytes/s (e.g. 100M; default: none)");
+  scrub->add_flag("--wait", wait, "wait for the job, with a progress bar, then print what it found");
+  scrub->callback([&] {
+    ukai::pb::RepairRequest req;
+    req.set_name(name);
+    if (!bandwidth_text.empty()) req.set_bandwidth_bps(SizeArg(bandwidth_text));
+    auto j = Call<ukai::pb::RepairRequest, ukai::pb::JobRecord>(g, &Admin::Stub::Scrub, req);
+    if (wait) return JobWait(g, j.id());
+    if (g.json) return PrintJson(JobJson(j));
+    printf("%s\n", j.id().c_str());
+  });
+
+  auto* job = app.add_subcommand("job", "long-running jobs (relocation, repair, scrub)");
   job->require_subcommand(1);
   job->add_subcommand("list", "list jobs: id, disk, target, state, progress")
       ->callback([&] { JobList(g); });
@@ -604,6 +638,13 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     printf("started:   %s\n", Time(j.created_ms()).c_str());
     if (j.finished_ms()) printf("ended:     %s\n", Time(j.finished_ms()).c_str());
     if (!j.error().empty()) printf("note:      %s\n", j.error().c_str());
+    if (!j.replace_nodes().empty()) printf("moving:    replicas off %s\n", absl::StrJoin(j.replace_nodes(), ",").c_str());
+    if (j.kind() == ukai::pb::JobRecord::SCRUB) {
+      printf("checked:   %lu pages, %lu failing their checksum, %lu differing between replicas\n",
+             static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
+             static_cast<unsigned long>(j.mismatched_pages()));
+      for (const auto& f : j.findings()) printf("  %s\n", f.c_str());
+    }
   });
   auto* jcancel = job->add_subcommand(
       "cancel", "stop a job at its next batch: blocks already moved stay moved, the rest stay "

@@ -124,6 +124,9 @@ class Catalog {
   // `replace`: nodes whose replicas the job rebuilds elsewhere.
   absl::StatusOr<pb::JobRecord> StartRepair(const std::string& name, uint64_t bandwidth_bps,
                                             const std::vector<std::string>& replace = {});
+  // Starts a scrub of disk `name` (one Multi, as StartRepair): its CLEAN
+  // replicas are compared page by page, rotten ones marked STALE.
+  absl::StatusOr<pb::JobRecord> StartScrub(const std::string& name, uint64_t bandwidth_bps);
   absl::StatusOr<VersionedJob> GetJob(const std::string& id, WatchFn watch = nullptr);
   absl::StatusOr<std::vector<pb::JobRecord>> ListJobs(WatchFn watch = nullptr);
   // Compare-and-set on the job record, retried; `change` may be called more than once.
@@ -139,6 +142,9 @@ class Catalog {
   absl::StatusOr<pb::JobRecord> CancelJob(const std::string& id);
 
  private:
+  absl::StatusOr<pb::JobRecord> StartDiskJob(const std::string& name, pb::JobRecord::Kind kind,
+                                             uint64_t bandwidth_bps,
+                                             const std::vector<std::string>& replace);
   // FAILED_PRECONDITION if disk `id` has a job running (naming it), else OK.
   absl::Status NoJobRunning(uint64_t id, const std::string& name);
   MetaStore* store_;

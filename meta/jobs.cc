@@ -83,15 +83,28 @@ absl::Status Catalog::NoJobRunning(uint64_t id, const std::string& name) {
   if (absl::IsNotFound(running.status())) return absl::OkStatus();
   if (!running.ok()) return running.status();
   auto job = GetJob(running->data);
-  const bool repair = job.ok() && job->job.kind() == pb::JobRecord::REPAIR;
+  const char* what = "relocated";
+  if (job.ok() && job->job.kind() == pb::JobRecord::REPAIR) what = "repaired";
+  if (job.ok() && job->job.kind() == pb::JobRecord::SCRUB) what = "scrubbed";
   return absl::FailedPreconditionError(absl::StrFormat(
       "disk '%s' is already being %s by %s (wait for it, or `ukaictl job cancel %s`)", name,
-      repair ? "repaired" : "relocated", running->data, running->data));
+      what, running->data, running->data));
 }
 
 absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name,
                                                    uint64_t bandwidth_bps,
                                                    const std::vector<std::string>& replace) {
+  return StartDiskJob(name, pb::JobRecord::REPAIR, bandwidth_bps, replace);
+}
+
+absl::StatusOr<pb::JobRecord> Catalog::StartScrub(const std::string& name, uint64_t bandwidth_bps) {
+  return StartDiskJob(name, pb::JobRecord::SCRUB, bandwidth_bps, {});
+}
+
+absl::StatusOr<pb::JobRecord> Catalog::StartDiskJob(const std::string& name,
+                                                    pb::JobRecord::Kind kind,
+                                                    uint64_t bandwidth_bps,
+                                                    const std::vector<std::string>& replace) {
   ASSIGN_OR_RETURN(uint64_t id, LookupName(name));
   for (int attempt = 0; attempt < 20; ++attempt) {
     ASSIGN_OR_RETURN(auto spec, GetSpec(id));
@@ -102,7 +115,7 @@ absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name,
     ASSIGN_OR_RETURN(auto chunks, ReadChunks(id));
     pb::JobRecord job;
     job.set_id(NewJobId());
-    job.set_kind(pb::JobRecord::REPAIR);
+    job.set_kind(kind);
     job.set_disk_id(id);
     job.set_disk_name(name);
     *job.mutable_target() = spec.spec.placement();

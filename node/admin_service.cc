@@ -269,6 +269,15 @@ absl::StatusOr<std::map<std::string, uint64_t>> AdminService::ReplicaBlocks() {
   return out;
 }
 
+grpc::Status AdminService::Scrub(grpc::ServerContext*, const pb::RepairRequest* req,
+                                 pb::JobRecord* resp) {
+  auto job = catalog_->StartScrub(req->name(), req->bandwidth_bps());
+  if (!job.ok()) return ToGrpc(job.status());
+  LOG_INFO("job %s: scrub disk %s", job->id(), req->name());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::DrainNode(grpc::ServerContext*, const pb::NodeRequest* req,
                                      pb::NodeStatus* resp) {
   auto st = catalog_->UpdateNodeState(req->id(), [&](pb::NodeState* s) {

@@ -29,6 +29,7 @@ class AdminService final : public pb::Admin::Service {
   grpc::Status DeleteDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
   grpc::Status Relocate(grpc::ServerContext*, const pb::RelocateRequest*, pb::JobRecord*) override;
   grpc::Status Repair(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
+  grpc::Status Scrub(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
   grpc::Status DrainNode(grpc::ServerContext*, const pb::NodeRequest*, pb::NodeStatus*) override;
   grpc::Status RemoveNode(grpc::ServerContext*, const pb::NodeRequest*, pb::NodeStatus*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const pb::ListJobsRequest*,

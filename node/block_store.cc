@@ -19,13 +19,17 @@ absl::Status Mismatch(const PageKey& k) {
       absl::StrFormat("disk %d block %d page %d: checksum mismatch", k.disk, k.block, k.page));
 }
 
+// The checksum a stored value carries (0 for a malformed one).
+uint32_t StoredCrc(const std::string& v) {
+  uint32_t crc = 0;
+  if (v.size() != kValueSize) return 0;
+  for (int i = 0; i < 4; ++i) crc |= static_cast<uint32_t>(static_cast<uint8_t>(v[i])) << (8 * i);
+  return crc;
+}
+
 // Copies a stored value's page to `dst` after checking it.
 absl::Status DecodePage(const std::string& v, const PageKey& k, char* dst) {
-  uint32_t want = 0;
-  if (v.size() == kValueSize) {
-    for (int i = 0; i < 4; ++i) want |= static_cast<uint32_t>(static_cast<uint8_t>(v[i])) << (8 * i);
-  }
-  if (v.size() != kValueSize || Crc32c(v.data() + 4, kPage) != want) return Mismatch(k);
+  if (v.size() != kValueSize || Crc32c(v.data() + 4, kPage) != StoredCrc(v)) return Mismatch(k);
   memcpy(dst, v.data() + 4, kPage);
   return absl::OkStatus();
 }
@@ -184,6 +188,36 @@ absl::Status BlockStore::ReadPages(const ObjectId& obj, uint32_t first, uint32_t
     size_t at = data->size();
     data->resize(at + kPage);
     RETURN_IF_ERROR(DecodePage(*vals[i], keys[i], data->data() + at));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BlockStore::VerifyPages(const ObjectId& obj, uint32_t first, uint32_t n,
+                                     std::vector<uint32_t>* crcs, std::vector<bool>* present,
+                                     std::vector<uint32_t>* bad) {
+  crcs->assign(n, 0);
+  present->assign(n, false);
+  bad->clear();
+  std::vector<PageKey> keys;
+  keys.reserve(n);
+  for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
+  std::vector<std::optional<std::string>> vals;
+  RETURN_IF_ERROR(pages_->Get(keys, &vals));
+  char page[kPage];
+  for (uint32_t i = 0; i < n; ++i) {
+    if (!vals[i]) continue;
+    (*present)[i] = true;
+    (*crcs)[i] = StoredCrc(*vals[i]);
+    if (DecodePage(*vals[i], keys[i], page).ok()) continue;
+    std::vector<std::optional<std::string>> again;  // once more, alone
+    RETURN_IF_ERROR(pages_->Get({keys[i]}, &again));
+    if (!again[0]) {
+      (*present)[i] = false;
+      (*crcs)[i] = 0;
+      continue;
+    }
+    (*crcs)[i] = StoredCrc(*again[0]);
+    if (!DecodePage(*again[0], keys[i], page).ok()) bad->push_back(first + i);
   }
   return absl::OkStatus();
 }

@@ -55,6 +55,13 @@ class BlockStore {
   // marked. Pages absent at the source are left alone.
   absl::Status ApplyPulled(const ObjectId& obj, uint32_t first, const std::vector<bool>& present,
                            absl::string_view data);
+  // Scrub: the stored pages [first, first + n), each checked against its
+  // checksum. `crcs` gets n entries (0 for a page not stored), `present` n
+  // flags, `bad` the pages whose data no longer matches their checksum
+  // (each read twice before it is called bad: a write may land in between).
+  absl::Status VerifyPages(const ObjectId& obj, uint32_t first, uint32_t n,
+                           std::vector<uint32_t>* crcs, std::vector<bool>* present,
+                           std::vector<uint32_t>* bad);
   // Forgets the marks of an object of `block_size` bytes (the copy is done).
   absl::Status ClearMarks(const ObjectId& obj, uint32_t block_size);
   // Removes an object and its marks (a cancelled or restarted copy, or a

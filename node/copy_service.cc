@@ -203,6 +203,25 @@ grpc::Status CopyService::Objects(grpc::ServerContext*, const pb::ObjectsRequest
   return grpc::Status::OK;
 }
 
+grpc::Status CopyService::Checksums(grpc::ServerContext*, const pb::ChecksumsRequest* req,
+                                    pb::ChecksumsResponse* resp) {
+  auto g = disks_->Admit(req->hdr(), /*write=*/false);
+  if (!g.ok()) return ToGrpc(g.status());
+  absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
+  if (!s.ok()) return ToGrpc(s);
+  std::vector<uint32_t> crcs, bad;
+  std::vector<bool> present;
+  s = store_->VerifyPages({req->hdr().disk_id(), req->block(), req->generation()}, 0,
+                          PagesInBlock(*g, req->block()), &crcs, &present, &bad);
+  if (!s.ok()) return ToGrpc(s);
+  resp->mutable_crcs()->Assign(crcs.begin(), crcs.end());
+  std::string p(present.size(), '\0');
+  for (size_t i = 0; i < present.size(); ++i) p[i] = present[i] ? 1 : 0;
+  resp->set_present(std::move(p));
+  resp->mutable_bad_pages()->Assign(bad.begin(), bad.end());
+  return grpc::Status::OK;
+}
+
 grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObjectRequest* req,
                                        pb::FinishObjectResponse* resp) {
   auto g = disks_->Admit(req->hdr(), /*write=*/false);

@@ -42,6 +42,8 @@ class CopyService final : public pb::NodeCopy::Service {
                        pb::ObjectsResponse*) override;
   grpc::Status FinishObject(grpc::ServerContext*, const pb::FinishObjectRequest*,
                             pb::FinishObjectResponse*) override;
+  grpc::Status Checksums(grpc::ServerContext*, const pb::ChecksumsRequest*,
+                         pb::ChecksumsResponse*) override;
   grpc::Status Sync(grpc::ServerContext*, const pb::FlushRequest*,
                     pb::FinishObjectResponse*) override;
 

@@ -103,6 +103,21 @@ absl::StatusOr<std::vector<pb::ObjectRef>> GrpcCopyNodes::Objects(const std::str
   return std::vector<pb::ObjectRef>(resp.objects().begin(), resp.objects().end());
 }
 
+absl::StatusOr<pb::ChecksumsResponse> GrpcCopyNodes::Checksums(const std::string& node,
+                                                                const pb::IoHeader& hdr,
+                                                                uint64_t block, uint64_t generation) {
+  ASSIGN_OR_RETURN(auto p, PeerOf(node));
+  pb::ChecksumsRequest req;
+  *req.mutable_hdr() = hdr;
+  req.set_block(block);
+  req.set_generation(generation);
+  pb::ChecksumsResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, kCallTimeout);
+  RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Checksums(&ctx, req, &resp)), "node " + node));
+  return resp;
+}
+
 absl::Status GrpcCopyNodes::Sync(const std::string& node) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::FinishObjectResponse resp;

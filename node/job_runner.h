@@ -34,6 +34,8 @@ class GrpcCopyNodes : public CopyNodes {
                                                const std::vector<pb::ObjectRef>& objects,
                                                pb::FinishObjectRequest::What what) override;
   absl::Status Sync(const std::string& node) override;
+  absl::StatusOr<pb::ChecksumsResponse> Checksums(const std::string& node, const pb::IoHeader& hdr,
+                                                  uint64_t block, uint64_t generation) override;
   absl::StatusOr<std::vector<pb::ObjectRef>> Objects(const std::string& node,
                                                      const pb::IoHeader& hdr, uint64_t first,
                                                      uint64_t n) override;

@@ -57,6 +57,10 @@ class CopyNodes {
   virtual absl::StatusOr<std::vector<pb::ObjectRef>> Objects(const std::string& node,
                                                              const pb::IoHeader& hdr,
                                                              uint64_t first, uint64_t n) = 0;
+  // Scrub: every page of one object on `node`, checked (ChecksumsResponse).
+  virtual absl::StatusOr<pb::ChecksumsResponse> Checksums(const std::string& node,
+                                                          const pb::IoHeader& hdr, uint64_t block,
+                                                          uint64_t generation) = 0;
   // Makes what `node` stored durable.
   virtual absl::Status Sync(const std::string& node) = 0;
   // Bytes of `disk` stored on `node`, for the progress estimate.
@@ -84,6 +88,10 @@ class Relocator {
 
  private:
   absl::Status RunJob(pb::JobRecord* job);
+  // SCRUB (node/scrub.cc): compares every allocated block's CLEAN replicas
+  // page by page; a replica with a page failing its checksum is marked STALE
+  // (never the last clean one) and a repair started once the scrub ends.
+  absl::Status RunScrub(pb::JobRecord* job);
   // Fills the job's progress estimate (bytes and blocks to move).
   absl::Status EstimateTotals(pb::JobRecord* job, const std::map<uint64_t, pb::BlockChunk>& chunks,
                               const pb::DiskSpec& spec);
