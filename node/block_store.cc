@@ -175,6 +175,14 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
 
 absl::Status BlockStore::ReadPages(const ObjectId& obj, uint32_t first, uint32_t n,
                                    std::vector<bool>* present, std::string* data) {
+  absl::Status s = ReadPagesUnlocked(obj, first, n, present, data);
+  if (!absl::IsDataLoss(s)) return s;
+  absl::MutexLock l(&LockFor(obj));  // as Read: once more with no write landing
+  return ReadPagesUnlocked(obj, first, n, present, data);
+}
+
+absl::Status BlockStore::ReadPagesUnlocked(const ObjectId& obj, uint32_t first, uint32_t n,
+                                           std::vector<bool>* present, std::string* data) {
   present->assign(n, false);
   data->clear();
   std::vector<PageKey> keys;
@@ -209,8 +217,11 @@ absl::Status BlockStore::VerifyPages(const ObjectId& obj, uint32_t first, uint32
     (*present)[i] = true;
     (*crcs)[i] = StoredCrc(*vals[i]);
     if (DecodePage(*vals[i], keys[i], page).ok()) continue;
-    std::vector<std::optional<std::string>> again;  // once more, alone
-    RETURN_IF_ERROR(pages_->Get({keys[i]}, &again));
+    std::vector<std::optional<std::string>> again;  // once more, no write landing
+    {
+      absl::MutexLock l(&LockFor(obj));
+      RETURN_IF_ERROR(pages_->Get({keys[i]}, &again));
+    }
     if (!again[0]) {
       (*present)[i] = false;
       (*crcs)[i] = 0;
@@ -348,8 +359,23 @@ absl::Status BlockStore::FinishRead(uint32_t offset, uint32_t length, const Page
   return absl::OkStatus();
 }
 
+// Reads take no lock: a write landing between a page's checksum lookup and
+// its data read makes the page look bad. A page that fails is read again
+// under the block's lock, where no write can land in between: only then is
+// it bad (DATA_LOSS). Without that, a pull from a source under writes failed
+// again and again, and readers marked sound replicas stale.
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,
                               std::string* out, bool may_block) {
+  const size_t base = out->size();
+  absl::Status s = ReadUnlocked(obj, offset, length, out, may_block);
+  if (!absl::IsDataLoss(s) || !may_block) return s;
+  out->resize(base);
+  absl::MutexLock l(&LockFor(obj));
+  return ReadUnlocked(obj, offset, length, out, may_block);
+}
+
+absl::Status BlockStore::ReadUnlocked(const ObjectId& obj, uint32_t offset, uint32_t length,
+                                      std::string* out, bool may_block) {
   if (length == 0) return absl::OkStatus();
   std::vector<PageKey> keys = KeysOf(obj, offset, length);
   std::vector<std::optional<std::string>> vals;

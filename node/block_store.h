@@ -57,8 +57,9 @@ class BlockStore {
                            absl::string_view data);
   // Scrub: the stored pages [first, first + n), each checked against its
   // checksum. `crcs` gets n entries (0 for a page not stored), `present` n
-  // flags, `bad` the pages whose data no longer matches their checksum
-  // (each read twice before it is called bad: a write may land in between).
+  // flags, `bad` the pages whose data no longer matches their checksum (a
+  // failing page is read again under the block's lock before it is called
+  // bad: a write may have landed between checksum and data).
   absl::Status VerifyPages(const ObjectId& obj, uint32_t first, uint32_t n,
                            std::vector<uint32_t>* crcs, std::vector<bool>* present,
                            std::vector<uint32_t>* bad);
@@ -87,6 +88,10 @@ class BlockStore {
   absl::StatusOr<std::vector<ObjectId>> Objects(uint64_t disk, uint64_t first, uint64_t end);
 
  private:
+  absl::Status ReadUnlocked(const ObjectId& obj, uint32_t offset, uint32_t length,
+                            std::string* out, bool may_block);
+  absl::Status ReadPagesUnlocked(const ObjectId& obj, uint32_t first, uint32_t n,
+                                 std::vector<bool>* present, std::string* data);
   absl::Mutex& LockFor(const ObjectId& obj);
   // The mark pages covering pages [first, last] of `obj`: their keys and
   // their decoded bytes (zeros where none is stored).
