@@ -571,6 +571,16 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     printf("%s\n", j.id().c_str());
   });
 
+  // `disk repair` and `scrub`: start a job on disk `name`, then wait or print its id.
+  auto start_disk_job = [&](auto method) {
+    ukai::pb::RepairRequest req;
+    req.set_name(name);
+    if (!bandwidth_text.empty()) req.set_bandwidth_bps(SizeArg(bandwidth_text));
+    auto j = Call<ukai::pb::RepairRequest, ukai::pb::JobRecord>(g, method, req);
+    if (wait) return JobWait(g, j.id());
+    if (g.json) return PrintJson(JobJson(j));
+    printf("%s\n", j.id().c_str());
+  };
   auto* repair = disk->add_subcommand(
       "repair",
       "bring the disk's replicas back to full health: every replica on a node that is up but "
@@ -583,15 +593,7 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
                      "copy rate limit for this job, bytes/s (e.g. 200M; default: none beyond "
                      "each node's --copy-bandwidth)");
   repair->add_flag("--wait", wait, "wait for the job, with a progress bar (as `job wait`)");
-  repair->callback([&] {
-    ukai::pb::RepairRequest req;
-    req.set_name(name);
-    if (!bandwidth_text.empty()) req.set_bandwidth_bps(SizeArg(bandwidth_text));
-    auto j = Call<ukai::pb::RepairRequest, ukai::pb::JobRecord>(g, &Admin::Stub::Repair, req);
-    if (wait) return JobWait(g, j.id());
-    if (g.json) return PrintJson(JobJson(j));
-    printf("%s\n", j.id().c_str());
-  });
+  repair->callback([&] { start_disk_job(&Admin::Stub::Repair); });
 
   auto* scrub = app.add_subcommand(
       "scrub",
@@ -602,15 +604,7 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
   scrub->add_option("name", name, "disk name")->required();
   scrub->add_option("--bandwidth", bandwidth_text, "read rate limit, bytes/s (e.g. 100M; default: none)");
   scrub->add_flag("--wait", wait, "wait for the job, with a progress bar, then print what it found");
-  scrub->callback([&] {
-    ukai::pb::RepairRequest req;
-    req.set_name(name);
-    if (!bandwidth_text.empty()) req.set_bandwidth_bps(SizeArg(bandwidth_text));
-    auto j = Call<ukai::pb::RepairRequest, ukai::pb::JobRecord>(g, &Admin::Stub::Scrub, req);
-    if (wait) return JobWait(g, j.id());
-    if (g.json) return PrintJson(JobJson(j));
-    printf("%s\n", j.id().c_str());
-  });
+  scrub->callback([&] { start_disk_job(&Admin::Stub::Scrub); });
 
   auto* job = app.add_subcommand("job", "long-running jobs (relocation, repair, scrub)");
   job->require_subcommand(1);
