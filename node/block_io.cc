@@ -135,7 +135,10 @@ absl::Status BlockIo::ReadNoWait(const pb::ReadRequest& req, std::string* out,
   if (req.length() > kMaxRingRead) return Logged(store_->Read(ObjectOf(req), req.offset(),
                                                               req.length(), out, false));
   PagePlan plan;
-  RETURN_IF_ERROR(store_->PlanRead(ObjectOf(req), req.offset(), req.length(), &plan));
+  absl::Status planned = store_->PlanRead(ObjectOf(req), req.offset(), req.length(), &plan);
+  // The object dropped after its index was read: Read on a worker sorts it out.
+  if (absl::IsNotFound(planned)) return WouldBlock();
+  RETURN_IF_ERROR(planned);
   if (plan.runs.empty()) return store_->FinishRead(req.offset(), req.length(), plan, out);  // holes
   // Most reads of a connection missing the cache lately: leave the reads to
   // the ring without trying (a miss costs a syscall that starts the disk

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/crc32c.h"
 #include "common/status.h"
@@ -13,6 +14,17 @@ namespace {
 
 constexpr uint32_t kPage = meta::kPageSize;
 constexpr size_t kValueSize = 4 + kPage;  // little-endian CRC32C, then the page
+
+// What a read without the block's lock may see because of a write or drop
+// landing in the middle of it.
+bool RaceMayExplain(const absl::Status& s) { return absl::IsDataLoss(s) || absl::IsNotFound(s); }
+
+// The same read under the lock: an object file missing behind index entries
+// is lost data, as a bad checksum is (the client reads another replica).
+absl::Status LostUnderLock(absl::Status s) {
+  if (!absl::IsNotFound(s)) return s;
+  return absl::DataLossError(absl::StrCat("pages without their file: ", s.message()));
+}
 
 absl::Status Mismatch(const PageKey& k) {
   return absl::DataLossError(
@@ -176,9 +188,9 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
 absl::Status BlockStore::ReadPages(const ObjectId& obj, uint32_t first, uint32_t n,
                                    std::vector<bool>* present, std::string* data) {
   absl::Status s = ReadPagesUnlocked(obj, first, n, present, data);
-  if (!absl::IsDataLoss(s)) return s;
+  if (!RaceMayExplain(s)) return s;
   absl::MutexLock l(&LockFor(obj));  // as Read: once more with no write landing
-  return ReadPagesUnlocked(obj, first, n, present, data);
+  return LostUnderLock(ReadPagesUnlocked(obj, first, n, present, data));
 }
 
 absl::Status BlockStore::ReadPagesUnlocked(const ObjectId& obj, uint32_t first, uint32_t n,
@@ -210,7 +222,12 @@ absl::Status BlockStore::VerifyPages(const ObjectId& obj, uint32_t first, uint32
   keys.reserve(n);
   for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
   std::vector<std::optional<std::string>> vals;
-  RETURN_IF_ERROR(pages_->Get(keys, &vals));
+  absl::Status got = pages_->Get(keys, &vals);
+  if (RaceMayExplain(got)) {
+    absl::MutexLock l(&LockFor(obj));
+    got = LostUnderLock(pages_->Get(keys, &vals));
+  }
+  RETURN_IF_ERROR(got);
   char page[kPage];
   for (uint32_t i = 0; i < n; ++i) {
     if (!vals[i]) continue;
@@ -220,7 +237,7 @@ absl::Status BlockStore::VerifyPages(const ObjectId& obj, uint32_t first, uint32
     std::vector<std::optional<std::string>> again;  // once more, no write landing
     {
       absl::MutexLock l(&LockFor(obj));
-      RETURN_IF_ERROR(pages_->Get({keys[i]}, &again));
+      RETURN_IF_ERROR(LostUnderLock(pages_->Get({keys[i]}, &again)));
     }
     if (!again[0]) {
       (*present)[i] = false;
@@ -360,18 +377,21 @@ absl::Status BlockStore::FinishRead(uint32_t offset, uint32_t length, const Page
 }
 
 // Reads take no lock: a write landing between a page's checksum lookup and
-// its data read makes the page look bad. A page that fails is read again
-// under the block's lock, where no write can land in between: only then is
-// it bad (DATA_LOSS). Without that, a pull from a source under writes failed
-// again and again, and readers marked sound replicas stale.
+// its data read makes the page look bad, and a drop between them takes the
+// object's file away (NOT_FOUND). Either is read again under the block's
+// lock, where nothing can land in between: only then is it bad (DATA_LOSS).
+// Without that, a pull from a source under writes failed again and again,
+// and readers marked sound replicas stale. Without `may_block` the second
+// read is left to a worker (WouldBlock()).
 absl::Status BlockStore::Read(const ObjectId& obj, uint32_t offset, uint32_t length,
                               std::string* out, bool may_block) {
   const size_t base = out->size();
   absl::Status s = ReadUnlocked(obj, offset, length, out, may_block);
-  if (!absl::IsDataLoss(s) || !may_block) return s;
+  if (!RaceMayExplain(s)) return s;
   out->resize(base);
+  if (!may_block) return WouldBlock();
   absl::MutexLock l(&LockFor(obj));
-  return ReadUnlocked(obj, offset, length, out, may_block);
+  return LostUnderLock(ReadUnlocked(obj, offset, length, out, may_block));
 }
 
 absl::Status BlockStore::ReadUnlocked(const ObjectId& obj, uint32_t offset, uint32_t length,

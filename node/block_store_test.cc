@@ -323,6 +323,46 @@ TEST_P(BlockStoreTest, ConcurrentWritersKeepChecksumsInStepWithData) {
   }
 }
 
+// One object written whole and dropped again and again while two threads
+// read and pull it: a read finds the whole object or none of it, never an
+// error (the extent store's file goes away between index and file reads).
+TEST_P(BlockStoreTest, ReadsDuringDropsSeeTheObjectOrNothing) {
+  constexpr uint32_t kPages = 16;
+  const ObjectId obj{10, 3, 0};
+  std::atomic<bool> done{false};
+  std::thread churn([&] {
+    for (int i = 0; i < 1500; ++i) {
+      ASSERT_TRUE(store_->Write(obj, 0, std::string(kPages * 4096, 'd')).ok());
+      ASSERT_TRUE(store_->DropObject(obj, kPages * 4096).ok());
+    }
+    done = true;
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 2; ++t) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        std::string got;
+        absl::Status s = store_->Read(obj, 0, kPages * 4096, &got);
+        ASSERT_TRUE(s.ok()) << "read: " << s;
+        for (uint32_t p = 0; p < kPages; ++p) {
+          const char c = got[p * 4096];
+          ASSERT_TRUE(c == 'd' || c == '\0') << "page " << p;
+          ASSERT_EQ(got.substr(p * 4096, 4096), std::string(4096, c)) << "page " << p << " mixed";
+        }
+        std::vector<bool> present;
+        s = store_->ReadPages(obj, 0, kPages, &present, &got);
+        ASSERT_TRUE(s.ok()) << "pull: " << s;
+        std::vector<uint32_t> crcs, bad;
+        s = store_->VerifyPages(obj, 0, kPages, &crcs, &present, &bad);
+        ASSERT_TRUE(s.ok()) << "verify: " << s;
+        ASSERT_TRUE(bad.empty()) << bad.size() << " pages called bad";
+      }
+    });
+  }
+  churn.join();
+  for (auto& r : readers) r.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(PageStores, BlockStoreTest, ::testing::Values("mem", "rocksdb", "extent"));
 
 // Stores with files behind them: what was synced survives a reopen.
