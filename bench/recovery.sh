@@ -13,21 +13,25 @@
 #    `sync` of as many bytes on this machine, run just before;
 #  - fio p50/p99 before and during each loaded run, and their ratio.
 #
-#   bench/recovery.sh [--missed 1G] [--lost 4G] [--phase 10] [--dir /var/tmp/ukai-bench-recovery]
-#                     [--out bench/RECOVERY.md]
+#   bench/recovery.sh [--missed 1G] [--lost 4G] [--phase 10] [--repair-bandwidth 100M]
+#                     [--dir /var/tmp/ukai-bench-recovery] [--out bench/RECOVERY.md]
+#
+# --repair-bandwidth is the nodes' limit on the repairs they start
+# (ukai-node --repair-bandwidth; its default 100M; 0: none).
 #
 # Needs root (FUSE). Stops everything it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-missed=1G lost=4G phase=10 dir=/var/tmp/ukai-bench-recovery out=$top/bench/RECOVERY.md
+missed=1G lost=4G phase=10 repair_bw=100M dir=/var/tmp/ukai-bench-recovery out=$top/bench/RECOVERY.md
 while (($#)); do
   case $1 in
     --missed) missed=$2; shift 2 ;;
     --lost) lost=$2; shift 2 ;;
     --phase) phase=$2; shift 2 ;;
+    --repair-bandwidth) repair_bw=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "recovery.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -60,7 +64,7 @@ t0=$(now); cp "$dir/cp-src" "$dir/cp-dst"; sync; t1=$(now)
 cp_secs=$(echo "$t1 - $t0" | bc)
 rm -f "$dir/cp-src" "$dir/cp-dst"
 
-eval "$("$tool" start --dir "$cluster" --rereplicate-after 20)"
+eval "$("$tool" start --dir "$cluster" --rereplicate-after 20 --repair-bandwidth "$repair_bw")"
 "$tool" add-node --dir "$cluster" --site site-a n4 >&2
 export UKAI_ADMIN=$(grep '^UKAI_ADMIN=' "$cluster/cluster.env" | cut -d= -f2)
 size=$(( (lost_bytes + missed_bytes) * 2 ))
@@ -141,9 +145,10 @@ measure rebuild 0 rebuild n2
 "$tool" start-node --dir "$cluster" n2 >&2
 measure rebuild-loaded 1 rebuild n4
 
-python3 - "$dir/json" "$out" "$cp_secs" "$lost_bytes" "$missed" "$lost" "$phase" <<'PY'
+python3 - "$dir/json" "$out" "$cp_secs" "$lost_bytes" "$missed" "$lost" "$phase" "$repair_bw" <<'PY'
 import json, os, sys, datetime, subprocess
-d, out, cp_secs, lost_bytes, missed, lost, phase = sys.argv[1:]
+d, out, cp_secs, lost_bytes, missed, lost, phase, repair_bw = sys.argv[1:]
+limit = "no limit" if repair_bw in ("0", "0M") else f"at most {repair_bw}B/s each"
 cp_rate = int(lost_bytes) / float(cp_secs)
 def lat(name):
     text = open(os.path.join(d, name + ".json")).read()
@@ -167,7 +172,8 @@ o = ["# Recovery benchmark\n",
      f"Produced by `bench/recovery.sh` on {now}; {fio_ver}. A local cluster on loopback: ZooKeeper, "
      "nodes n1, n2, n4 (site-a) and n3 (site-b), one frontend; a disk with 2 replicas on n1,n2; "
      "nodes look for repair work every 10 s (`--repair-interval`, the first look 1 s after a node "
-     "starts) and rebuild a dead node's replicas after 20 s (`--rereplicate-after 20`). Loaded runs "
+     "starts) and rebuild a dead node's replicas after 20 s (`--rereplicate-after 20`); the repairs "
+     f"they start copy {limit} (`--repair-bandwidth {repair_bw}`). Loaded runs "
      f"have fio 4k random reads and writes (50/50, iodepth 4, direct) on the disk's first {missed}. "
      "Machine: 2 vCPUs shared by everything.\n",
      "## Time to healthy and copy rate\n",

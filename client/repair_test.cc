@@ -86,17 +86,19 @@ TEST_F(RelocationTest, RepairWaitsForACleanSourceAndLeavesDownNodesAlone) {
 }
 
 // A scan starts a repair when a live node's replica is stale and a clean one
-// is up, and never a second one while one runs.
+// is up, at the scanning node's repair rate, and never a second one while
+// one runs.
 TEST_F(RelocationTest, RepairScanStartsOneJobForStaleReplicas) {
   MakeDisk();
-  node::RepairScanner n1("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1));
-  node::RepairScanner n3("n3", admin_.get(), absl::ZeroDuration(), absl::Hours(1));
+  node::RepairScanner n1("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
+  node::RepairScanner n3("n3", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 64 << 20);
   EXPECT_TRUE(n1.ScanOnce().empty());  // nothing stale
   ASSERT_TRUE(admin_->MarkStale(disk_.id(), 7, "n2").ok());
   EXPECT_EQ(n3.ScanOnce(), std::vector<std::string>{"d"});  // any node's scan
   EXPECT_TRUE(n1.ScanOnce().empty());  // one is running
   auto jobs = admin_->ListJobs();
   ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ(jobs->at(0).bandwidth_bps(), 64u << 20);
   ASSERT_TRUE(RunJob(jobs->at(0).id()).ok());
   EXPECT_TRUE(n1.ScanOnce().empty());  // repaired
   ExpectPlacedAndExact({"n1", "n2"});
@@ -112,7 +114,7 @@ TEST_F(RelocationTest, DrainMovesReplicasWhereThePolicyAllows) {
     s->set_draining(true);
     return true;
   }).ok());
-  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1));
+  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
   EXPECT_TRUE(scan.ScanOnce().empty());  // pinned to n1,n2; site a has no other node
   pb::Placement anywhere;
   anywhere.set_replicas(2);
@@ -160,7 +162,7 @@ TEST_F(RelocationTest, ANodeDownPastTheGraceTimeIsRebuiltElsewhere) {
   anywhere.set_replicas(2);
   ASSERT_TRUE(admin_->SetPlacement(disk_.id(), anywhere).ok());
   nodes_["n2"]->Kill();
-  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Milliseconds(200));
+  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Milliseconds(200), 0);
   EXPECT_TRUE(scan.ScanOnce().empty());  // down, not yet for long
   auto states = admin_->NodeStates();
   ASSERT_TRUE(states.ok());

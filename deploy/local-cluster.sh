@@ -19,6 +19,8 @@
 #
 # `start --rereplicate-after S`: nodes rebuild a dead node's replicas after S
 # seconds (ukai-node --rereplicate-after; default 600).
+# `start --repair-bandwidth B`: the copy rate limit of the repairs nodes start
+# on their own (ukai-node --repair-bandwidth; default 100M, 0: none).
 #
 # Tests only: `start --site-delay MS` makes sites MS apart (nodes answer
 # frontends of other sites MS late; ukai-node --test-site-delay-ms, enabled
@@ -37,15 +39,16 @@ say() { echo "local-cluster.sh: $*" >&2; }
 cmd=${1:-}
 [[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount|add-node --dir DIR ..."
 shift
-dir="" site="" site_delay=0 rereplicate_after=600 zk_members=1 args=()
+dir="" site="" site_delay=0 rereplicate_after=600 repair_bandwidth=100M zk_members=1 args=()
 while (($#)); do
   case $1 in
     --dir) dir=$2; shift 2 ;;
     --site) site=$2; shift 2 ;;
     --site-delay) site_delay=$2; shift 2 ;;
     --rereplicate-after) rereplicate_after=$2; shift 2 ;;
+    --repair-bandwidth) repair_bandwidth=$2; shift 2 ;;
     --zk-ensemble) zk_members=$2; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0" >&2; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0" >&2; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -122,7 +125,8 @@ start_node() {
   fi
   spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
     --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 \
-    --rereplicate-after "${REREPLICATE_AFTER:-600}" "${test_args[@]}"
+    --rereplicate-after "${REREPLICATE_AFTER:-600}" --repair-bandwidth "${REPAIR_BANDWIDTH:-100M}" \
+    "${test_args[@]}"
   wait_for 30 "node $name" node_up "$name"
 }
 
@@ -204,6 +208,7 @@ case $cmd in
       echo "NODE_n3_SITE=site-b"; echo "NODE_n3_PORT=${ports[3]}"
       echo "SITE_DELAY_MS=$site_delay"
       echo "REREPLICATE_AFTER=$rereplicate_after"
+      echo "REPAIR_BANDWIDTH=$repair_bandwidth"
       echo "ZK_MEMBERS=$zk_members"
     } > "$dir/cluster.env"
     load_env

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
                "SIGTERM stops it cleanly."};
   std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
-  std::string store_kind = "extent", copy_bandwidth = "0";
+  std::string store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "100M";
   bool no_blob = false, verbose = false, no_local = false;
   int test_site_delay_ms = 0;
   int repair_interval_s = 10;
@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
                  "down past --rereplicate-after; each finding starts a repair job. 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
+  app.add_option("--repair-bandwidth", repair_bandwidth,
+                 "copy rate limit of each repair this node's scan starts, bytes/s (0: none). "
+                 "Unlimited repairs raised guests' p99 latency 6-15x (bench/RECOVERY.md); "
+                 "`ukaictl disk repair` sets its own")
+      ->capture_default_str();
   app.add_option("--rereplicate-after", rereplicate_after_s,
                  "seconds a node may stay down before its replicas are rebuilt on other nodes "
                  "(same site first; another site only if the disk's policy allows it)")
@@ -102,6 +107,10 @@ int main(int argc, char** argv) {
   }
   auto copy_cap = ukai::ParseSize(copy_bandwidth);
   if (!copy_cap.ok()) return Fail("--copy-bandwidth: " + std::string(copy_cap.status().message()));
+  auto repair_cap = ukai::ParseSize(repair_bandwidth);
+  if (!repair_cap.ok()) {
+    return Fail("--repair-bandwidth: " + std::string(repair_cap.status().message()));
+  }
 
   // Signals are taken synchronously below; block them before any thread starts.
   sigset_t sigs;
@@ -187,7 +196,7 @@ int main(int argc, char** argv) {
   ukai::node::JobRunner jobs(id, &catalog, &copy_nodes);
   jobs.Start();
   ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s),
-                                    absl::Seconds(rereplicate_after_s));
+                                    absl::Seconds(rereplicate_after_s), *repair_cap);
   repairs.Start();
   LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
            io_address, data);

@@ -79,7 +79,7 @@ std::vector<std::string> RepairScanner::ScanOnce() {
       }
     }
     if (!work) continue;
-    auto job = catalog_->StartRepair(d.name(), 0, replace);
+    auto job = catalog_->StartRepair(d.name(), bandwidth_bps_, replace);
     if (job.ok()) {
       LOG_INFO("job %s: repair of disk %s started (stale replicas%s%s)", job->id(), d.name(),
                replace.empty() ? "" : "; moving replicas off ", absl::StrJoin(replace, ","));

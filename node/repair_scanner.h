@@ -6,6 +6,8 @@
 //  - starts a repair job (Catalog::StartRepair) for each disk with a block
 //    PlanRepair (node/relocator.h) finds work for: a stale replica on a live
 //    node to catch up, or a replica on a leaving node to rebuild elsewhere.
+//    Its copy rate is capped at `bandwidth_bps` (0: none) so the guests
+//    writing meanwhile keep their latency (bench/RECOVERY.md).
 // Every node scans; the one-job-per-disk marker makes the first start win,
 // and a disk with a job running (a relocation, say) is looked at again on a
 // later pass.
@@ -26,8 +28,9 @@ namespace ukai::node {
 class RepairScanner {
  public:
   RepairScanner(std::string self, meta::Catalog* catalog, absl::Duration interval,
-                absl::Duration grace)
-      : self_(std::move(self)), catalog_(catalog), interval_(interval), grace_(grace) {}
+                absl::Duration grace, uint64_t bandwidth_bps)
+      : self_(std::move(self)), catalog_(catalog), interval_(interval), grace_(grace),
+        bandwidth_bps_(bandwidth_bps) {}
   ~RepairScanner() { Stop(); }
   void Start();  // no-op for a zero interval
   void Stop();
@@ -42,6 +45,7 @@ class RepairScanner {
   const std::string self_;
   meta::Catalog* catalog_;
   const absl::Duration interval_, grace_;
+  const uint64_t bandwidth_bps_;
   absl::Notification stop_;
   std::thread thread_;
 };
