@@ -22,6 +22,10 @@ namespace {
 TEST_F(RelocationTest, RepairCopiesBackOnlyTheStaleBlocks) {
   MakeDisk();
   for (uint64_t b : {5, 40}) ASSERT_TRUE(admin_->MarkStale(disk_.id(), b, "n2").ok());
+  // The volume learns of the marks by a watch: until then n2 must turn its
+  // writes away (stale layout), or they could land there.
+  ASSERT_TRUE(nodes_["n2"]->registry->Fence(disk_.id(), admin_->GetSpec(disk_.id())->spec.layout_version(),
+                                            absl::Seconds(5)).ok());
   std::string fresh(kBlock, 'F'), zeros(kBlock, '\0');
   ASSERT_TRUE(vol_->Write(5 * kBlock, fresh.data(), fresh.size()).ok());
   model_.replace(5 * kBlock, kBlock, fresh);

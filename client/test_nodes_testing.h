@@ -49,6 +49,29 @@ class GatedService final : public pb::NodeData::Service {
   node::DataService* real_;
 };
 
+// Block I/O that can be refused for a while, like a node stopped (SIGSTOP)
+// or cut off and back: while `refuse` is set every request fails UNAVAILABLE.
+class GatedIo final : public wire::WireHandler {
+ public:
+  explicit GatedIo(node::BlockIo* real) : real_(real) {}
+  std::atomic<bool> refuse{false};
+  absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
+                      std::string* reply_data, bool may_block) override {
+    if (refuse) return absl::UnavailableError("node cut off");
+    return real_->Handle(method, meta, data, reply_data, may_block);
+  }
+  bool Slow(uint16_t method) const override { return real_->Slow(method); }
+  bool Background(uint16_t method) const override { return real_->Background(method); }
+  absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
+                            std::string* reply_data, std::unique_ptr<Deferred>* deferred) override {
+    if (refuse) return absl::UnavailableError("node cut off");
+    return real_->HandleNoWait(method, meta, data, reply_data, deferred);
+  }
+
+ private:
+  node::BlockIo* real_;
+};
+
 // One storage node: its own metadata session, store, registry and server.
 struct TestNode {
   // `copy_cap_bps`: the node's cap on copies into it (ukai-node --copy-bandwidth).
@@ -64,7 +87,8 @@ struct TestNode {
     info.set_site(site);
     info.set_address("inproc:" + id);
     io = std::make_unique<node::BlockIo>(registry.get(), store.get());
-    io_server = std::make_unique<wire::WireServer>(io.get());
+    gated_io = std::make_unique<GatedIo>(io.get());
+    io_server = std::make_unique<wire::WireServer>(gated_io.get());
     EXPECT_TRUE(io_server->Start("127.0.0.1:0").ok());
     info.set_io_address("127.0.0.1:" + std::to_string(io_server->port()));
     service = std::make_unique<node::DataService>(info, registry.get(), store.get());
@@ -102,6 +126,7 @@ struct TestNode {
   std::unique_ptr<node::BlockStore> store;
   std::unique_ptr<node::DiskRegistry> registry;
   std::unique_ptr<node::BlockIo> io;
+  std::unique_ptr<GatedIo> gated_io;  // gated_io->refuse: block I/O cut off for a while
   std::unique_ptr<wire::WireServer> io_server;
   std::unique_ptr<node::DataService> service;
   std::unique_ptr<GatedService> gate;

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <deque>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -28,6 +29,33 @@ bool IsStaleLayout(const absl::Status& s) { return absl::IsFailedPrecondition(s)
 bool IsFenced(const absl::Status& s) { return absl::IsPermissionDenied(s); }
 
 absl::Time Deadline(int ms) { return absl::Now() + absl::Milliseconds(ms); }
+
+// Pauses between tries of I/O the failure policy holds: 20 ms, doubling to
+// 1 s, until the hold time is up.
+// The hold time counts from when the I/O began, its first try included.
+class Hold {
+ public:
+  Hold(absl::Time began, uint32_t ms) : until_(began + absl::Milliseconds(ms)) {}
+  // A try's deadline: the RPC deadline, cut at the end of the hold.
+  absl::Time Deadline(int rpc_ms) const {
+    const absl::Time now = absl::Now();
+    return std::min(now + absl::Milliseconds(rpc_ms),
+                    std::max(until_, now + absl::Milliseconds(100)));
+  }
+  // Sleeps before the next try (the last one at the end of the hold time);
+  // false, at once, when the hold time is up.
+  bool Wait() {
+    const absl::Time now = absl::Now();
+    if (now >= until_) return false;
+    absl::SleepFor(std::min(pause_, until_ - now));
+    pause_ = std::min(pause_ * 2, absl::Seconds(1));
+    return true;
+  }
+
+ private:
+  const absl::Time until_;
+  absl::Duration pause_ = absl::Milliseconds(20);
+};
 
 
 
@@ -189,6 +217,16 @@ std::vector<std::string> VolumeImpl::CleanReplicas(const BlockRef& ref) {
   return pool_->ReadOrder(std::move(clean));
 }
 
+VolumeImpl::IoPolicy VolumeImpl::Policy() const {
+  absl::MutexLock l(&mu_);
+  return {spec_.failure(), spec_.placement().replicas()};
+}
+
+uint32_t VolumeImpl::Needed(const IoPolicy& p, const BlockRef& ref) const {
+  return meta::ReplicasNeeded(p.failure, p.wanted,
+                              static_cast<uint32_t>(ref.ptr().replicas_size()));
+}
+
 void VolumeImpl::PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len,
                              char* out, wire::WireCall* call) const {
   pb::ReadRequest req;
@@ -265,6 +303,21 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
 }
 
 absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out) {
+  const absl::Time began = absl::Now();
+  absl::Status s = ReadSegmentOnce(block, off, len, out);
+  if (!absl::IsUnavailable(s)) return s;
+  const IoPolicy p = Policy();
+  if (p.failure.on_replica_failure() != pb::FailurePolicy::WAIT) return s;
+  LOG_WARN("%s; holding the read up to %d ms (policy: wait)", s.ToString(), meta::HoldMs(p.failure));
+  Hold hold(began, meta::HoldMs(p.failure));
+  while (absl::IsUnavailable(s) && hold.Wait()) {
+    (void)RefreshLayout(/*arm_watch=*/false);  // ZooKeeper away: the cached layout
+    s = ReadSegmentOnce(block, off, len, out);
+  }
+  return s;
+}
+
+absl::Status VolumeImpl::ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t len, char* out) {
   absl::Status last = absl::UnavailableError("no attempt");
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/false));
@@ -355,6 +408,7 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
     tracked_meta = req.SerializeAsString();
   }
   a->block = block;
+  a->need = Needed(Policy(), ref);
   for (const auto& r : ref.ptr().replicas()) {
     if (r.state() == pb::STALE) continue;
     auto io = pool_->Io(r.node());
@@ -379,7 +433,8 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
 
 absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
   *retry = false;
-  std::vector<std::string> ok;
+  std::vector<std::string>& ok = a->ok;
+  ok.clear();
   bool stale_layout = false;
   for (auto& nc : a->calls) {
     const std::string& node = nc.node;
@@ -410,30 +465,58 @@ absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
     *retry = true;  // rewriting the replicas that took it is harmless
     return absl::OkStatus();
   }
-  if (a->failed.empty()) return absl::OkStatus();
-  if (ok.empty()) {
-    return absl::UnavailableError(absl::StrFormat("disk %d block %d: every replica failed: %s",
-                                                  id_, a->block, a->last.message()));
+  if (ok.size() < a->need) {
+    a->short_of_replicas = true;
+    return absl::UnavailableError(absl::StrFormat(
+        "disk %d block %d: %d replica(s) took the write, the policy needs %d%s", id_, a->block,
+        ok.size(), a->need, a->failed.empty() ? "" : ": " + std::string(a->last.message())));
   }
-  // Degrade: the survivors have the data; the failed replicas must never be
-  // read for this block again, so mark them before acknowledging.
+  if (a->failed.empty()) return absl::OkStatus();
+  // Enough survivors have the data; the failed replicas must never be read
+  // for this block again, so mark them before acknowledging.
   LOG_WARN("disk %d block %d: %s; marking %s stale", id_, a->block, a->last.ToString(),
            absl::StrJoin(a->failed, ","));
   return MarkStale(a->block, a->failed);
 }
 
+absl::Status VolumeImpl::GiveUp(WriteAttempt* a, absl::Status why) {
+  if (!a->ok.empty() && !a->failed.empty()) {
+    absl::Status s = MarkStale(a->block, a->failed);
+    if (!s.ok()) LOG_WARN("disk %d block %d: after giving up: %s", id_, a->block, s.ToString());
+  }
+  LOG_WARN("%s; giving up after the policy's hold time", why.ToString());
+  return why;
+}
+
+// Short of the replicas the policy needs, a write is held: sent again (to
+// every replica: rewriting those that took it is harmless) with pauses, the
+// layout re-read each time (a repair may bring a replica back as SYNCING),
+// until enough take it or the hold time is up.
 absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
-                                      uint32_t len) {
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+                                      uint32_t len, absl::Time began) {
+  std::optional<Hold> hold;
+  for (int attempt = 0; attempt < kMaxAttempts;) {
     WriteAttempt a;
     RETURN_IF_ERROR(PrepareWrite(block, off, data, len, &a));
     if (a.needs_sectors) return WriteSectors(block, off, data, len);
     wire::WireWaiter waiter;
     for (auto& nc : a.calls) nc.io->Start(&nc.call, &waiter);
-    waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
+    waiter.WaitAll(hold ? hold->Deadline(opts_->rpc_timeout_ms) : Deadline(opts_->rpc_timeout_ms));
     bool retry;
-    RETURN_IF_ERROR(ConcludeWrite(&a, &retry));
+    absl::Status s = ConcludeWrite(&a, &retry);
+    if (a.short_of_replicas) {
+      if (!hold) {
+        const uint32_t ms = meta::HoldMs(Policy().failure);
+        LOG_WARN("%s; holding the write up to %d ms", s.ToString(), ms);
+        hold.emplace(began, ms);
+      }
+      if (!hold->Wait()) return GiveUp(&a, s);
+      (void)RefreshLayout(/*arm_watch=*/false);  // ZooKeeper away: the cached layout
+      continue;
+    }
+    RETURN_IF_ERROR(s);
     if (!retry) return absl::OkStatus();
+    ++attempt;
   }
   return absl::UnavailableError(
       absl::StrFormat("disk %d block %d: layout kept changing during the write", id_, block));
@@ -471,6 +554,7 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   }
   struct Op {
     WriteAttempt attempt;
+    absl::Time began = absl::Now();
     std::string copy;
     Done done;
     // One per call plus one for the starter (see ReadAsync): the last to
@@ -482,7 +566,8 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   op->done = std::move(done);
   absl::Status s = PrepareWrite(block, off, op->copy.data(), static_cast<uint32_t>(len),
                                 &op->attempt);
-  if (!s.ok() || !op->attempt.failed.empty() || op->attempt.needs_sectors) {  // the slow path
+  if (!s.ok() || !op->attempt.failed.empty() || op->attempt.needs_sectors ||
+      op->attempt.calls.size() < op->attempt.need) {  // the slow path
     std::unique_ptr<Op> own(op);
     return own->done(s.ok() ? WriteSegment(block, off, data, static_cast<uint32_t>(len)) : s);
   }
@@ -507,8 +592,8 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
     std::thread([this, ops, block, off, len, own = std::move(own)]() mutable {
       bool retry;
       absl::Status st = ConcludeWrite(&own->attempt, &retry);
-      if (st.ok() && retry) {
-        st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len));
+      if ((st.ok() && retry) || own->attempt.short_of_replicas) {  // WriteSegment holds it
+        st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len), own->began);
       }
       own->done(st);
       own.reset();
@@ -535,16 +620,11 @@ absl::Status VolumeImpl::MarkStale(uint64_t block, const std::vector<std::string
   return RefreshLayout(/*arm_watch=*/false);
 }
 
-absl::Status VolumeImpl::Flush() {
-  std::map<std::string, std::set<uint64_t>> dirty;
-  {
-    absl::MutexLock l(&mu_);
-    dirty.swap(dirty_);
-  }
-  if (dirty.empty()) return absl::OkStatus();
+std::set<std::string> VolumeImpl::FlushNodes(const std::set<std::string>& nodes,
+                                             absl::Time deadline) {
   std::deque<NodeCall> calls;
   std::set<std::string> failed;
-  for (const auto& [node, blocks] : dirty) {
+  for (const auto& node : nodes) {
     auto io = pool_->Io(node);
     if (io.ok()) {
       calls.push_back(NodeCall{node, *io, {}});
@@ -555,34 +635,90 @@ absl::Status VolumeImpl::Flush() {
   }
   wire::WireWaiter waiter;
   for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
-  waiter.WaitAll(Deadline(opts_->rpc_timeout_ms * 2));
+  waiter.WaitAll(deadline);
   for (auto& nc : calls) {
     if (!nc.call.status.ok()) {
       LOG_WARN("disk %d: flush on %s: %s", id_, nc.node, nc.call.status.ToString());
       failed.insert(nc.node);
     }
   }
-  // A replica that could not flush may lose writes it acknowledged: unless it
-  // is a block's last good copy, it becomes stale for every block written to
-  // it since the last flush.
-  for (const auto& node : failed) {
-    for (uint64_t block : dirty[node]) {
-      ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, false));
-      int others = 0;
-      for (const auto& r : ref.ptr().replicas()) {
-        others += r.state() != pb::STALE && r.node() != node && !failed.count(r.node());
-      }
-      if (others == 0) {
-        absl::MutexLock l(&mu_);
-        for (const auto& [n, blocks] : dirty) dirty_[n].insert(blocks.begin(), blocks.end());
-        return absl::UnavailableError(absl::StrFormat(
-            "disk %d block %d: flush failed on its last good replica %s", id_, block, node));
-      }
-      LOG_WARN("disk %d block %d: flush failed on %s; marking it stale", id_, block, node);
-      RETURN_IF_ERROR(MarkStale(block, {node}));
-    }
+  return failed;
+}
+
+// A replica that could not flush may lose writes it acknowledged. Where each
+// block it was written still has the replicas the policy needs durable
+// elsewhere, it is marked stale for those blocks and the flush succeeds.
+// Otherwise the flush is held (the failed nodes asked again) for the
+// policy's hold time; then the failed replica is marked stale where some
+// other replica is durable, the blocks with none stay dirty for a later
+// flush, and the flush fails (EIO).
+absl::Status VolumeImpl::Flush() {
+  std::map<std::string, std::set<uint64_t>> dirty;
+  {
+    absl::MutexLock l(&mu_);
+    dirty.swap(dirty_);
   }
-  return absl::OkStatus();
+  if (dirty.empty()) return absl::OkStatus();
+  std::set<std::string> pending;
+  for (const auto& [node, blocks] : dirty) pending.insert(node);
+  const absl::Time began = absl::Now();
+  std::optional<Hold> hold;
+  for (;;) {
+    const std::set<std::string> failed =
+        FlushNodes(pending, hold ? hold->Deadline(opts_->rpc_timeout_ms * 2)
+                                 : Deadline(opts_->rpc_timeout_ms * 2));
+    if (failed.empty()) return absl::OkStatus();
+    const IoPolicy p = Policy();
+    struct Miss {
+      uint64_t block;
+      std::string node;
+      uint32_t durable;
+    };
+    std::vector<Miss> misses;
+    absl::Status short_of = absl::OkStatus();
+    for (const auto& node : failed) {
+      for (uint64_t block : dirty[node]) {
+        auto ref = GetBlock(block, false);
+        if (!ref.ok()) {  // ZooKeeper away: try again on the next flush
+          absl::MutexLock l(&mu_);
+          for (const auto& n : failed) dirty_[n].insert(dirty[n].begin(), dirty[n].end());
+          return ref.status();
+        }
+        uint32_t durable = 0;
+        for (const auto& r : ref->ptr().replicas()) {
+          durable += r.state() != pb::STALE && !failed.count(r.node());
+        }
+        misses.push_back({block, node, durable});
+        if (durable < Needed(p, *ref) && short_of.ok()) {
+          short_of = absl::UnavailableError(absl::StrFormat(
+              "disk %d block %d: flush failed on %s, %d other replica(s) durable, the policy "
+              "needs %d",
+              id_, block, node, durable, Needed(p, *ref)));
+        }
+      }
+    }
+    if (!short_of.ok()) {
+      if (!hold) {
+        LOG_WARN("%s; holding the flush up to %d ms", short_of.ToString(), meta::HoldMs(p.failure));
+        hold.emplace(began, meta::HoldMs(p.failure));
+      }
+      if (hold->Wait()) {
+        pending = failed;
+        (void)RefreshLayout(/*arm_watch=*/false);
+        continue;
+      }
+    }
+    for (const Miss& m : misses) {
+      if (m.durable == 0) {  // its last good replica: keep it dirty, mark nothing
+        absl::MutexLock l(&mu_);
+        dirty_[m.node].insert(m.block);
+        continue;
+      }
+      LOG_WARN("disk %d block %d: flush failed on %s; marking it stale", id_, m.block, m.node);
+      RETURN_IF_ERROR(MarkStale(m.block, {m.node}));
+    }
+    return short_of;
+  }
 }
 
 }  // namespace ukai::client

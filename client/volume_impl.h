@@ -18,6 +18,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "client/include/ukai/cluster.h"
 #include "client/node_pool.h"
 #include "common/lifetime.h"
@@ -90,7 +91,18 @@ class VolumeImpl {
   // Checks the range against the disk; returns its block size.
   absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
   absl::StatusOr<uint64_t> WriterEpoch();
+  // Reads from the nearest clean replica that answers; with the WAIT policy,
+  // holds (retrying) while none does, up to the policy's hold time.
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
+  absl::Status ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t len, char* out);
+  // The disk's failure policy and the replica count its placement asks for.
+  struct IoPolicy {
+    pb::FailurePolicy failure;
+    uint32_t wanted = 1;
+  };
+  IoPolicy Policy() const;
+  // Replicas of the block that must take a write (meta::ReplicasNeeded).
+  uint32_t Needed(const IoPolicy& p, const BlockRef& ref) const;
   // The block's CLEAN replicas, nearest first (NodePool::ReadOrder).
   std::vector<std::string> CleanReplicas(const BlockRef& ref);
   // After a read served by `good`: marks each of `rotten` (which answered
@@ -99,7 +111,10 @@ class VolumeImpl {
   // A read call for [off, off+len) of `block` whose reply lands in `out`.
   void PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len, char* out,
                    wire::WireCall* call) const;
-  absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len);
+  // Writes one block's piece; held per the failure policy, counting from
+  // `began` (when the write was first tried).
+  absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len,
+                            absl::Time began = absl::Now());
   // One block I/O call to one node, kept with the client it went through.
   struct NodeCall {
     std::string node;
@@ -111,7 +126,12 @@ class VolumeImpl {
     uint64_t block = 0;
     std::deque<NodeCall> calls;        // stable addresses while in flight
     std::vector<std::string> failed;   // replicas that did not take it
+    std::vector<std::string> ok;       // and those that did
     absl::Status last;                 // why the last of them failed
+    uint32_t need = 1;                 // replicas that must take it (the policy's)
+    // Fewer than `need` took it: nothing was marked; WriteSegment holds and
+    // retries, then gives up (GiveUp).
+    bool short_of_replicas = false;
     // The block has a SYNCING replica and the write does not cover whole
     // sectors: nothing was prepared; WriteSegment widens it first.
     bool needs_sectors = false;
@@ -121,8 +141,15 @@ class VolumeImpl {
   absl::Status PrepareWrite(uint64_t block, uint32_t off, const char* data, uint32_t len,
                             WriteAttempt* a);
   // After every call of `a` completed: records dirty nodes, marks failed
-  // replicas stale (ZooKeeper), or sets `*retry` after re-reading a newer layout.
+  // replicas stale (ZooKeeper) once enough took it, sets `*retry` after
+  // re-reading a newer layout, or sets a->short_of_replicas.
   absl::Status ConcludeWrite(WriteAttempt* a, bool* retry);
+  // A write still short of replicas when the hold time is up: the replicas
+  // that missed it are marked stale if any took it (they must not be read
+  // for this block again), and `why` goes to the guest (EIO).
+  absl::Status GiveUp(WriteAttempt* a, absl::Status why);
+  // Flushes `nodes`, waiting until `deadline`; returns those that failed.
+  std::set<std::string> FlushNodes(const std::set<std::string>& nodes, absl::Time deadline);
   // A write widened to whole sectors (the edges read from a clean replica),
   // for blocks being copied to a new replica.
   absl::Status WriteSectors(uint64_t block, uint32_t off, const char* data, uint32_t len);

@@ -1,12 +1,13 @@
 // libukai's data path against real node services on in-memory stores:
 // MemMetaStore for ZooKeeper, MemPageStore for RocksDB, the block I/O
-// transport on loopback and in-process gRPC channels for the rest. No mount,
-// no sleeps.
+// transport on loopback and in-process gRPC channels for the rest. No mount;
+// no sleeps but those that wait for a failure policy's hold.
 #include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -16,6 +17,16 @@
 
 namespace ukai::client {
 namespace {
+
+pb::FailurePolicy Policy(pb::FailurePolicy::OnReplicaFailure mode, uint32_t hold_ms,
+                         uint32_t min_replicas = 0) {
+  pb::FailurePolicy f;
+  f.set_on_replica_failure(mode);
+  f.set_hold_ms(hold_ms);
+  f.set_min_replicas(min_replicas);
+  return f;
+}
+
 
 class VolumeTest : public ::testing::Test {
  protected:
@@ -45,15 +56,23 @@ class VolumeTest : public ::testing::Test {
     return clusters_.back().get();
   }
   pb::DiskSpec CreateDisk(const std::string& name, uint64_t size, uint32_t bs,
-                          std::vector<std::string> on_nodes = {"n1", "n2"}) {
+                          std::vector<std::string> on_nodes = {"n1", "n2"},
+                          const pb::FailurePolicy& failure = {}) {
     pb::CreateDiskRequest r;
     r.set_name(name);
     r.set_size(size);
     r.set_block_size(bs);
+    *r.mutable_failure() = failure;
     for (auto& n : on_nodes) r.mutable_placement()->add_nodes(n);
     auto d = admin_->CreateDisk(r);
     EXPECT_TRUE(d.ok()) << d.status();
     return *d;
+  }
+  // The disk's first block table chunk, as ZooKeeper has it now (a copy).
+  pb::BlockChunk ChunkZero(const pb::DiskSpec& d) {
+    auto c = admin_->ReadChunk(d.id(), 0);
+    EXPECT_TRUE(c.ok() && c->has_value());
+    return c.ok() && c->has_value() ? (*c)->chunk : pb::BlockChunk();
   }
   std::string ReadAll(Volume& v, uint64_t off, size_t len) {
     std::string out(len, '\0');
@@ -98,7 +117,8 @@ TEST_F(VolumeTest, UnalignedCrossBlockWritesReadBackAndReachEveryReplica) {
 }
 
 TEST_F(VolumeTest, ReadAsyncAnswersFromTheNearestReplicaOrFallsBack) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10);
+  // A short hold: closing the volume flushes, with no node answering.
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   std::string data(70000, '\0');
   std::mt19937 rng(11);
@@ -120,7 +140,7 @@ TEST_F(VolumeTest, ReadAsyncAnswersFromTheNearestReplicaOrFallsBack) {
 }
 
 TEST_F(VolumeTest, WriteAsyncIsDoneWithTheBufferAtOnceAndMarksDeadReplicasBeforeTheAck) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10);
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   auto write = [&](uint64_t off, std::string data) {
     absl::Notification done;
@@ -191,14 +211,129 @@ TEST_F(VolumeTest, DeadReplicaIsMarkedStaleBeforeTheWriteIsAcknowledged) {
 }
 
 TEST_F(VolumeTest, AWriteFailsWhenEveryReplicaIsDownAndMarksNothing) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10);
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   ASSERT_TRUE(vol->Write(0, "x", 1).ok());
   nodes_["n1"]->Kill();
   nodes_["n2"]->Kill();
+  const absl::Time start = absl::Now();
   EXPECT_TRUE(absl::IsUnavailable(vol->Write(0, "y", 1)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));  // held for the hold time first
   auto chunk = *admin_->ReadChunk(d.id(), 0);
   for (const auto& r : chunk->chunk.blocks(0).replicas()) EXPECT_EQ(r.state(), pb::CLEAN);
+}
+
+// Failure policy "degrade, at least 2 of 3": one replica down, writes go on
+// and it is marked stale; two down, a write is held for the hold time, then
+// fails (EIO) and the replica that missed it is marked stale too, so the
+// one that took it is the only one read.
+TEST_F(VolumeTest, DegradeGoesOnDownToMinReplicasThenHoldsAndFails) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2", "n3"},
+                      Policy(pb::FailurePolicy::DEGRADE, 300, 2));
+  auto vol = *NewHost("h1")->Open("d", true);
+  ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
+  nodes_["n3"]->gated_io->refuse = true;
+  ASSERT_TRUE(vol->Write(0, std::string(4096, 'b').data(), 4096).ok());
+  auto state = [&](const std::string& node) {
+    const pb::BlockChunk chunk = ChunkZero(d);
+    for (const auto& r : chunk.blocks(0).replicas()) {
+      if (r.node() == node) return r.state();
+    }
+    return pb::ReplicaState_MIN;
+  };
+  EXPECT_EQ(state("n3"), pb::STALE);
+  EXPECT_EQ(state("n2"), pb::CLEAN);
+  nodes_["n2"]->gated_io->refuse = true;
+  const absl::Time start = absl::Now();
+  absl::Status s = vol->Write(0, std::string(4096, 'c').data(), 4096);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  EXPECT_EQ(state("n2"), pb::STALE);
+  EXPECT_EQ(state("n1"), pb::CLEAN);
+  EXPECT_EQ(ReadAll(*vol, 0, 4096), std::string(4096, 'c'));  // n1 took it: never 'b' from n2
+}
+
+// Failure policy "wait": a write a replica cannot take is held until the
+// replica answers again, and acknowledged with every replica CLEAN; a flush
+// is held the same way.
+TEST_F(VolumeTest, WaitHoldsWritesAndFlushesUntilTheReplicaAnswers) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::WAIT, 20000));
+  auto vol = *NewHost("h1")->Open("d", true);
+  ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
+  nodes_["n2"]->gated_io->refuse = true;
+  std::atomic<bool> done{false};
+  absl::Status s;
+  std::thread writer([&] {
+    s = vol->Write(65536, std::string(4096, 'b').data(), 4096);
+    done = true;
+  });
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_FALSE(done.load()) << "acknowledged without n2";
+  nodes_["n2"]->gated_io->refuse = false;
+  writer.join();
+  ASSERT_TRUE(s.ok()) << s;
+  {
+    const pb::BlockChunk chunk = ChunkZero(d);
+    for (const auto& r : chunk.blocks(1).replicas()) EXPECT_EQ(r.state(), pb::CLEAN) << r.node();
+  }
+  for (const char* n : {"n1", "n2"}) {
+    EXPECT_EQ(nodes_[n]->Stored(d.id(), 1, 0, 4096), std::string(4096, 'b')) << n;
+  }
+  nodes_["n2"]->gated_io->refuse = true;
+  done = false;
+  std::thread flusher([&] {
+    s = vol->Flush();
+    done = true;
+  });
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_FALSE(done.load()) << "flushed without n2";
+  nodes_["n2"]->gated_io->refuse = false;
+  flusher.join();
+  EXPECT_TRUE(s.ok()) << s;
+  {
+    const pb::BlockChunk chunk = ChunkZero(d);
+    for (const auto& r : chunk.blocks(1).replicas()) EXPECT_EQ(r.state(), pb::CLEAN) << r.node();
+  }
+}
+
+// "wait" past the hold time: the write fails (EIO), the replica that missed
+// it is marked stale, and later writes to the block are held and fail too
+// (one replica is not every replica) until a repair brings it back; reads
+// with no clean replica answering are held as well, then fail.
+TEST_F(VolumeTest, WaitGivesUpAfterTheHoldTime) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::WAIT, 300));
+  auto vol = *NewHost("h1")->Open("d", true);
+  ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
+  nodes_["n2"]->gated_io->refuse = true;
+  absl::Time start = absl::Now();
+  EXPECT_TRUE(absl::IsUnavailable(vol->Write(0, std::string(4096, 'b').data(), 4096)));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  auto chunk = (*admin_->ReadChunk(d.id(), 0))->chunk;
+  EXPECT_EQ(chunk.blocks(0).replicas(1).node(), "n2");
+  EXPECT_EQ(chunk.blocks(0).replicas(1).state(), pb::STALE);
+  nodes_["n2"]->gated_io->refuse = false;
+  EXPECT_TRUE(absl::IsUnavailable(vol->Write(0, std::string(4096, 'c').data(), 4096)));
+  EXPECT_EQ(ReadAll(*vol, 0, 4096), std::string(4096, 'c'));  // from n1, the clean one
+  nodes_["n1"]->gated_io->refuse = true;
+  start = absl::Now();
+  char buf[4096];
+  EXPECT_TRUE(absl::IsUnavailable(vol->Read(0, sizeof buf, buf)));  // n2 is stale: never read
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+}
+
+// An open volume follows a policy change made meanwhile (its spec watch):
+// the same failure that degraded a write under "degrade" holds and fails it
+// under "wait".
+TEST_F(VolumeTest, APolicyChangeReachesAnOpenVolume) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto vol = *NewHost("h1")->Open("d", true);
+  nodes_["n2"]->gated_io->refuse = true;
+  ASSERT_TRUE(vol->Write(0, "x", 1).ok());  // block 0: n2 marked stale
+  ASSERT_TRUE(admin_->SetFailurePolicy("d", Policy(pb::FailurePolicy::WAIT, 300)).ok());
+  absl::Status s;
+  for (int i = 0; i < 100 && s.ok(); ++i) s = vol->Write(65536, "y", 1);  // block 1
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_NE(s.message().find("the policy needs 2"), absl::string_view::npos) << s;
 }
 
 TEST_F(VolumeTest, ASecondWriterFencesTheFirst) {

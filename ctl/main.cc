@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/channel.h"
 #include "common/units.h"
+#include "meta/failure_policy.h"
 #include "ukai.grpc.pb.h"
 
 namespace {
@@ -85,6 +86,19 @@ std::string PlacementText(const ukai::pb::Placement& p) {
   return s;
 }
 
+// The policy as it acts: defaults filled in.
+using ukai::meta::HoldMs;
+using ukai::meta::MinReplicas;
+bool Waits(const ukai::pb::FailurePolicy& f) { return f.on_replica_failure() == ukai::pb::FailurePolicy::WAIT; }
+
+std::string PolicyText(const ukai::pb::DiskSpec& d) {
+  const auto& f = d.failure();
+  std::string what = Waits(f) ? absl::StrFormat("wait for all %d replicas", d.placement().replicas())
+                              : absl::StrFormat("degrade down to %d replica(s)", MinReplicas(f));
+  return absl::StrFormat("%s; I/O short of them is held %s, then EIO", what,
+                         absl::FormatDuration(absl::Milliseconds(HoldMs(f))));
+}
+
 json SpecJson(const ukai::pb::DiskSpec& d) {
   return json{{"id", d.id()},
               {"name", d.name()},
@@ -95,7 +109,10 @@ json SpecJson(const ukai::pb::DiskSpec& d) {
               {"nodes", std::vector<std::string>(d.placement().nodes().begin(), d.placement().nodes().end())},
               {"layout_version", d.layout_version()},
               {"created_ms", d.created_ms()},
-              {"state", d.state() == ukai::pb::DiskSpec::READY ? "ready" : "deleting"}};
+              {"state", d.state() == ukai::pb::DiskSpec::READY ? "ready" : "deleting"},
+              {"on_replica_failure", Waits(d.failure()) ? "wait" : "degrade"},
+              {"min_replicas", Waits(d.failure()) ? d.placement().replicas() : MinReplicas(d.failure())},
+              {"hold_ms", HoldMs(d.failure())}};
 }
 
 void PrintJson(const json& j) { printf("%s\n", j.dump(2).c_str()); }
@@ -174,6 +191,7 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
   printf("size:        %s (%lu bytes)\n", ukai::FormatSize(d.size()).c_str(), static_cast<unsigned long>(d.size()));
   printf("block size:  %s\n", ukai::FormatSize(d.block_size()).c_str());
   printf("placement:   %s\n", PlacementText(d.placement()).c_str());
+  printf("on failure:  %s\n", PolicyText(d).c_str());
   printf("created:     %s\n", Time(d.created_ms()).c_str());
   printf("layout:      version %lu\n", static_cast<unsigned long>(d.layout_version()));
   if (d.state() != ukai::pb::DiskSpec::READY) printf("state:       deleting\n");
@@ -413,6 +431,7 @@ int main(int argc, char** argv) {
   ukaictl disk create vm1 --size 20G --replicas 2 --sites site-a,site-b
   ukaictl disk info vm1 --json
   ukaictl disk resize vm1 --size 40G      (online; mounts see the new size)
+  ukaictl disk policy vm1 --on-replica-failure wait --hold 2m
   ukaictl disk delete vm1 [--force]      (refused while open for writing)
   ukaictl relocate vm1 --sites site-b --bandwidth 200M   (prints a job id)
   ukaictl job wait job-1a2b3c4d          (progress bar; exit 0 when done)
@@ -464,6 +483,36 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
   std::string name, size_text, sites, nodes, block_size_text;
   int replicas = 0;
   bool force = false;
+  // The failure policy, for create and policy: unset flags keep what is there.
+  std::string on_failure, hold_text;
+  int min_replicas = -1;
+  auto add_policy_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--on-replica-failure", on_failure,
+                    "when a replica fails a write: 'degrade' acknowledges it once --min-replicas "
+                    "replicas took it (the others are marked stale and repaired later); 'wait' "
+                    "holds it until every replica takes it. Default degrade")
+        ->check(CLI::IsMember({"degrade", "wait"}));
+    cmd->add_option("--min-replicas", min_replicas,
+                    "with degrade: the fewest replicas a write must reach (default 1)");
+    cmd->add_option("--hold", hold_text,
+                    "how long I/O short of its replicas is held and retried before the guest "
+                    "gets EIO, e.g. 30s, 500ms, 5m (default 30s, at most 1h)");
+  };
+  auto apply_policy_flags = [&](ukai::pb::FailurePolicy* f) {
+    if (on_failure == "wait") f->set_on_replica_failure(ukai::pb::FailurePolicy::WAIT);
+    if (on_failure == "degrade") f->set_on_replica_failure(ukai::pb::FailurePolicy::DEGRADE);
+    if (f->on_replica_failure() == ukai::pb::FailurePolicy::WAIT) f->set_min_replicas(0);
+    if (min_replicas == 0 || min_replicas > 8) Die("--min-replicas must be between 1 and 8");
+    if (min_replicas > 0) f->set_min_replicas(static_cast<uint32_t>(min_replicas));
+    if (!hold_text.empty()) {
+      absl::Duration d;
+      if (!absl::ParseDuration(hold_text, &d) || d <= absl::ZeroDuration() ||
+          d > absl::Milliseconds(ukai::meta::kMaxHoldMs)) {
+        Die("--hold: '" + hold_text + "' is not a duration between 1ms and 1h (e.g. 30s)");
+      }
+      f->set_hold_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(d)));
+    }
+  };
   auto* create = disk->add_subcommand("create", "create a thin-provisioned disk");
   create->add_option("name", name, "disk name: 1-64 of A-Z a-z 0-9 . _ -")->required();
   create->add_option("--size", size_text, "size, a multiple of 512 bytes (e.g. 20G)")->required();
@@ -471,6 +520,7 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
   auto* sites_opt = create->add_option("--sites", sites, "sites to place replicas in, in order (a,b)");
   create->add_option("--nodes", nodes, "explicit nodes to place replicas on (n1,n2)")->excludes(sites_opt);
   create->add_option("--block-size", block_size_text, "placement unit, a power of two (default 4M)");
+  add_policy_flags(create);
   create->callback([&] {
     ukai::pb::CreateDiskRequest req;
     req.set_name(name);
@@ -484,6 +534,7 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     req.mutable_placement()->set_replicas(static_cast<uint32_t>(replicas));
     for (auto& s : ListArg(sites)) req.mutable_placement()->add_sites(s);
     for (auto& n : ListArg(nodes)) req.mutable_placement()->add_nodes(n);
+    apply_policy_flags(req.mutable_failure());
     auto info = Call<ukai::pb::CreateDiskRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::CreateDisk, req);
     if (g.json) return PrintJson(SpecJson(info.spec()));
     printf("created disk %s: %s, %s\n", info.spec().name().c_str(),
@@ -529,6 +580,24 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     auto r = Call<ukai::pb::ResizeDiskRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::ResizeDisk, req);
     if (g.json) return PrintJson(SpecJson(r.spec()));
     printf("disk %s is now %s\n", r.spec().name().c_str(), ukai::FormatSize(r.spec().size()).c_str());
+  });
+
+  auto* policy = disk->add_subcommand(
+      "policy", "change what a disk's I/O does when replicas fail; hosts that have it open "
+                "follow at once. Flags not given keep their value");
+  policy->add_option("name", name, "disk name")->required();
+  add_policy_flags(policy);
+  policy->callback([&] {
+    ukai::pb::DiskRequest get;
+    get.set_name(name);
+    auto cur = Call<ukai::pb::DiskRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::GetDisk, get);
+    ukai::pb::SetPolicyRequest req;
+    req.set_name(name);
+    *req.mutable_failure() = cur.spec().failure();
+    apply_policy_flags(req.mutable_failure());
+    auto r = Call<ukai::pb::SetPolicyRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::SetPolicy, req);
+    if (g.json) return PrintJson(SpecJson(r.spec()));
+    printf("disk %s: on replica failure, %s\n", r.spec().name().c_str(), PolicyText(r.spec()).c_str());
   });
 
   auto* del = disk->add_subcommand("delete", "delete a disk and its data");

@@ -142,6 +142,7 @@ absl::StatusOr<pb::DiskSpec> Catalog::CreateDisk(const pb::CreateDiskRequest& re
   }
   ASSIGN_OR_RETURN(auto nodes, ListNodes());
   RETURN_IF_ERROR(ValidatePlacement(placement, nodes));
+  RETURN_IF_ERROR(ValidateFailurePolicy(req.failure(), placement));
   if (store_->Get(paths_.name(req.name())).ok()) {
     return absl::AlreadyExistsError("disk '" + req.name() + "' already exists");
   }
@@ -160,6 +161,7 @@ absl::StatusOr<pb::DiskSpec> Catalog::CreateDisk(const pb::CreateDiskRequest& re
   spec.set_size(req.size());
   spec.set_block_size(bs);
   *spec.mutable_placement() = placement;
+  *spec.mutable_failure() = req.failure();
   spec.set_layout_version(1);
   spec.set_created_ms(NowMs());
   absl::Status s = store_->Multi({
@@ -246,6 +248,26 @@ absl::StatusOr<pb::DiskSpec> Catalog::Resize(const std::string& name, uint64_t s
     if (size == v.spec.size()) return v.spec;
     v.spec.set_size(size);
     v.spec.set_layout_version(v.spec.layout_version() + 1);
+    auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);
+    if (absl::IsAborted(r.status())) continue;
+    RETURN_IF_ERROR(r.status());
+    return v.spec;
+  }
+  return absl::AbortedError("disk '" + name + "' keeps changing; try again");
+}
+
+// The policy is not part of the layout: no layout version bump. Open volumes
+// watch the spec and act on the new policy from their next I/O on.
+absl::StatusOr<pb::DiskSpec> Catalog::SetFailurePolicy(const std::string& name,
+                                                       const pb::FailurePolicy& policy) {
+  ASSIGN_OR_RETURN(uint64_t id, LookupName(name));
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSIGN_OR_RETURN(auto v, GetSpec(id));
+    if (v.spec.state() != pb::DiskSpec::READY) {
+      return absl::NotFoundError("disk '" + name + "' is being deleted");
+    }
+    RETURN_IF_ERROR(ValidateFailurePolicy(policy, v.spec.placement()));
+    *v.spec.mutable_failure() = policy;
     auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);
     if (absl::IsAborted(r.status())) continue;
     RETURN_IF_ERROR(r.status());

@@ -78,6 +78,9 @@ class Catalog {
   absl::StatusOr<std::vector<pb::DiskSpec>> ListDisks();
   // Grows a disk; INVALID_ARGUMENT for a smaller or malformed size.
   absl::StatusOr<pb::DiskSpec> Resize(const std::string& name, uint64_t size);
+  // Replaces a disk's failure policy (checked against its placement).
+  absl::StatusOr<pb::DiskSpec> SetFailurePolicy(const std::string& name,
+                                                const pb::FailurePolicy& policy);
   // Step 1 of delete: FAILED_PRECONDITION while open for writing (unless
   // force); else marks the disk DELETING and removes its name, atomically.
   absl::StatusOr<pb::DiskSpec> BeginDelete(const std::string& name, bool force);

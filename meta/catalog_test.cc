@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/placement.h"
+
 namespace ukai::meta {
 namespace {
 
@@ -66,6 +68,56 @@ TEST_F(CatalogTest, ResizeGrowsBumpsLayoutAndRefusesShrink) {
   EXPECT_GT(r->layout_version(), d->layout_version());
   EXPECT_TRUE(absl::IsInvalidArgument(cat_->Resize("vm1", 1 << 20).status()));
   EXPECT_TRUE(absl::IsNotFound(cat_->Resize("nope", 1 << 20).status()));
+}
+
+// A failure policy is checked against the placement at create and at every
+// change; a bad one leaves nothing (create) or the old one (change).
+TEST_F(CatalogTest, FailurePoliciesAreCheckedAndKept) {
+  pb::CreateDiskRequest r;
+  r.set_name("vm1");
+  r.set_size(1 << 20);
+  r.mutable_placement()->set_replicas(2);
+  r.mutable_failure()->set_min_replicas(3);  // more than the replicas
+  EXPECT_TRUE(absl::IsInvalidArgument(cat_->CreateDisk(r).status()));
+  EXPECT_TRUE(cat_->ListNames()->empty());
+  r.mutable_failure()->set_min_replicas(2);
+  r.mutable_failure()->set_hold_ms(5000);
+  auto d = cat_->CreateDisk(r);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(cat_->GetByName("vm1")->failure().min_replicas(), 2u);
+
+  pb::FailurePolicy wait;
+  wait.set_on_replica_failure(pb::FailurePolicy::WAIT);
+  wait.set_min_replicas(1);  // min replicas is for degrade
+  EXPECT_TRUE(absl::IsInvalidArgument(cat_->SetFailurePolicy("vm1", wait).status()));
+  wait.set_min_replicas(0);
+  wait.set_hold_ms(kMaxHoldMs + 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(cat_->SetFailurePolicy("vm1", wait).status()));
+  EXPECT_EQ(cat_->GetByName("vm1")->failure().hold_ms(), 5000u);  // unchanged
+  wait.set_hold_ms(0);
+  auto changed = cat_->SetFailurePolicy("vm1", wait);
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  EXPECT_EQ(changed->failure().on_replica_failure(), pb::FailurePolicy::WAIT);
+  EXPECT_EQ(changed->layout_version(), d->layout_version());  // not a layout change
+  EXPECT_TRUE(absl::IsNotFound(cat_->SetFailurePolicy("nope", wait).status()));
+}
+
+// What a write needs: degrade's minimum (at least 1) or every wanted
+// replica, never more than the block's pointer has; the hold's default.
+TEST(FailurePolicyTest, ReplicasNeededAndHoldTime) {
+  pb::FailurePolicy f;
+  EXPECT_EQ(ReplicasNeeded(f, 3, 3), 1u);
+  f.set_min_replicas(2);
+  EXPECT_EQ(ReplicasNeeded(f, 3, 3), 2u);
+  EXPECT_EQ(ReplicasNeeded(f, 3, 1), 1u);
+  f.set_on_replica_failure(pb::FailurePolicy::WAIT);
+  f.set_min_replicas(0);
+  EXPECT_EQ(ReplicasNeeded(f, 3, 3), 3u);
+  EXPECT_EQ(ReplicasNeeded(f, 3, 4), 3u);  // a relocation's extra replica is not waited for
+  EXPECT_EQ(ReplicasNeeded(f, 3, 2), 2u);
+  EXPECT_EQ(HoldMs(f), kDefaultHoldMs);
+  f.set_hold_ms(250);
+  EXPECT_EQ(HoldMs(f), 250u);
 }
 
 TEST_F(CatalogTest, DeleteRefusedWhileOpenForWritingUnlessForced) {

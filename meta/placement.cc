@@ -105,4 +105,30 @@ absl::StatusOr<std::vector<std::string>> ChooseReplicas(const pb::Placement& p,
   return out;
 }
 
+absl::Status ValidateFailurePolicy(const pb::FailurePolicy& f, const pb::Placement& p) {
+  if (!pb::FailurePolicy::OnReplicaFailure_IsValid(f.on_replica_failure())) {
+    return absl::InvalidArgumentError("on_replica_failure must be degrade or wait");
+  }
+  if (f.min_replicas() > p.replicas()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "min replicas %d is more than the disk's %d replicas", f.min_replicas(), p.replicas()));
+  }
+  if (f.min_replicas() != 0 && f.on_replica_failure() == pb::FailurePolicy::WAIT) {
+    return absl::InvalidArgumentError(
+        "min replicas applies to on-replica-failure degrade (wait needs every replica)");
+  }
+  if (f.hold_ms() > kMaxHoldMs) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "hold time %d ms is more than the longest, %d ms", f.hold_ms(), kMaxHoldMs));
+  }
+  return absl::OkStatus();
+}
+
+uint32_t ReplicasNeeded(const pb::FailurePolicy& f, uint32_t wanted, uint32_t in_pointer) {
+  const uint32_t need = f.on_replica_failure() == pb::FailurePolicy::WAIT
+                            ? wanted
+                            : MinReplicas(f);
+  return std::max<uint32_t>(1, std::min(need, in_pointer));
+}
+
 }  // namespace ukai::meta

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "meta/failure_policy.h"
 #include "ukai.pb.h"
 
 namespace ukai::meta {
@@ -27,6 +28,16 @@ absl::StatusOr<std::vector<std::string>> ChooseReplicas(const pb::Placement& p,
                                                         const std::vector<pb::NodeInfo>& live,
                                                         const std::string& prefer_site,
                                                         uint64_t seed);
+
+// Checks a failure policy against the placement it goes with: min_replicas
+// at most the replica count, the hold time at most kMaxHoldMs.
+// INVALID_ARGUMENT.
+absl::Status ValidateFailurePolicy(const pb::FailurePolicy& f, const pb::Placement& p);
+
+// How many replicas must take a write of a block before it is acknowledged:
+// DEGRADE: min_replicas (at least 1); WAIT: every one of the placement's
+// `wanted`. Never more than the block's pointer has (`in_pointer`).
+uint32_t ReplicasNeeded(const pb::FailurePolicy& f, uint32_t wanted, uint32_t in_pointer);
 
 }  // namespace ukai::meta
 

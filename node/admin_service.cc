@@ -213,6 +213,14 @@ grpc::Status AdminService::ResizeDisk(grpc::ServerContext*, const pb::ResizeDisk
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::SetPolicy(grpc::ServerContext*, const pb::SetPolicyRequest* req,
+                                     pb::DiskInfo* resp) {
+  auto spec = catalog_->SetFailurePolicy(req->name(), req->failure());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  LOG_INFO("disk %s: failure policy now %s", spec->name(), spec->failure().ShortDebugString());
+  return ToGrpc(FillDiskInfo(*spec, resp));
+}
+
 grpc::Status AdminService::DeleteDisk(grpc::ServerContext*, const pb::DiskRequest* req,
                                       pb::DiskInfo* resp) {
   auto spec = catalog_->BeginDelete(req->name(), req->force());

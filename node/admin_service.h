@@ -27,6 +27,7 @@ class AdminService final : public pb::Admin::Service {
   grpc::Status ResizeDisk(grpc::ServerContext*, const pb::ResizeDiskRequest*,
                           pb::DiskInfo*) override;
   grpc::Status DeleteDisk(grpc::ServerContext*, const pb::DiskRequest*, pb::DiskInfo*) override;
+  grpc::Status SetPolicy(grpc::ServerContext*, const pb::SetPolicyRequest*, pb::DiskInfo*) override;
   grpc::Status Relocate(grpc::ServerContext*, const pb::RelocateRequest*, pb::JobRecord*) override;
   grpc::Status Repair(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
   grpc::Status Scrub(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
