@@ -13,16 +13,16 @@
 #    `sync` of as many bytes on this machine, run just before;
 #  - fio p50/p99 before and during each loaded run, and their ratio.
 #
-#   bench/recovery.sh [--missed 1G] [--lost 4G] [--phase 10] [--repair-bandwidth 100M]
+#   bench/recovery.sh [--missed 1G] [--lost 4G] [--phase 10] [--repair-bandwidth 0]
 #                     [--dir /var/tmp/ukai-bench-recovery] [--out bench/RECOVERY.md]
 #
 # --repair-bandwidth is the nodes' limit on the repairs they start
-# (ukai-node --repair-bandwidth; its default 100M; 0: none).
+# (ukai-node --repair-bandwidth; its default 0: none).
 #
 # Needs root (FUSE). Stops everything it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-missed=1G lost=4G phase=10 repair_bw=100M dir=/var/tmp/ukai-bench-recovery out=$top/bench/RECOVERY.md
+missed=1G lost=4G phase=10 repair_bw=0 dir=/var/tmp/ukai-bench-recovery out=$top/bench/RECOVERY.md
 while (($#)); do
   case $1 in
     --missed) missed=$2; shift 2 ;;

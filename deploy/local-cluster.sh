@@ -20,7 +20,7 @@
 # `start --rereplicate-after S`: nodes rebuild a dead node's replicas after S
 # seconds (ukai-node --rereplicate-after; default 600).
 # `start --repair-bandwidth B`: the copy rate limit of the repairs nodes start
-# on their own (ukai-node --repair-bandwidth; default 100M, 0: none).
+# on their own (ukai-node --repair-bandwidth; default 0: none).
 #
 # Tests only: `start --site-delay MS` makes sites MS apart (nodes answer
 # frontends of other sites MS late; ukai-node --test-site-delay-ms, enabled
@@ -39,7 +39,7 @@ say() { echo "local-cluster.sh: $*" >&2; }
 cmd=${1:-}
 [[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount|add-node --dir DIR ..."
 shift
-dir="" site="" site_delay=0 rereplicate_after=600 repair_bandwidth=100M zk_members=1 args=()
+dir="" site="" site_delay=0 rereplicate_after=600 repair_bandwidth=0 zk_members=1 args=()
 while (($#)); do
   case $1 in
     --dir) dir=$2; shift 2 ;;
@@ -125,7 +125,7 @@ start_node() {
   fi
   spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
     --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 \
-    --rereplicate-after "${REREPLICATE_AFTER:-600}" --repair-bandwidth "${REPAIR_BANDWIDTH:-100M}" \
+    --rereplicate-after "${REREPLICATE_AFTER:-600}" --repair-bandwidth "${REPAIR_BANDWIDTH:-0}" \
     "${test_args[@]}"
   wait_for 30 "node $name" node_up "$name"
 }

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
                "SIGTERM stops it cleanly."};
   std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
-  std::string store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "100M";
+  std::string store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "0";
   bool no_blob = false, verbose = false, no_local = false;
   int test_site_delay_ms = 0;
   int repair_interval_s = 10;
@@ -77,9 +77,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 86400));
   app.add_option("--repair-bandwidth", repair_bandwidth,
-                 "copy rate limit of each repair this node's scan starts, bytes/s (0: none). "
-                 "Unlimited repairs raised guests' p99 latency 6-15x (bench/RECOVERY.md); "
-                 "`ukaictl disk repair` sets its own")
+                 "copy rate limit of each repair this node's scan starts, bytes/s (e.g. 100M; "
+                 "0: none). For links or disks a copy would fill; on one machine a 100M cap "
+                 "doubled recovery time and cut guests' p99 rise only from 9-15x to 7-10x "
+                 "(bench/RECOVERY-100M.md). `ukaictl disk repair` sets its own")
       ->capture_default_str();
   app.add_option("--rereplicate-after", rereplicate_after_s,
                  "seconds a node may stay down before its replicas are rebuilt on other nodes "

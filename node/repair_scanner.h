@@ -6,8 +6,7 @@
 //  - starts a repair job (Catalog::StartRepair) for each disk with a block
 //    PlanRepair (node/relocator.h) finds work for: a stale replica on a live
 //    node to catch up, or a replica on a leaving node to rebuild elsewhere.
-//    Its copy rate is capped at `bandwidth_bps` (0: none) so the guests
-//    writing meanwhile keep their latency (bench/RECOVERY.md).
+//    Its copy rate is capped at `bandwidth_bps` (0: none).
 // Every node scans; the one-job-per-disk marker makes the first start win,
 // and a disk with a job running (a relocation, say) is looked at again on a
 // later pass.
