@@ -491,28 +491,39 @@ absl::Status VolumeImpl::GiveUp(WriteAttempt* a, absl::Status why) {
 // Short of the replicas the policy needs, a write is held: sent again (to
 // every replica: rewriting those that took it is harmless) with pauses, the
 // layout re-read each time (a repair may bring a replica back as SYNCING),
-// until enough take it or the hold time is up.
+// until enough take it or the hold time is up. So is a write that needs
+// ZooKeeper (a chunk to allocate, the writer epoch, a replica to mark stale)
+// while it is unreachable: I/O that needs none goes on meanwhile.
 absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
                                       uint32_t len, absl::Time began) {
   std::optional<Hold> hold;
+  auto held = [&](const absl::Status& why) {
+    if (!hold) {
+      const uint32_t ms = meta::HoldMs(Policy().failure);
+      LOG_WARN("%s; holding the write up to %d ms", why.ToString(), ms);
+      hold.emplace(began, ms);
+    }
+    if (!hold->Wait()) return false;
+    (void)RefreshLayout(/*arm_watch=*/false);  // ZooKeeper away: the cached layout
+    return true;
+  };
   for (int attempt = 0; attempt < kMaxAttempts;) {
     WriteAttempt a;
-    RETURN_IF_ERROR(PrepareWrite(block, off, data, len, &a));
+    absl::Status prepared = PrepareWrite(block, off, data, len, &a);
+    if (absl::IsUnavailable(prepared)) {
+      if (held(prepared)) continue;
+      return prepared;
+    }
+    RETURN_IF_ERROR(prepared);
     if (a.needs_sectors) return WriteSectors(block, off, data, len);
     wire::WireWaiter waiter;
     for (auto& nc : a.calls) nc.io->Start(&nc.call, &waiter);
     waiter.WaitAll(hold ? hold->Deadline(opts_->rpc_timeout_ms) : Deadline(opts_->rpc_timeout_ms));
     bool retry;
     absl::Status s = ConcludeWrite(&a, &retry);
-    if (a.short_of_replicas) {
-      if (!hold) {
-        const uint32_t ms = meta::HoldMs(Policy().failure);
-        LOG_WARN("%s; holding the write up to %d ms", s.ToString(), ms);
-        hold.emplace(began, ms);
-      }
-      if (!hold->Wait()) return GiveUp(&a, s);
-      (void)RefreshLayout(/*arm_watch=*/false);  // ZooKeeper away: the cached layout
-      continue;
+    if (a.short_of_replicas || absl::IsUnavailable(s)) {
+      if (held(s)) continue;
+      return GiveUp(&a, s);
     }
     RETURN_IF_ERROR(s);
     if (!retry) return absl::OkStatus();
@@ -569,7 +580,9 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   if (!s.ok() || !op->attempt.failed.empty() || op->attempt.needs_sectors ||
       op->attempt.calls.size() < op->attempt.need) {  // the slow path
     std::unique_ptr<Op> own(op);
-    return own->done(s.ok() ? WriteSegment(block, off, data, static_cast<uint32_t>(len)) : s);
+    return own->done(s.ok() || absl::IsUnavailable(s)
+                         ? WriteSegment(block, off, data, static_cast<uint32_t>(len), own->began)
+                         : s);
   }
   // Runs once every replica answered, on the reader thread of the last one.
   // All well: acknowledge there. Anything else (a dead replica to mark
@@ -592,7 +605,8 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
     std::thread([this, ops, block, off, len, own = std::move(own)]() mutable {
       bool retry;
       absl::Status st = ConcludeWrite(&own->attempt, &retry);
-      if ((st.ok() && retry) || own->attempt.short_of_replicas) {  // WriteSegment holds it
+      if ((st.ok() && retry) || own->attempt.short_of_replicas ||
+          absl::IsUnavailable(st)) {  // WriteSegment holds it
         st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len), own->began);
       }
       own->done(st);

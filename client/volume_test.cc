@@ -48,7 +48,9 @@ class VolumeTest : public ::testing::Test {
     o.host = host;
     o.site = site;
     o.rpc_timeout_ms = 2000;
-    auto c = ConnectCluster(o, meta::NewMemMetaStore(tree_), [this](const std::string& addr) {
+    auto store = meta::NewMemMetaStore(tree_);
+    host_stores_[host] = store.get();
+    auto c = ConnectCluster(o, std::move(store), [this](const std::string& addr) {
       return nodes_.at(addr.substr(strlen("inproc:")))->channel;
     });
     EXPECT_TRUE(c.ok()) << c.status();
@@ -99,6 +101,7 @@ class VolumeTest : public ::testing::Test {
   std::unique_ptr<meta::Catalog> admin_;
   std::map<std::string, std::unique_ptr<TestNode>> nodes_;
   std::vector<std::unique_ptr<Cluster>> clusters_;
+  std::map<std::string, meta::MetaStore*> host_stores_;  // each host's ZooKeeper session
 };
 
 TEST_F(VolumeTest, UnalignedCrossBlockWritesReadBackAndReachEveryReplica) {
@@ -334,6 +337,38 @@ TEST_F(VolumeTest, APolicyChangeReachesAnOpenVolume) {
   for (int i = 0; i < 100 && s.ok(); ++i) s = vol->Write(65536, "y", 1);  // block 1
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
   EXPECT_NE(s.message().find("the policy needs 2"), absl::string_view::npos) << s;
+}
+
+// ZooKeeper out of reach of the host: writes and flushes of allocated blocks
+// go on; a write that needs it (a chunk to allocate, a dead replica to mark
+// stale) is held, not failed, and goes through once it is back.
+TEST_F(VolumeTest, WritesThatNeedZooKeeperAreHeldWhileItIsAway) {
+  constexpr uint64_t kChunkBytes = 1024ull * (64 << 10);  // a chunk's blocks
+  CreateDisk("d", 4 * kChunkBytes, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 20000));
+  auto vol = *NewHost("h1")->Open("d", true);
+  ASSERT_TRUE(vol->Write(0, "a", 1).ok());  // chunk 0 allocated, the epoch taken
+  meta::SetMemStoreReachable(host_stores_["h1"], false);
+  EXPECT_TRUE(vol->Write(65536, "b", 1).ok());
+  EXPECT_TRUE(vol->Flush().ok());
+  auto held_until_back = [&](uint64_t off, const char* what) {
+    std::atomic<bool> done{false};
+    absl::Status s;
+    std::thread t([&] {
+      s = vol->Write(off, what, 1);
+      done = true;
+    });
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_FALSE(done.load()) << "not held: " << s;
+    meta::SetMemStoreReachable(host_stores_["h1"], true);
+    t.join();
+    EXPECT_TRUE(s.ok()) << s;
+    EXPECT_EQ(ReadAll(*vol, off, 1), what);
+    meta::SetMemStoreReachable(host_stores_["h1"], false);
+  };
+  held_until_back(2 * kChunkBytes, "c");  // a new chunk
+  nodes_["n2"]->gated_io->refuse = true;
+  held_until_back(2 * 65536, "d");        // n2 to mark stale first
+  meta::SetMemStoreReachable(host_stores_["h1"], true);
 }
 
 TEST_F(VolumeTest, ASecondWriterFencesTheFirst) {

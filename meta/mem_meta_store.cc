@@ -1,4 +1,5 @@
 // In-memory MetaStore with ZooKeeper's semantics, for unit tests.
+#include <atomic>
 #include <map>
 
 #include "absl/base/thread_annotations.h"
@@ -86,7 +87,15 @@ class MemMetaStore : public MetaStore {
     tree_->Fire(std::move(fire));
   }
 
+  // While set, every call fails as with ZooKeeper out of reach.
+  std::atomic<bool> unreachable{false};
+  absl::Status Reach() const {
+    if (!unreachable) return absl::OkStatus();
+    return absl::UnavailableError("ZooKeeper unavailable: connection loss (test)");
+  }
+
   absl::StatusOr<Versioned> Get(const std::string& path, WatchFn watch) override {
+    RETURN_IF_ERROR(Reach());
     RETURN_IF_ERROR(CheckPath(path));
     absl::MutexLock l(&tree_->mu);
     if (watch) tree_->data_watches_.emplace(path, MemMetaTree::Watch{session_, std::move(watch)});
@@ -97,6 +106,7 @@ class MemMetaStore : public MetaStore {
 
   absl::StatusOr<std::vector<std::string>> Children(const std::string& path,
                                                     WatchFn watch) override {
+    RETURN_IF_ERROR(Reach());
     RETURN_IF_ERROR(CheckPath(path));
     absl::MutexLock l(&tree_->mu);
     if (!tree_->nodes_.count(path)) return absl::NotFoundError(path + ": no such node");
@@ -113,6 +123,7 @@ class MemMetaStore : public MetaStore {
 
   absl::StatusOr<std::string> Create(const std::string& path, const std::string& data,
                                      CreateMode mode) override {
+    RETURN_IF_ERROR(Reach());
     std::vector<WatchFn> fire;
     absl::StatusOr<std::string> r;
     {
@@ -125,6 +136,7 @@ class MemMetaStore : public MetaStore {
 
   absl::StatusOr<int32_t> Set(const std::string& path, const std::string& data,
                               int32_t version) override {
+    RETURN_IF_ERROR(Reach());
     std::vector<WatchFn> fire;
     absl::StatusOr<int32_t> r;
     {
@@ -136,6 +148,7 @@ class MemMetaStore : public MetaStore {
   }
 
   absl::Status Delete(const std::string& path, int32_t version) override {
+    RETURN_IF_ERROR(Reach());
     std::vector<WatchFn> fire;
     absl::Status s;
     {
@@ -147,6 +160,7 @@ class MemMetaStore : public MetaStore {
   }
 
   absl::Status Multi(const std::vector<Op>& ops) override {
+    RETURN_IF_ERROR(Reach());
     std::vector<WatchFn> fire;
     absl::Status s;
     {
@@ -290,6 +304,9 @@ std::unique_ptr<MetaStore> NewMemMetaStore(std::shared_ptr<MemMetaTree> tree) {
 }
 
 void ExpireMemSession(MetaStore* store) { static_cast<MemMetaStore*>(store)->Expire(); }
+void SetMemStoreReachable(MetaStore* store, bool reachable) {
+  static_cast<MemMetaStore*>(store)->unreachable = !reachable;
+}
 
 void DrainMemCallbacks(MemMetaTree& tree) { tree.callbacks.Drain(); }
 

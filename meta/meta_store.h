@@ -96,6 +96,9 @@ std::unique_ptr<MetaStore> NewMemMetaStore(std::shared_ptr<MemMetaTree> tree);
 // Test hook: expires a MemMetaStore's session (ephemerals removed, watches
 // fired, then the session listener runs as after a ZooKeeper re-connect).
 void ExpireMemSession(MetaStore* store);
+// Test hook: while not reachable, every call on the session fails UNAVAILABLE
+// (ZooKeeper out of reach); its watches and ephemerals stay.
+void SetMemStoreReachable(MetaStore* store, bool reachable);
 // Test hook: watches pending on `path` (data and child watches, all sessions).
 size_t CountMemWatches(MemMetaTree& tree, const std::string& path);
 // Test hook: returns once every watch callback queued so far has run.

@@ -3,9 +3,13 @@
 acknowledged; the checker verifies a disk against such a log.
 
   ack_writer.py write FILE LOG --start OFF --count N [--record 1048576] [--flush-every 4] [--tag T]
+                [--for SECONDS] [--stop-file PATH]
   ack_writer.py check FILE LOG [--allow-eio]
 
 Record i holds bytes derived from (tag, i), so the checker needs only the log.
+With --for, the writer stops after that many seconds, and with --stop-file
+once that file exists (both at a flush), if the records are not all written
+by then.
 `check` exits 1 if any acknowledged record reads back different; with
 --allow-eio a record whose read fails with EIO is counted, not failed
 (a block whose only clean replica is down must fail, never return old data).
@@ -14,6 +18,7 @@ import argparse
 import hashlib
 import os
 import sys
+import time
 
 
 def record_bytes(tag, i, size):
@@ -29,8 +34,12 @@ def record_bytes(tag, i, size):
 def write(args):
     fd = os.open(args.file, os.O_RDWR)
     pending = []
+    stop_at = time.monotonic() + args.for_seconds if args.for_seconds else None
     with open(args.log, "a", buffering=1) as log:
         for i in range(args.count):
+            if not pending and ((stop_at is not None and time.monotonic() > stop_at) or
+                                (args.stop_file and os.path.exists(args.stop_file))):
+                break
             off = args.start + i * args.record
             data = record_bytes(args.tag, i, args.record)
             if os.pwrite(fd, data, off) != len(data):
@@ -83,6 +92,8 @@ def main():
     w.add_argument("--record", type=int, default=1 << 20)
     w.add_argument("--flush-every", type=int, default=4)
     w.add_argument("--tag", default="r")
+    w.add_argument("--for", dest="for_seconds", type=float, default=0)
+    w.add_argument("--stop-file")
     c = sub.add_parser("check")
     c.add_argument("file")
     c.add_argument("log")
