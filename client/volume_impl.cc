@@ -411,6 +411,7 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
   a->need = Needed(Policy(), ref);
   for (const auto& r : ref.ptr().replicas()) {
     if (r.state() == pb::STALE) continue;
+    if (r.state() == pb::SYNCING) a->syncing.insert(r.node());
     auto io = pool_->Io(r.node());
     if (!io.ok()) {  // a node that vanished from the catalog fails like a dead one
       a->failed.push_back(r.node());
@@ -465,11 +466,19 @@ absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
     *retry = true;  // rewriting the replicas that took it is harmless
     return absl::OkStatus();
   }
-  if (ok.size() < a->need) {
+  // A SYNCING replica holds only what was written since its copy began: it
+  // counts toward the policy's number, but a CLEAN one must have the write
+  // too, or the failed CLEAN replica would be marked stale with no whole
+  // copy of the block left (found by tests/integration/node_chaos.sh).
+  size_t clean_ok = 0;
+  for (const auto& n : ok) clean_ok += !a->syncing.count(n);
+  if (ok.size() < a->need || clean_ok == 0) {
     a->short_of_replicas = true;
     return absl::UnavailableError(absl::StrFormat(
-        "disk %d block %d: %d replica(s) took the write, the policy needs %d%s", id_, a->block,
-        ok.size(), a->need, a->failed.empty() ? "" : ": " + std::string(a->last.message())));
+        "disk %d block %d: %d replica(s) took the write (%d clean), the policy needs %d and "
+        "one clean%s",
+        id_, a->block, ok.size(), clean_ok, a->need,
+        a->failed.empty() ? "" : ": " + std::string(a->last.message())));
   }
   if (a->failed.empty()) return absl::OkStatus();
   // Enough survivors have the data; the failed replicas must never be read
@@ -480,8 +489,14 @@ absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
 }
 
 absl::Status VolumeImpl::GiveUp(WriteAttempt* a, absl::Status why) {
-  if (!a->ok.empty() && !a->failed.empty()) {
-    absl::Status s = MarkStale(a->block, a->failed);
+  // Replicas must not go on serving different data for the block: if a
+  // CLEAN replica took the write, those that missed it go stale; if only
+  // SYNCING ones did, they do (their copy starts again from a CLEAN one).
+  std::vector<std::string> took_clean, took_syncing;
+  for (const auto& n : a->ok) (a->syncing.count(n) ? took_syncing : took_clean).push_back(n);
+  const std::vector<std::string>& mark = !took_clean.empty() ? a->failed : took_syncing;
+  if (!a->ok.empty() && !mark.empty()) {
+    absl::Status s = MarkStale(a->block, mark);
     if (!s.ok()) LOG_WARN("disk %d block %d: after giving up: %s", id_, a->block, s.ToString());
   }
   LOG_WARN("%s; giving up after the policy's hold time", why.ToString());
@@ -686,7 +701,7 @@ absl::Status VolumeImpl::Flush() {
     struct Miss {
       uint64_t block;
       std::string node;
-      uint32_t durable;
+      uint32_t durable_clean;  // CLEAN replicas that did not fail
     };
     std::vector<Miss> misses;
     absl::Status short_of = absl::OkStatus();
@@ -698,16 +713,20 @@ absl::Status VolumeImpl::Flush() {
           for (const auto& n : failed) dirty_[n].insert(dirty[n].begin(), dirty[n].end());
           return ref.status();
         }
-        uint32_t durable = 0;
+        // As for a write: SYNCING replicas count toward the policy's
+        // number, but one CLEAN replica must be durable.
+        uint32_t durable = 0, durable_clean = 0;
         for (const auto& r : ref->ptr().replicas()) {
-          durable += r.state() != pb::STALE && !failed.count(r.node());
+          if (r.state() == pb::STALE || failed.count(r.node())) continue;
+          ++durable;
+          durable_clean += r.state() == pb::CLEAN;
         }
-        misses.push_back({block, node, durable});
-        if (durable < Needed(p, *ref) && short_of.ok()) {
+        misses.push_back({block, node, durable_clean});
+        if ((durable < Needed(p, *ref) || durable_clean == 0) && short_of.ok()) {
           short_of = absl::UnavailableError(absl::StrFormat(
-              "disk %d block %d: flush failed on %s, %d other replica(s) durable, the policy "
-              "needs %d",
-              id_, block, node, durable, Needed(p, *ref)));
+              "disk %d block %d: flush failed on %s, %d other replica(s) durable (%d clean), "
+              "the policy needs %d and one clean",
+              id_, block, node, durable, durable_clean, Needed(p, *ref)));
         }
       }
     }
@@ -723,7 +742,7 @@ absl::Status VolumeImpl::Flush() {
       }
     }
     for (const Miss& m : misses) {
-      if (m.durable == 0) {  // its last good replica: keep it dirty, mark nothing
+      if (m.durable_clean == 0) {  // its last whole copy: keep it dirty, mark nothing
         absl::MutexLock l(&mu_);
         dirty_[m.node].insert(m.block);
         continue;

@@ -127,6 +127,7 @@ class VolumeImpl {
     std::deque<NodeCall> calls;        // stable addresses while in flight
     std::vector<std::string> failed;   // replicas that did not take it
     std::vector<std::string> ok;       // and those that did
+    std::set<std::string> syncing;     // replicas SYNCING when it was prepared
     absl::Status last;                 // why the last of them failed
     uint32_t need = 1;                 // replicas that must take it (the policy's)
     // Fewer than `need` took it: nothing was marked; WriteSegment holds and

@@ -371,6 +371,54 @@ TEST_F(VolumeTest, WritesThatNeedZooKeeperAreHeldWhileItIsAway) {
   meta::SetMemStoreReachable(host_stores_["h1"], true);
 }
 
+// A block being copied back to n1 (SYNCING: it has only what was written
+// since) whose CLEAN replica n2 fails: a write n1 alone took is not
+// acknowledged and n2, the only whole copy, is never marked stale; after
+// the hold the write fails and n1 goes stale instead. A flush n2 misses is
+// held and fails the same way, marking nothing. (Before, n2 was marked
+// stale and the block had no whole copy left: node_chaos.sh found it.)
+TEST_F(VolumeTest, ASyncingReplicaAloneNeverAcknowledgesAWrite) {
+  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto vol = *NewHost("h1")->Open("d", true);
+  ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
+  auto state = [&](const std::string& node) {
+    const pb::BlockChunk chunk = ChunkZero(d);
+    for (const auto& r : chunk.blocks(0).replicas()) {
+      if (r.node() == node) return r.state();
+    }
+    return pb::ReplicaState_MIN;
+  };
+  auto set_syncing = [&] {
+    auto spec = admin_->UpdateChunk(d.id(), 0, [](pb::BlockChunk* c) -> absl::StatusOr<bool> {
+      c->mutable_blocks(0)->mutable_replicas(0)->set_state(pb::SYNCING);  // n1
+      return true;
+    });
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    for (const char* n : {"n1", "n2"}) {  // the volume is turned away until it has seen it
+      ASSERT_TRUE(nodes_[n]->registry->Fence(d.id(), spec->layout_version(), absl::Seconds(5)).ok());
+    }
+  };
+  set_syncing();
+  ASSERT_EQ(state("n1"), pb::SYNCING);
+  nodes_["n2"]->gated_io->refuse = true;
+  absl::Status s = vol->Write(0, std::string(4096, 'b').data(), 4096);
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_EQ(state("n2"), pb::CLEAN);
+  EXPECT_EQ(state("n1"), pb::STALE);
+  nodes_["n2"]->gated_io->refuse = false;
+  EXPECT_EQ(ReadAll(*vol, 0, 4096), std::string(4096, 'a'));  // n2, whole and unchanged
+
+  // The flush: n1 SYNCING again, a write both took, then n2 cannot flush.
+  set_syncing();
+  ASSERT_TRUE(vol->Write(0, std::string(4096, 'c').data(), 4096).ok());
+  nodes_["n2"]->gated_io->refuse = true;
+  s = vol->Flush();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_EQ(state("n2"), pb::CLEAN);
+  nodes_["n2"]->gated_io->refuse = false;
+  EXPECT_TRUE(vol->Flush().ok());  // kept dirty: flushed now
+}
+
 TEST_F(VolumeTest, ASecondWriterFencesTheFirst) {
   CreateDisk("d", 1 << 20, 64 << 10);
   auto a = *NewHost("ha")->Open("d", true);

@@ -110,6 +110,16 @@ stop_pid() {  # stop_pid NAME: SIGTERM, then SIGKILL after 15 s
 node_up() {  # node_up NAME: registered live and answering
   "$bin/ukaictl" --admin "$UKAI_ADMIN" node list 2>/dev/null | awk -v n="$1" '$1 == n && $4 == "up" {ok = 1} END {exit !ok}'
 }
+# Times NAME's log says it serves (after registering in ZooKeeper). After a
+# kill -9 the dead process's registration lingers until its session times
+# out, and node_up alone would pass before the new one serves.
+serving_count() {
+  local c; c=$(grep -c ' serving on ' "$dir/logs/$1.log" 2>/dev/null) || true
+  echo "${c:-0}"
+}
+node_serving() {  # node_serving NAME COUNT_BEFORE_START
+  (($(serving_count "$1") > $2)) && node_up "$1"
+}
 
 start_node() {
   local name=$1 nsite port
@@ -118,6 +128,7 @@ start_node() {
   [[ -n $port ]] || die "no node named $name in this cluster"
   alive "$name" && die "node $name is already running"
   mkdir -p "$dir/data/$name"
+  local served; served=$(serving_count "$name")
   local test_args=()
   if [[ ${SITE_DELAY_MS:-0} != 0 ]]; then
     test_args=(--test-site-delay-ms "$SITE_DELAY_MS")
@@ -127,7 +138,7 @@ start_node() {
     --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 \
     --rereplicate-after "${REREPLICATE_AFTER:-600}" --repair-bandwidth "${REPAIR_BANDWIDTH:-0}" \
     "${test_args[@]}"
-  wait_for 30 "node $name" node_up "$name"
+  wait_for 30 "node $name" node_serving "$name" "$served"
 }
 
 start_fuse() {  # start_fuse NAME SITE PATH

@@ -3,13 +3,13 @@
 acknowledged; the checker verifies a disk against such a log.
 
   ack_writer.py write FILE LOG --start OFF --count N [--record 1048576] [--flush-every 4] [--tag T]
-                [--for SECONDS] [--stop-file PATH]
+                [--for SECONDS] [--stop-file PATH] [--rate MB_PER_S]
   ack_writer.py check FILE LOG [--allow-eio]
 
 Record i holds bytes derived from (tag, i), so the checker needs only the log.
 With --for, the writer stops after that many seconds, and with --stop-file
 once that file exists (both at a flush), if the records are not all written
-by then.
+by then. --rate paces the writes (MB/s, 10^6 bytes).
 `check` exits 1 if any acknowledged record reads back different; with
 --allow-eio a record whose read fails with EIO is counted, not failed
 (a block whose only clean replica is down must fail, never return old data).
@@ -34,12 +34,17 @@ def record_bytes(tag, i, size):
 def write(args):
     fd = os.open(args.file, os.O_RDWR)
     pending = []
-    stop_at = time.monotonic() + args.for_seconds if args.for_seconds else None
+    began = time.monotonic()
+    stop_at = began + args.for_seconds if args.for_seconds else None
     with open(args.log, "a", buffering=1) as log:
         for i in range(args.count):
             if not pending and ((stop_at is not None and time.monotonic() > stop_at) or
                                 (args.stop_file and os.path.exists(args.stop_file))):
                 break
+            if args.rate:  # no faster than --rate since the start
+                ahead = i * args.record / (args.rate * 1e6) - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
             off = args.start + i * args.record
             data = record_bytes(args.tag, i, args.record)
             if os.pwrite(fd, data, off) != len(data):
@@ -94,6 +99,7 @@ def main():
     w.add_argument("--tag", default="r")
     w.add_argument("--for", dest="for_seconds", type=float, default=0)
     w.add_argument("--stop-file")
+    w.add_argument("--rate", type=float, default=0)
     c = sub.add_parser("check")
     c.add_argument("file")
     c.add_argument("log")

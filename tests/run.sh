@@ -7,10 +7,17 @@
 #                                build, then all again on an ASan + UBSan build
 #   tests/run.sh -L unit         one tier; any other ctest arguments pass through
 #   tests/run.sh -R node_kill    one test
+#   tests/run.sh --soak ...      the long randomized versions too (UKAI_SOAK=1:
+#                                25 kill -9 rounds in node_chaos instead of 5)
 #   UKAI_SANITIZE_PASS=0         skip the sanitizer pass
 # Must run as root (FUSE mounts, package installs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+args=()
+for a in "$@"; do
+  if [[ $a == --soak ]]; then export UKAI_SOAK=1; else args+=("$a"); fi
+done
+set -- "${args[@]+"${args[@]}"}"
 UKAI_EXTRA_PACKAGES="fio qemu-utils qemu-system-x86 python3 e2fsprogs util-linux procps ${UKAI_EXTRA_PACKAGES:-}" \
   "$top/deploy/build.sh"
 mkdir -p "${UKAI_TEST_TMP:-/var/tmp}"
