@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_join.h"
 #include "client/relocation_fixture_testing.h"
+#include "node/local_scrubber.h"
 #include "node/repair_scanner.h"
 
 namespace ukai::client {
@@ -302,6 +303,41 @@ TEST(PlanRepair, RebuildsLeavingReplicasInTheirSiteFirst) {
   EXPECT_FALSE(p.work);
   EXPECT_TRUE(p.targets.empty());
   EXPECT_EQ(p.kept.size(), 2u);
+}
+
+// Each node's own slow scrub (LocalScrubber): a page rotten in n1's copy of
+// block 3 makes that replica stale (a repair copies it back); a rotten page
+// in block 5, where n1 holds the last clean replica, is kept and counted;
+// n2's scrub finds nothing.
+TEST_F(RelocationTest, LocalScrubMarksARottenReplicaStaleButNeverTheLastClean) {
+  MakeDisk();
+  ASSERT_TRUE(admin_->MarkStale(disk_.id(), 5, "n2").ok());
+  ASSERT_TRUE(nodes_["n1"]->pages->Corrupt(node::PageKey{disk_.id(), 3, 0, 2}, 7));
+  ASSERT_TRUE(nodes_["n1"]->pages->Corrupt(node::PageKey{disk_.id(), 5, 0, 0}, 7));
+  node::LocalScrubber n1("n1", nodes_["n1"]->catalog.get(), nodes_["n1"]->store.get(),
+                         absl::ZeroDuration(), 0);
+  const auto pass = n1.ScanOnce();
+  EXPECT_GT(pass.pages_checked, 0u);
+  EXPECT_LE(pass.pages_checked, kSize / 4096);
+  EXPECT_EQ(pass.bad_pages, 2u);
+  EXPECT_EQ(pass.replicas_marked_stale, 1u);
+  auto chunk = admin_->ReadChunks(disk_.id())->at(0);
+  auto state = [&](uint64_t b, const std::string& n) {
+    for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
+      if (r.node() == n) return r.state();
+    }
+    return pb::ReplicaState_MIN;
+  };
+  EXPECT_EQ(state(3, "n1"), pb::STALE);
+  EXPECT_EQ(state(3, "n2"), pb::CLEAN);
+  EXPECT_EQ(state(5, "n1"), pb::CLEAN);  // the last clean one: kept
+  EXPECT_EQ(state(4, "n1"), pb::CLEAN);
+  node::LocalScrubber n2("n2", nodes_["n2"]->catalog.get(), nodes_["n2"]->store.get(),
+                         absl::ZeroDuration(), 0);
+  const auto clean = n2.ScanOnce();
+  EXPECT_GT(clean.pages_checked, 0u);
+  EXPECT_EQ(clean.bad_pages, 0u);
+  EXPECT_EQ(clean.replicas_marked_stale, 0u);
 }
 
 }  // namespace

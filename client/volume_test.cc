@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -75,6 +76,14 @@ class VolumeTest : public ::testing::Test {
     auto c = admin_->ReadChunk(d.id(), 0);
     EXPECT_TRUE(c.ok() && c->has_value());
     return c.ok() && c->has_value() ? (*c)->chunk : pb::BlockChunk();
+  }
+  // `node`'s replica state for `block` (of the first chunk); MIN if it has none.
+  pb::ReplicaState StateOf(const pb::DiskSpec& d, uint64_t block, const std::string& node) {
+    const pb::BlockChunk chunk = ChunkZero(d);
+    for (const auto& r : chunk.blocks(static_cast<int>(block)).replicas()) {
+      if (r.node() == node) return r.state();
+    }
+    return pb::ReplicaState_MIN;
   }
   std::string ReadAll(Volume& v, uint64_t off, size_t len) {
     std::string out(len, '\0');
@@ -237,13 +246,7 @@ TEST_F(VolumeTest, DegradeGoesOnDownToMinReplicasThenHoldsAndFails) {
   ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
   nodes_["n3"]->gated_io->refuse = true;
   ASSERT_TRUE(vol->Write(0, std::string(4096, 'b').data(), 4096).ok());
-  auto state = [&](const std::string& node) {
-    const pb::BlockChunk chunk = ChunkZero(d);
-    for (const auto& r : chunk.blocks(0).replicas()) {
-      if (r.node() == node) return r.state();
-    }
-    return pb::ReplicaState_MIN;
-  };
+  auto state = [&](const std::string& node) { return StateOf(d, 0, node); };
   EXPECT_EQ(state("n3"), pb::STALE);
   EXPECT_EQ(state("n2"), pb::CLEAN);
   nodes_["n2"]->gated_io->refuse = true;
@@ -263,40 +266,30 @@ TEST_F(VolumeTest, WaitHoldsWritesAndFlushesUntilTheReplicaAnswers) {
   auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::WAIT, 20000));
   auto vol = *NewHost("h1")->Open("d", true);
   ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
-  nodes_["n2"]->gated_io->refuse = true;
-  std::atomic<bool> done{false};
-  absl::Status s;
-  std::thread writer([&] {
-    s = vol->Write(65536, std::string(4096, 'b').data(), 4096);
-    done = true;
-  });
-  absl::SleepFor(absl::Milliseconds(400));
-  EXPECT_FALSE(done.load()) << "acknowledged without n2";
-  nodes_["n2"]->gated_io->refuse = false;
-  writer.join();
-  ASSERT_TRUE(s.ok()) << s;
-  {
+  // Runs `io` with n2 cut off: still waiting after 400 ms, done once n2
+  // answers again, and block 1 then CLEAN on both.
+  auto held_until_n2_answers = [&](const std::function<absl::Status()>& io, const char* what) {
+    nodes_["n2"]->gated_io->refuse = true;
+    std::atomic<bool> done{false};
+    absl::Status s;
+    std::thread t([&] {
+      s = io();
+      done = true;
+    });
+    absl::SleepFor(absl::Milliseconds(400));
+    EXPECT_FALSE(done.load()) << what << " without n2";
+    nodes_["n2"]->gated_io->refuse = false;
+    t.join();
+    EXPECT_TRUE(s.ok()) << what << ": " << s;
     const pb::BlockChunk chunk = ChunkZero(d);
     for (const auto& r : chunk.blocks(1).replicas()) EXPECT_EQ(r.state(), pb::CLEAN) << r.node();
-  }
+  };
+  held_until_n2_answers([&] { return vol->Write(65536, std::string(4096, 'b').data(), 4096); },
+                        "acknowledged");
   for (const char* n : {"n1", "n2"}) {
     EXPECT_EQ(nodes_[n]->Stored(d.id(), 1, 0, 4096), std::string(4096, 'b')) << n;
   }
-  nodes_["n2"]->gated_io->refuse = true;
-  done = false;
-  std::thread flusher([&] {
-    s = vol->Flush();
-    done = true;
-  });
-  absl::SleepFor(absl::Milliseconds(400));
-  EXPECT_FALSE(done.load()) << "flushed without n2";
-  nodes_["n2"]->gated_io->refuse = false;
-  flusher.join();
-  EXPECT_TRUE(s.ok()) << s;
-  {
-    const pb::BlockChunk chunk = ChunkZero(d);
-    for (const auto& r : chunk.blocks(1).replicas()) EXPECT_EQ(r.state(), pb::CLEAN) << r.node();
-  }
+  held_until_n2_answers([&] { return vol->Flush(); }, "flushed");
 }
 
 // "wait" past the hold time: the write fails (EIO), the replica that missed
@@ -381,13 +374,7 @@ TEST_F(VolumeTest, ASyncingReplicaAloneNeverAcknowledgesAWrite) {
   auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
-  auto state = [&](const std::string& node) {
-    const pb::BlockChunk chunk = ChunkZero(d);
-    for (const auto& r : chunk.blocks(0).replicas()) {
-      if (r.node() == node) return r.state();
-    }
-    return pb::ReplicaState_MIN;
-  };
+  auto state = [&](const std::string& node) { return StateOf(d, 0, node); };
   auto set_syncing = [&] {
     auto spec = admin_->UpdateChunk(d.id(), 0, [](pb::BlockChunk* c) -> absl::StatusOr<bool> {
       c->mutable_blocks(0)->mutable_replicas(0)->set_state(pb::SYNCING);  // n1

@@ -20,6 +20,7 @@
 #include "node/data_service.h"
 #include "node/disk_registry.h"
 #include "node/job_runner.h"
+#include "node/local_scrubber.h"
 #include "node/repair_scanner.h"
 
 namespace {
@@ -38,11 +39,13 @@ int main(int argc, char** argv) {
                "SIGTERM stops it cleanly."};
   std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, capacity = "0";
   int zk_session_ms = 10000;
-  std::string store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "0";
+  std::string store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "0",
+              scrub_bandwidth = "20M";
   bool no_blob = false, verbose = false, no_local = false;
   int test_site_delay_ms = 0;
   int repair_interval_s = 10;
   int rereplicate_after_s = 600;
+  int scrub_every_s = 7 * 86400;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
@@ -87,6 +90,15 @@ int main(int argc, char** argv) {
                  "(same site first; another site only if the disk's policy allows it)")
       ->capture_default_str()
       ->check(CLI::Range(0, 30 * 86400));
+  app.add_option("--scrub-every", scrub_every_s,
+                 "seconds between this node's slow checks of every page it stores against its "
+                 "checksum (the first one this long after start); a replica with a bad page is "
+                 "marked stale and repaired, unless it is the block's last clean one. 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 365 * 86400));
+  app.add_option("--scrub-bandwidth", scrub_bandwidth,
+                 "read rate of that check, bytes/s (0: none)")
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "debug logging");
   app.add_option("--test-site-delay-ms", test_site_delay_ms,
                  "TESTS ONLY, refused unless UKAI_TEST_HOOKS=1 is in the environment: answer "
@@ -108,6 +120,8 @@ int main(int argc, char** argv) {
   }
   auto copy_cap = ukai::ParseSize(copy_bandwidth);
   if (!copy_cap.ok()) return Fail("--copy-bandwidth: " + std::string(copy_cap.status().message()));
+  auto scrub_cap = ukai::ParseSize(scrub_bandwidth);
+  if (!scrub_cap.ok()) return Fail("--scrub-bandwidth: " + std::string(scrub_cap.status().message()));
   auto repair_cap = ukai::ParseSize(repair_bandwidth);
   if (!repair_cap.ok()) {
     return Fail("--repair-bandwidth: " + std::string(repair_cap.status().message()));
@@ -199,12 +213,15 @@ int main(int argc, char** argv) {
   ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s),
                                     absl::Seconds(rereplicate_after_s), *repair_cap);
   repairs.Start();
+  ukai::node::LocalScrubber scrubber(id, &catalog, &store, absl::Seconds(scrub_every_s), *scrub_cap);
+  scrubber.Start();
   LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
            io_address, data);
 
   int sig = 0;
   sigwait(&sigs, &sig);
   LOG_INFO("signal %d: shutting down", sig);
+  scrubber.Stop();
   repairs.Stop();
   jobs.Stop();  // a job stops between steps and stays RUNNING for another node
   io_server.Shutdown();
