@@ -8,6 +8,7 @@
 #  - degrade (the default): the write goes on without the stopped node, which
 #    is marked stale first.
 # And `ukaictl disk policy` refuses what cannot work, in one line.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 work=$cluster_dir/work; mkdir -p "$work"

@@ -4,6 +4,7 @@
 # replicas rebuilt on another node of their site; nothing acknowledged is
 # lost; `node remove` forgets a drained, stopped node and refuses a node that
 # still holds replicas or is up.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster --rereplicate-after 3
 "$cluster_tool" add-node --dir "$cluster_dir" --site site-a n4

@@ -6,6 +6,7 @@
 # n1 holds nothing of the disk, and n3 alone serves all of it. Then the bad
 # requests: unknown disk, site or node, too few nodes, a second job on the
 # same disk; and a cancel, which leaves every block readable.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 w=$top/tests/ack_writer.py

@@ -4,6 +4,7 @@
 # its disk is relocated from site-a to site-b. Reads from site-b pay the
 # distance before, and same-site latency after; `disk info --from site-b` and
 # `node list` say so; every acknowledged write reads back from both mounts.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster --site-delay 10
 "$cluster_tool" add-node --dir "$cluster_dir" --site site-b n4

@@ -5,6 +5,7 @@
 # finish (another node picks it up, or it waits for the node to return) with
 # every acknowledged write readable, and the moved replicas must hold all of
 # it on their own. The sites are 10 ms apart (local-cluster.sh --site-delay).
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster --site-delay 10
 "$cluster_tool" add-node --dir "$cluster_dir" --site site-b n4

@@ -3,6 +3,7 @@
 # loopback ports, a writer going through the mount, and the leader killed
 # (kill -9) while the job copies. The job finishes, the writer never fails,
 # every acknowledged write reads back, and the new replicas alone hold it.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster --zk-ensemble 3 --site-delay 10
 "$cluster_tool" add-node --dir "$cluster_dir" --site site-b n4
