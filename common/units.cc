@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "common/status.h"
 
 namespace ukai {
 
@@ -63,6 +64,32 @@ absl::Status ValidateDiskName(absl::string_view name) {
         "invalid disk name '%s': use 1-64 characters from A-Z a-z 0-9 . _ -", name));
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateSnapshotName(absl::string_view name) {
+  if (!ValidateDiskName(name).ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "invalid snapshot name '%s': use 1-64 characters from A-Z a-z 0-9 . _ -", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DiskRef> ParseDiskRef(absl::string_view text, SnapPart snap) {
+  DiskRef r;
+  const size_t at = text.find('@');
+  r.disk = std::string(text.substr(0, at));
+  if (at != absl::string_view::npos) r.snapshot = std::string(text.substr(at + 1));
+  if (at == absl::string_view::npos && snap == SnapPart::kRequired) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s' names no snapshot: write DISK@SNAPSHOT", text));
+  }
+  if (at != absl::string_view::npos && snap == SnapPart::kForbidden) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("'%s' names a snapshot; a disk is wanted here", text));
+  }
+  RETURN_IF_ERROR(ValidateDiskName(r.disk));
+  if (at != absl::string_view::npos) RETURN_IF_ERROR(ValidateSnapshotName(r.snapshot));
+  return r;
 }
 
 }  // namespace ukai

@@ -17,6 +17,16 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text);
 std::string FormatSize(uint64_t bytes);
 // Disk names: [A-Za-z0-9._-]{1,64}, not "." or "..". INVALID_ARGUMENT names the rule.
 absl::Status ValidateDiskName(absl::string_view name);
+// Snapshot names follow the same alphabet.
+absl::Status ValidateSnapshotName(absl::string_view name);
+
+// "DISK" or "DISK@SNAPSHOT", each part checked.
+struct DiskRef {
+  std::string disk;
+  std::string snapshot;  // empty: the disk itself
+};
+enum class SnapPart { kOptional, kRequired, kForbidden };
+absl::StatusOr<DiskRef> ParseDiskRef(absl::string_view text, SnapPart snap = SnapPart::kOptional);
 }  // namespace ukai
 
 #endif  // UKAI_COMMON_UNITS_H_

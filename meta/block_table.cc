@@ -23,7 +23,11 @@ absl::StatusOr<std::optional<VersionedChunk>> Catalog::ReadChunk(uint64_t id, ui
 absl::StatusOr<VersionedChunk> Catalog::AllocateChunk(const pb::DiskSpec& spec, uint64_t chunk,
                                                       const std::vector<std::string>& replicas) {
   VersionedChunk out;
+  // New blocks begin at the current generation (a snapshot older than the
+  // chunk reads them as never written); a clone's read through to its parent.
   pb::BlockPtr ptr;
+  ptr.set_generation(spec.generation());
+  ptr.set_inherited(spec.has_parent());
   for (const auto& n : replicas) {
     auto* r = ptr.add_replicas();
     r->set_node(n);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
 #include "common/units.h"
@@ -147,35 +148,44 @@ absl::StatusOr<pb::DiskSpec> Catalog::CreateDisk(const pb::CreateDiskRequest& re
     return absl::AlreadyExistsError("disk '" + req.name() + "' already exists");
   }
 
-  ASSIGN_OR_RETURN(std::string seq, store_->Create(paths_.ids() + "/d", "", CreateMode::kSequential));
-  uint64_t id = 0;
-  if (!absl::SimpleAtoi(seq.substr(seq.size() - 10), &id)) {
-    return absl::InternalError("bad sequential id " + seq);
-  }
-  id += 1;
-  (void)store_->Delete(seq);  // the parent's counter keeps ids unique
-
   pb::DiskSpec spec;
-  spec.set_id(id);
   spec.set_name(req.name());
   spec.set_size(req.size());
   spec.set_block_size(bs);
   *spec.mutable_placement() = placement;
   *spec.mutable_failure() = req.failure();
-  spec.set_layout_version(1);
-  spec.set_created_ms(NowMs());
-  absl::Status s = store_->Multi({
-      Op::Create(paths_.disk(id), spec.SerializeAsString()),
+  ASSIGN_OR_RETURN(uint64_t id, NewDiskId());
+  RETURN_IF_ERROR(CreateDiskRecords(&spec, id, {}));
+  return spec;
+}
+
+absl::StatusOr<uint64_t> Catalog::NewDiskId() {
+  ASSIGN_OR_RETURN(std::string seq, store_->Create(paths_.ids() + "/d", "", CreateMode::kSequential));
+  uint64_t id = 0;
+  if (!absl::SimpleAtoi(seq.substr(seq.size() - 10), &id)) {
+    return absl::InternalError("bad sequential id " + seq);
+  }
+  (void)store_->Delete(seq);  // the parent's counter keeps ids unique
+  return id + 1;
+}
+
+absl::Status Catalog::CreateDiskRecords(pb::DiskSpec* spec, uint64_t id, std::vector<Op> more) {
+  spec->set_id(id);
+  spec->set_layout_version(1);
+  spec->set_created_ms(NowMs());
+  std::vector<Op> ops = {
+      Op::Create(paths_.disk(id), spec->SerializeAsString()),
       Op::Create(paths_.blocks(id), ""),
       Op::Create(paths_.open(id), ""),
       Op::Create(paths_.writer(id), pb::WriterRecord().SerializeAsString()),
-      Op::Create(paths_.name(req.name()), absl::StrCat(id)),
-  });
+      Op::Create(paths_.name(spec->name()), absl::StrCat(id)),
+  };
+  for (auto& op : more) ops.push_back(std::move(op));
+  absl::Status s = store_->Multi(ops);
   if (absl::IsAlreadyExists(s)) {
-    return absl::AlreadyExistsError("disk '" + req.name() + "' already exists");
+    return absl::AlreadyExistsError("disk '" + spec->name() + "' already exists");
   }
-  RETURN_IF_ERROR(s);
-  return spec;
+  return s;
 }
 
 absl::StatusOr<uint64_t> Catalog::LookupName(const std::string& name, WatchFn watch) {
@@ -288,10 +298,23 @@ absl::StatusOr<pb::DiskSpec> Catalog::BeginDelete(const std::string& name, bool 
             open[0].host(), open[0].site()));
       }
     }
+    if (v.spec.snapshots_size() > 0) {
+      std::vector<std::string> snaps;
+      for (const auto& sn : v.spec.snapshots()) snaps.push_back(sn.name());
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "disk '%s' has %d snapshot(s) (%s); delete them first (ukaictl snap delete %s@%s)", name,
+          snaps.size(), absl::StrJoin(snaps, ", "), name, snaps[0]));
+    }
     v.spec.set_state(pb::DiskSpec::DELETING);
     v.spec.set_layout_version(v.spec.layout_version() + 1);
-    absl::Status s = store_->Multi({Op::Set(paths_.disk(id), v.spec.SerializeAsString(), v.version),
-                                    Op::Delete(paths_.name(name), -1)});
+    std::vector<Op> ops = {Op::Set(paths_.disk(id), v.spec.SerializeAsString(), v.version),
+                           Op::Delete(paths_.name(name), -1)};
+    // A clone lets go of its parent's snapshot in the same step.
+    if (v.spec.has_parent()) {
+      ASSIGN_OR_RETURN(auto parent_op, ForgetClone(v.spec.parent(), id));
+      if (parent_op) ops.push_back(*std::move(parent_op));
+    }
+    absl::Status s = store_->Multi(ops);
     if (absl::IsAborted(s)) continue;
     if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
     RETURN_IF_ERROR(s);

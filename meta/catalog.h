@@ -82,10 +82,34 @@ class Catalog {
   absl::StatusOr<pb::DiskSpec> SetFailurePolicy(const std::string& name,
                                                 const pb::FailurePolicy& policy);
   // Step 1 of delete: FAILED_PRECONDITION while open for writing (unless
-  // force); else marks the disk DELETING and removes its name, atomically.
+  // force) or while it has snapshots; else marks the disk DELETING and
+  // removes its name (and a clone's mark on its parent's snapshot), atomically.
   absl::StatusOr<pb::DiskSpec> BeginDelete(const std::string& name, bool force);
   // Step 2, after the nodes dropped the data: removes the disk's znodes.
   absl::Status FinishDelete(uint64_t id);
+
+  // ---- snapshots and clones (meta/snapshots.cc; the rules: meta/generations.h)
+  // Freezes the disk's current generation as snapshot `snap` and bumps it
+  // and the layout version, in one compare-and-set: constant time, no data
+  // touched. The caller then fences the nodes (writes still under the old
+  // layout are turned away and retried copy-on-write). ALREADY_EXISTS for a
+  // taken name, FAILED_PRECONDITION past kMaxSnapshots.
+  absl::StatusOr<pb::DiskSpec> CreateSnapshot(const std::string& disk, const std::string& snap);
+  // Removes the snapshot record (FAILED_PRECONDITION naming its clones, if
+  // any), then prunes the block table: the objects only it read are no
+  // longer referenced, and each node's collector drops them.
+  absl::StatusOr<pb::DiskSpec> DeleteSnapshot(const std::string& disk, const std::string& snap);
+  // Drops, chunk by chunk, kept states no snapshot reads (meta::Prune). Safe
+  // to repeat; a delete that died half way is finished by the next one.
+  absl::Status PruneBlockTable(uint64_t id);
+  // Makes disk `name` a clone of `parent`@`snap`: a new disk of the
+  // snapshot's size and block size whose blocks read through to it, and the
+  // snapshot's clone list, in one Multi. `placement`: empty for the parent's.
+  absl::StatusOr<pb::DiskSpec> CloneDisk(const std::string& parent, const std::string& snap,
+                                         const std::string& name, pb::Placement placement);
+  // Flatten's last step: the clone `id` no longer reads its parent (its
+  // parent link and the snapshot's mark of it go in one Multi).
+  absl::StatusOr<pb::DiskSpec> DetachParent(uint64_t id);
 
   absl::StatusOr<std::vector<pb::OpenRecord>> OpenBy(uint64_t id);
   absl::StatusOr<pb::WriterRecord> Writer(uint64_t id);
@@ -148,6 +172,13 @@ class Catalog {
   absl::StatusOr<pb::JobRecord> StartDiskJob(const std::string& name, pb::JobRecord::Kind kind,
                                              uint64_t bandwidth_bps,
                                              const std::vector<std::string>& replace);
+  absl::StatusOr<uint64_t> NewDiskId();
+  // Creates the znodes of disk `id` for `spec` (id, layout version and
+  // creation time filled in here) and `more`, in one Multi.
+  absl::Status CreateDiskRecords(pb::DiskSpec* spec, uint64_t id, std::vector<Op> more);
+  // The compare-and-set on a clone's parent that removes `clone` from the
+  // snapshot's clone list; nullopt if the parent or the mark is gone.
+  absl::StatusOr<std::optional<Op>> ForgetClone(const pb::ParentRef& parent, uint64_t clone);
   // FAILED_PRECONDITION if disk `id` has a job running (naming it), else OK.
   absl::Status NoJobRunning(uint64_t id, const std::string& name);
   MetaStore* store_;

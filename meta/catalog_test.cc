@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "meta/generations.h"
 #include "meta/placement.h"
 
 namespace ukai::meta {
@@ -165,6 +166,99 @@ TEST_F(CatalogTest, RegisterRefusesASecondLiveNodeWithTheSameId) {
   pb::NodeInfo n;
   n.set_id("n1");
   EXPECT_TRUE(absl::IsAlreadyExists(c2.RegisterNode(n, pb::NodeLive())));
+}
+
+TEST_F(CatalogTest, ASnapshotFreezesTheGenerationInOneStep) {
+  auto d = Create("vm1", 1 << 30);
+  ASSERT_TRUE(cat_->AllocateChunk(*d, 0, {"n1", "n2"}).ok());
+  auto s = cat_->CreateSnapshot("vm1", "s1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->generation(), 1u);
+  EXPECT_EQ(s->layout_version(), d->layout_version() + 1);
+  ASSERT_EQ(s->snapshots_size(), 1);
+  EXPECT_EQ(s->snapshots(0).generation(), 0u);
+  EXPECT_EQ(s->snapshots(0).size(), 1u << 30);
+  // The block table is untouched: no data copied, no pointer rewritten.
+  EXPECT_EQ((*cat_->ReadChunk(d->id(), 0))->version, 0);
+  // A chunk allocated later begins at the new generation.
+  ASSERT_TRUE(cat_->AllocateChunk(*s, 1, {"n1", "n2"}).ok());
+  EXPECT_EQ((*cat_->ReadChunk(d->id(), 1))->chunk.blocks(0).generation(), 1u);
+}
+
+TEST_F(CatalogTest, SnapshotBadInputChangesNothing) {
+  auto d = Create("vm1", 1 << 20);
+  ASSERT_TRUE(cat_->CreateSnapshot("vm1", "s1").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(cat_->CreateSnapshot("vm1", "s1").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(cat_->CreateSnapshot("vm1", "a@b").status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(cat_->CreateSnapshot("vm1", "").status()));
+  EXPECT_TRUE(absl::IsNotFound(cat_->CreateSnapshot("nope", "s1").status()));
+  EXPECT_TRUE(absl::IsNotFound(cat_->DeleteSnapshot("vm1", "s2").status()));
+  EXPECT_TRUE(absl::IsNotFound(cat_->CloneDisk("vm1", "s2", "c", {}).status()));
+  EXPECT_EQ(cat_->GetByName("vm1")->snapshots_size(), 1);
+  EXPECT_TRUE(absl::IsFailedPrecondition(cat_->BeginDelete("vm1", false).status()));
+}
+
+TEST_F(CatalogTest, DeletingASnapshotPrunesWhatOnlyItKept) {
+  auto d = Create("vm1", 1 << 30);
+  ASSERT_TRUE(cat_->AllocateChunk(*d, 0, {"n1", "n2"}).ok());
+  auto s = cat_->CreateSnapshot("vm1", "s1");
+  ASSERT_TRUE(s.ok());
+  // A write after the snapshot moved block 3 to a new object.
+  ASSERT_TRUE(cat_->UpdateChunk(d->id(), 0, [&](pb::BlockChunk* c) -> absl::StatusOr<bool> {
+    Advance(c->mutable_blocks(3), s->generation(), *s);
+    return true;
+  }).ok());
+  EXPECT_EQ((*cat_->ReadChunk(d->id(), 0))->chunk.blocks(3).kept_size(), 1);
+  auto after = cat_->DeleteSnapshot("vm1", "s1");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->snapshots_size(), 0);
+  auto c = cat_->ReadChunk(d->id(), 0);
+  EXPECT_EQ((*c)->chunk.blocks(3).kept_size(), 0);
+  EXPECT_EQ((*c)->chunk.blocks(3).generation(), 1u);
+  EXPECT_TRUE(cat_->BeginDelete("vm1", false).ok());
+}
+
+TEST_F(CatalogTest, ACloneHoldsItsParentSnapshotUntilItGoes) {
+  auto d = Create("gold", 1 << 30);
+  ASSERT_TRUE(cat_->CreateSnapshot("gold", "base").ok());
+  ASSERT_TRUE(cat_->Resize("gold", 2u << 30).ok());  // the clone keeps the snapshot's size
+  auto c = cat_->CloneDisk("gold", "base", "vm7", {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->size(), 1u << 30);
+  EXPECT_EQ(c->block_size(), d->block_size());
+  EXPECT_EQ(c->parent().disk_id(), d->id());
+  EXPECT_EQ(c->parent().generation(), 0u);
+  EXPECT_EQ(c->parent().depth(), 1u);
+  EXPECT_EQ(c->placement().replicas(), 2u);
+  EXPECT_EQ(cat_->GetByName("gold")->snapshots(0).clones(0), c->id());
+  auto del = cat_->DeleteSnapshot("gold", "base");
+  EXPECT_TRUE(absl::IsFailedPrecondition(del.status()));
+  EXPECT_NE(del.status().message().find("vm7"), std::string::npos) << del.status();
+  EXPECT_TRUE(absl::IsAlreadyExists(cat_->CloneDisk("gold", "base", "vm7", {}).status()));
+  // Its blocks read through until written.
+  ASSERT_TRUE(cat_->AllocateChunk(*c, 0, {"n1", "n2"}).ok());
+  EXPECT_TRUE((*cat_->ReadChunk(c->id(), 0))->chunk.blocks(0).inherited());
+  // A clone of the clone is one deeper.
+  ASSERT_TRUE(cat_->CreateSnapshot("vm7", "s").ok());
+  EXPECT_EQ(cat_->CloneDisk("vm7", "s", "vm8", {})->parent().depth(), 2u);
+  // Deleting the clone lets go of the parent's snapshot.
+  ASSERT_TRUE(cat_->BeginDelete("vm8", false).ok());
+  ASSERT_TRUE(cat_->DeleteSnapshot("vm7", "s").ok());
+  ASSERT_TRUE(cat_->BeginDelete("vm7", false).ok());
+  EXPECT_EQ(cat_->GetByName("gold")->snapshots(0).clones_size(), 0);
+  EXPECT_TRUE(cat_->DeleteSnapshot("gold", "base").ok());
+}
+
+TEST_F(CatalogTest, DetachingAParentFreesItsSnapshot) {
+  ASSERT_TRUE(Create("gold", 1 << 30).ok());
+  ASSERT_TRUE(cat_->CreateSnapshot("gold", "base").ok());
+  auto c = cat_->CloneDisk("gold", "base", "vm7", {});
+  ASSERT_TRUE(c.ok());
+  auto flat = cat_->DetachParent(c->id());
+  ASSERT_TRUE(flat.ok());
+  EXPECT_FALSE(flat->has_parent());
+  EXPECT_GT(flat->layout_version(), c->layout_version());
+  EXPECT_TRUE(cat_->DeleteSnapshot("gold", "base").ok());
 }
 
 }  // namespace
