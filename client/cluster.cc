@@ -12,6 +12,8 @@
 #include "common/channel.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/units.h"
+#include "meta/generations.h"
 
 namespace ukai::client {
 namespace {
@@ -82,14 +84,31 @@ class ClusterImpl : public Cluster {
 
   absl::StatusOr<std::vector<std::string>> ListDisks() override { return catalog_.ListNames(); }
 
+  absl::StatusOr<std::vector<std::string>> ListSnapshots(const std::string& disk) override {
+    ASSIGN_OR_RETURN(pb::DiskSpec spec, catalog_.GetByName(disk));
+    std::vector<std::string> out;
+    for (const auto& s : spec.snapshots()) out.push_back(s.name());
+    return out;
+  }
+
   absl::StatusOr<DiskAttr> Stat(const std::string& name) override {
-    ASSIGN_OR_RETURN(pb::DiskSpec spec, catalog_.GetByName(name));
+    ASSIGN_OR_RETURN(DiskRef ref, ParseDiskRef(name));
+    ASSIGN_OR_RETURN(pb::DiskSpec spec, catalog_.GetByName(ref.disk));
     {
       absl::MutexLock l(&mu_);
-      auto it = volumes_.find(spec.id());
+      auto it = volumes_.find({spec.id(), ref.snapshot});
       if (it != volumes_.end()) {
         if (auto v = it->second.lock()) return v->attr();  // watched: fresher than a read
       }
+    }
+    if (!ref.snapshot.empty()) {
+      const pb::Snapshot* s = meta::FindSnapshot(spec, ref.snapshot);
+      if (s == nullptr) {
+        return absl::NotFoundError(
+            absl::StrFormat("disk '%s' has no snapshot '%s'", ref.disk, ref.snapshot));
+      }
+      return DiskAttr{spec.id(), name, s->size(), spec.block_size(), s->created_ms(), true,
+                      s->generation()};
     }
     return DiskAttr{spec.id(), spec.name(), spec.size(), spec.block_size(), spec.created_ms()};
   }
@@ -100,24 +119,32 @@ class ClusterImpl : public Cluster {
   }
 
   absl::StatusOr<std::shared_ptr<Volume>> Open(const std::string& name, bool writable) override {
-    ASSIGN_OR_RETURN(uint64_t id, catalog_.LookupName(name));
+    ASSIGN_OR_RETURN(DiskRef ref, ParseDiskRef(name));
+    if (writable && !ref.snapshot.empty()) {
+      return absl::FailedPreconditionError("snapshot " + name + " is read-only");
+    }
+    ASSIGN_OR_RETURN(uint64_t id, catalog_.LookupName(ref.disk));
+    const VolumeKey key{id, ref.snapshot};
     std::shared_ptr<VolumeImpl> impl;
     {
       absl::MutexLock l(&mu_);
-      impl = volumes_[id].lock();
+      impl = volumes_[key].lock();
     }
     if (!impl) {
       impl = std::make_shared<VolumeImpl>(&catalog_, &pool_, &opts_, id, [this] { Notify(); },
-                                          &async_ops_);
+                                          &async_ops_, ref.snapshot);
       absl::Status s = impl->Init();
-      if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
+      if (absl::IsNotFound(s)) {
+        return absl::NotFoundError(ref.snapshot.empty() ? "no disk named '" + name + "'"
+                                                        : std::string(s.message()));
+      }
       RETURN_IF_ERROR(s);
       absl::MutexLock l(&mu_);
-      auto existing = volumes_[id].lock();
+      auto existing = volumes_[key].lock();
       if (existing) {
         impl = existing;  // lost a race with another Open: share theirs
       } else {
-        volumes_[id] = impl;
+        volumes_[key] = impl;
       }
     }
     if (writable) RETURN_IF_ERROR(AcquireWrite(id));
@@ -201,7 +228,8 @@ class ClusterImpl : public Cluster {
   NodePool pool_;
   OpCounter async_ops_;  // after pool_: destroyed first, waited for in the destructor
   absl::Mutex mu_;
-  std::map<uint64_t, std::weak_ptr<VolumeImpl>> volumes_ ABSL_GUARDED_BY(mu_);
+  using VolumeKey = std::pair<uint64_t, std::string>;  // disk id, snapshot ("": the disk)
+  std::map<VolumeKey, std::weak_ptr<VolumeImpl>> volumes_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, int> writers_ ABSL_GUARDED_BY(mu_);  // writable handles per disk
   std::function<void()> listener_ ABSL_GUARDED_BY(mu_);
   LifetimeGuard guard_;

@@ -78,13 +78,15 @@ absl::Status ForEachSegment(uint64_t offset, size_t len, uint32_t block_size, Fn
 }  // namespace
 
 VolumeImpl::VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts,
-                       uint64_t id, std::function<void()> on_change, OpCounter* async_ops)
+                       uint64_t id, std::function<void()> on_change, OpCounter* async_ops,
+                       std::string snapshot)
     : catalog_(catalog),
       pool_(pool),
       opts_(opts),
       id_(id),
       on_change_(std::move(on_change)),
-      async_ops_(async_ops) {}
+      async_ops_(async_ops),
+      snapshot_(std::move(snapshot)) {}
 
 VolumeImpl::~VolumeImpl() { guard_.Kill(); }
 
@@ -92,7 +94,12 @@ absl::Status VolumeImpl::Init() { return RefreshLayout(/*arm_watch=*/true); }
 
 DiskAttr VolumeImpl::attr() const {
   absl::MutexLock l(&mu_);
-  return DiskAttr{spec_.id(), spec_.name(), spec_.size(), spec_.block_size(), spec_.created_ms()};
+  if (snapshot_.empty()) {
+    return DiskAttr{spec_.id(), spec_.name(), spec_.size(), spec_.block_size(), spec_.created_ms()};
+  }
+  const pb::Snapshot* s = meta::FindSnapshot(spec_, snapshot_);
+  return DiskAttr{spec_.id(), spec_.name() + "@" + snapshot_, view_size_, spec_.block_size(),
+                  s != nullptr ? s->created_ms() : spec_.created_ms(), true, view_};
 }
 
 absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
@@ -114,22 +121,90 @@ absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
   RETURN_IF_ERROR(v.status());
   if (v->spec.layout_version() >= spec_.layout_version()) {
     if (v->spec.layout_version() != spec_.layout_version()) chunks_.clear();
+    // A clone flattened meanwhile reads its parent no more.
+    if (!v->spec.has_parent() || (spec_.has_parent() &&
+                                  v->spec.parent().disk_id() != spec_.parent().disk_id())) {
+      parent_.reset();
+    }
     spec_ = v->spec;
+  }
+  if (!snapshot_.empty()) {
+    const pb::Snapshot* s = meta::FindSnapshot(spec_, snapshot_);
+    if (s == nullptr) {
+      gone_ = true;
+      return absl::NotFoundError(
+          absl::StrFormat("disk '%s' has no snapshot '%s'", spec_.name(), snapshot_));
+    }
+    view_ = s->generation();
+    view_size_ = s->size();
   }
   return absl::OkStatus();
 }
 
 uint64_t VolumeImpl::size() const {
   absl::MutexLock l(&mu_);
-  return spec_.size();
+  return snapshot_.empty() ? spec_.size() : view_size_;
+}
+
+meta::BlockView VolumeImpl::ViewOf(const BlockRef& ref) const {
+  absl::MutexLock l(&mu_);
+  const bool clone = spec_.has_parent();
+  return ref.allocated() ? meta::ViewOf(ref.ptr(), view_, clone) : meta::Unallocated(clone);
+}
+
+absl::StatusOr<std::shared_ptr<VolumeImpl>> VolumeImpl::Parent() {
+  pb::ParentRef ref;
+  {
+    absl::MutexLock l(&mu_);
+    if (parent_) return parent_;
+    if (!spec_.has_parent()) {
+      return absl::FailedPreconditionError(
+          absl::StrFormat("disk '%s' has no parent (flattened meanwhile)", spec_.name()));
+    }
+    ref = spec_.parent();
+  }
+  // A view of the parent's snapshot, watched like any volume; it cannot be
+  // deleted while this clone depends on it.
+  auto p = std::make_shared<VolumeImpl>(catalog_, pool_, opts_, ref.disk_id(), nullptr, async_ops_,
+                                        ref.snapshot());
+  absl::Status s = p->Init();
+  if (absl::IsNotFound(s)) {
+    return absl::DataLossError(absl::StrFormat("disk %d: its parent %s@%s is gone", id_,
+                                               ref.disk_name(), ref.snapshot()));
+  }
+  RETURN_IF_ERROR(s);
+  absl::MutexLock l(&mu_);
+  if (!parent_) parent_ = std::move(p);
+  return parent_;
+}
+
+absl::Status VolumeImpl::ReadParent(uint64_t block, uint32_t off, uint32_t len, char* out) {
+  ASSIGN_OR_RETURN(auto parent, Parent());
+  uint32_t bs;
+  {
+    absl::MutexLock l(&mu_);
+    bs = spec_.block_size();
+  }
+  const uint64_t pos = block * bs + off;
+  const uint64_t end = parent->size();  // the snapshot's size; past it: zeros
+  const size_t n = pos >= end ? 0 : static_cast<size_t>(std::min<uint64_t>(len, end - pos));
+  if (n > 0) RETURN_IF_ERROR(parent->Read(pos, n, out));
+  memset(out + n, 0, len - n);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<uint32_t> VolumeImpl::CheckRange(uint64_t offset, size_t len) const {
   absl::MutexLock l(&mu_);
-  if (gone_) return absl::NotFoundError(absl::StrFormat("disk '%s' was deleted", spec_.name()));
-  if (offset > spec_.size() || len > spec_.size() - offset) {
+  if (gone_) {
+    return absl::NotFoundError(snapshot_.empty()
+                                   ? absl::StrFormat("disk '%s' was deleted", spec_.name())
+                                   : absl::StrFormat("snapshot %s@%s was deleted", spec_.name(),
+                                                     snapshot_));
+  }
+  const uint64_t size = snapshot_.empty() ? spec_.size() : view_size_;
+  if (offset > size || len > size - offset) {
     return absl::OutOfRangeError(absl::StrFormat("disk '%s': [%d, +%d) is past its end (%d)",
-                                                 spec_.name(), offset, len, spec_.size()));
+                                                 spec_.name(), offset, len, size));
   }
   return spec_.block_size();
 }
@@ -227,12 +302,12 @@ uint32_t VolumeImpl::Needed(const IoPolicy& p, const BlockRef& ref) const {
                               static_cast<uint32_t>(ref.ptr().replicas_size()));
 }
 
-void VolumeImpl::PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len,
-                             char* out, wire::WireCall* call) const {
+void VolumeImpl::PrepareRead(const BlockRef& ref, uint64_t block, uint64_t generation,
+                             uint32_t off, uint32_t len, char* out, wire::WireCall* call) const {
   pb::ReadRequest req;
   *req.mutable_hdr() = Header(ref.layout_version, 0);
   req.set_block(block);
-  req.set_generation(ref.ptr().generation());
+  req.set_generation(generation);
   req.set_offset(off);
   req.set_length(len);
   call->method = wire::kRead;
@@ -249,9 +324,17 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
   if (len == 0 || off + len > *bs) return done(Read(offset, len, out));  // rare: inline
   auto ref = GetBlock(block, /*allocate=*/false);
   if (!ref.ok()) return done(ref.status());
-  if (!ref->allocated()) {
+  const meta::BlockView view = ViewOf(*ref);
+  if (view.kind == meta::BlockView::kZeros) {
     memset(out, 0, len);
     return done(absl::OkStatus());
+  }
+  if (view.kind == meta::BlockView::kParent) {  // a clone's: the parent's view answers
+    auto parent = Parent();
+    if (!parent.ok()) return done(parent.status());
+    const uint64_t pos = offset;  // same block size: the same offset in the parent
+    if (pos + len <= (*parent)->size()) return (*parent)->ReadAsync(pos, len, out, std::move(done));
+    return done(ReadParent(block, off, static_cast<uint32_t>(len), out));  // its end: rare
   }
   std::vector<std::string> clean = CleanReplicas(*ref);
   if (clean.empty()) return done(Read(offset, len, out));  // says why
@@ -272,7 +355,7 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
     std::atomic<int> holds{2};
   };
   auto* op = new Op{*io, {}, std::move(done)};
-  PrepareRead(*ref, block, off, static_cast<uint32_t>(len), out, &op->call);
+  PrepareRead(*ref, block, view.generation, off, static_cast<uint32_t>(len), out, &op->call);
   op->call.deadline = Deadline(opts_->rpc_timeout_ms);
   // `done` may hold the last reference to this volume: it is destroyed
   // before the operation counts as finished, and nothing of `this` is
@@ -321,10 +404,12 @@ absl::Status VolumeImpl::ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t 
   absl::Status last = absl::UnavailableError("no attempt");
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/false));
-    if (!ref.allocated()) {
+    const meta::BlockView view = ViewOf(ref);
+    if (view.kind == meta::BlockView::kZeros) {
       memset(out, 0, len);
       return absl::OkStatus();
     }
+    if (view.kind == meta::BlockView::kParent) return ReadParent(block, off, len, out);
     std::vector<std::string> clean = CleanReplicas(ref);
     if (clean.empty()) {
       return absl::UnavailableError(
@@ -339,7 +424,7 @@ absl::Status VolumeImpl::ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t 
         continue;
       }
       wire::WireCall call;
-      PrepareRead(ref, block, off, len, out, &call);
+      PrepareRead(ref, block, view.generation, off, len, out, &call);
       wire::WireWaiter waiter;
       (*io)->Start(&call, &waiter);
       waiter.WaitAll(Deadline(opts_->rpc_timeout_ms));
@@ -384,15 +469,32 @@ absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {
 }
 
 absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* data,
-                                      uint32_t len, WriteAttempt* a) {
+                                      uint32_t len, WriteAttempt* a,
+                                      const std::vector<std::string>& partial) {
+  if (read_only()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("disk %d: snapshot '%s' is read-only", id_, snapshot_));
+  }
   ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
   ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
+  bool needs_object;
+  {
+    absl::MutexLock l(&mu_);
+    needs_object = meta::NeedsNewObject(ref.ptr(), spec_);
+  }
+  if (needs_object) {
+    a->block = block;
+    RETURN_IF_ERROR(GiveOwnObject(block, off, data, len, epoch, partial, &a->written));
+    if (a->written) return absl::OkStatus();
+    ASSIGN_OR_RETURN(ref, GetBlock(block, /*allocate=*/true));
+  }
   // The request is the same for every replica: its header is serialized
   // once, and each send takes the data straight from the caller's buffer.
   pb::WriteRequest req;
   *req.mutable_hdr() = Header(ref.layout_version, epoch);
   req.set_block(block);
   req.set_generation(ref.ptr().generation());
+  a->generation = ref.ptr().generation();
   req.set_offset(off);
   const std::string meta = req.SerializeAsString();
   // Replicas being filled by a copy get the same write, marked to be kept.
@@ -430,6 +532,195 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
         absl::StrFormat("disk %d block %d: no writable replica", id_, block));
   }
   return absl::OkStatus();
+}
+
+namespace {
+// Holds a block in a set for one thread at a time (VolumeImpl::cow_busy_).
+class BusyBlock {
+ public:
+  BusyBlock(absl::Mutex* mu, std::set<uint64_t>* busy, uint64_t block)
+      : mu_(mu), busy_(busy), block_(block) {
+    absl::MutexLock l(mu_);
+    struct Free {
+      std::set<uint64_t>* busy;
+      uint64_t block;
+      bool operator()() const { return !busy->count(block); }
+    } free{busy_, block_};
+    mu_->Await(absl::Condition(&free));
+    busy_->insert(block_);
+  }
+  ~BusyBlock() {
+    absl::MutexLock l(mu_);
+    busy_->erase(block_);
+  }
+
+ private:
+  absl::Mutex* mu_;
+  std::set<uint64_t>* busy_;
+  const uint64_t block_;
+};
+}  // namespace
+
+// Copy-on-write, in three steps, each safe to die after:
+//  1. the block's CLEAN replicas make the new object (a node-side copy of the
+//     object the snapshot keeps; or, for a clone's block, a whole-block write
+//     of the parent's data with this write merged in), durably;
+//  2. one compare-and-set switches the pointer to it, keeping the old state
+//     for the snapshots that read it, marking the replicas that failed step
+//     1 (and SYNCING ones: their copy starts over) STALE, and bumping the
+//     layout: requests under the old pointer are turned away from then on;
+//  3. the write goes to the new object (the clone's already did).
+// A crash before 2 leaves an unused object at the current generation that
+// the next try overwrites; the pointer never names an object not yet made.
+absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char* data,
+                                       uint32_t len, uint64_t epoch,
+                                       const std::vector<std::string>& partial, bool* written) {
+  *written = false;
+  BusyBlock busy(&cow_mu_, &cow_busy_, block);
+  const uint64_t c = block / meta::kChunkBlocks;
+  const int i = static_cast<int>(block % meta::kChunkBlocks);
+  bool marked_partial = partial.empty();
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
+    pb::DiskSpec spec;
+    {
+      absl::MutexLock l(&mu_);
+      spec = spec_;
+    }
+    if (!meta::NeedsNewObject(ref.ptr(), spec)) return absl::OkStatus();  // done meanwhile
+    const bool inherited = ref.ptr().inherited();
+    const uint64_t from = ref.ptr().generation(), gen = spec.generation();
+    if (!marked_partial) {
+      // The replicas that took this write into the object a snapshot now
+      // keeps, while the others turned it away: that object must read the
+      // same everywhere, so they go stale (and are copied back whole).
+      marked_partial = true;
+      bool other_clean = false;
+      for (const auto& r : ref.ptr().replicas()) {
+        other_clean = other_clean || (r.state() == pb::CLEAN &&
+                                      std::find(partial.begin(), partial.end(), r.node()) == partial.end());
+      }
+      if (!inherited && other_clean) {
+        LOG_WARN("disk %d block %d: a write landed on %s only, across a snapshot; marking stale",
+                 id_, block, absl::StrJoin(partial, ","));
+        RETURN_IF_ERROR(MarkStale(block, partial));
+        continue;
+      }
+    }
+    std::vector<std::string> targets = CleanReplicas(ref);
+    if (targets.empty()) {
+      return absl::UnavailableError(
+          absl::StrFormat("disk %d block %d: no clean replica to copy on write", id_, block));
+    }
+    // Step 1.
+    std::string whole;  // a clone's block: the parent's data, this write merged in
+    pb::WriteRequest wreq;
+    pb::CopyUpRequest creq;
+    if (inherited) {
+      const uint64_t block_len = std::min<uint64_t>(spec.block_size(),
+                                                    spec.size() - block * spec.block_size());
+      whole.resize(block_len);
+      RETURN_IF_ERROR(ReadParent(block, 0, static_cast<uint32_t>(block_len), whole.data()));
+      memcpy(whole.data() + off, data, len);
+      *wreq.mutable_hdr() = Header(ref.layout_version, epoch);
+      wreq.set_block(block);
+      wreq.set_generation(gen);
+      wreq.set_offset(0);
+    } else {
+      *creq.mutable_hdr() = Header(ref.layout_version, epoch);
+      creq.set_block(block);
+      creq.set_generation(gen);
+      creq.set_from_generation(from);
+    }
+    const std::string meta = inherited ? wreq.SerializeAsString() : creq.SerializeAsString();
+    std::deque<NodeCall> calls;
+    std::vector<std::string> ok, failed;
+    absl::Status last = absl::OkStatus();
+    for (const auto& node : targets) {
+      auto io = pool_->Io(node);
+      if (!io.ok()) {
+        failed.push_back(node);
+        last = io.status();
+        continue;
+      }
+      calls.push_back(NodeCall{node, *io, {}});
+      wire::WireCall& call = calls.back().call;
+      call.method = inherited ? wire::kWrite : wire::kCopyUp;
+      call.meta = meta;
+      if (inherited) {
+        call.data = whole.data();
+        call.data_len = whole.size();
+      }
+    }
+    wire::WireWaiter waiter;
+    for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
+    waiter.WaitAll(Deadline(opts_->rpc_timeout_ms * 2));
+    bool stale_layout = false;
+    for (auto& nc : calls) {
+      const absl::Status& st = nc.call.status;
+      if (st.ok()) {
+        ok.push_back(nc.node);
+      } else if (IsStaleLayout(st)) {
+        stale_layout = true;
+      } else if (IsFenced(st)) {
+        absl::MutexLock l(&writer_mu_);
+        fenced_ = true;
+        return absl::PermissionDeniedError(std::string(st.message()));
+      } else if (absl::IsNotFound(st) || absl::IsOutOfRange(st) || absl::IsInvalidArgument(st)) {
+        return st;
+      } else {
+        failed.push_back(nc.node);
+        last = Annotate(st, "replica " + nc.node);
+      }
+    }
+    if (stale_layout) {
+      RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+      continue;
+    }
+    const uint32_t need = Needed(Policy(), ref);
+    if (ok.size() < need || ok.empty()) {
+      return absl::UnavailableError(absl::StrFormat(
+          "disk %d block %d: copy on write reached %d replica(s), the policy needs %d: %s", id_,
+          block, ok.size(), need, last.ToString()));
+    }
+    // Step 2.
+    bool switched = false, raced = false;
+    auto r = catalog_->UpdateChunkWithSpec(
+        id_, c, [&](const pb::DiskSpec& now, pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+          switched = raced = false;
+          pb::BlockPtr* ptr = ch->mutable_blocks(i);
+          if (ptr->inherited() != inherited || ptr->generation() != from ||
+              now.generation() != gen) {
+            raced = true;  // another switch, or another snapshot: look again
+            return false;
+          }
+          meta::Advance(ptr, gen, now);
+          for (auto& rep : *ptr->mutable_replicas()) {
+            const bool took = std::find(ok.begin(), ok.end(), rep.node()) != ok.end();
+            if (rep.state() == pb::SYNCING || (rep.state() == pb::CLEAN && !took)) {
+              rep.set_state(pb::STALE);
+            }
+          }
+          switched = true;
+          return true;
+        });
+    if (absl::IsNotFound(r.status())) return r.status();
+    RETURN_IF_ERROR(r.status());
+    RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+    if (raced) continue;
+    if (!failed.empty()) {
+      LOG_WARN("disk %d block %d: copy on write failed on %s (%s); marked stale", id_, block,
+               absl::StrJoin(failed, ","), last.ToString());
+    }
+    if (inherited && switched) {
+      absl::MutexLock l(&mu_);
+      for (const auto& n : ok) dirty_[n].insert(block);
+      *written = true;
+    }
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrFormat("disk %d block %d: layout kept changing during copy on write", id_, block));
 }
 
 absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
@@ -510,7 +801,8 @@ absl::Status VolumeImpl::GiveUp(WriteAttempt* a, absl::Status why) {
 // ZooKeeper (a chunk to allocate, the writer epoch, a replica to mark stale)
 // while it is unreachable: I/O that needs none goes on meanwhile.
 absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
-                                      uint32_t len, absl::Time began) {
+                                      uint32_t len, absl::Time began,
+                                      std::vector<std::string> partial) {
   std::optional<Hold> hold;
   auto held = [&](const absl::Status& why) {
     if (!hold) {
@@ -524,12 +816,13 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
   };
   for (int attempt = 0; attempt < kMaxAttempts;) {
     WriteAttempt a;
-    absl::Status prepared = PrepareWrite(block, off, data, len, &a);
+    absl::Status prepared = PrepareWrite(block, off, data, len, &a, partial);
     if (absl::IsUnavailable(prepared)) {
       if (held(prepared)) continue;
       return prepared;
     }
     RETURN_IF_ERROR(prepared);
+    if (a.written) return absl::OkStatus();
     if (a.needs_sectors) return WriteSectors(block, off, data, len);
     wire::WireWaiter waiter;
     for (auto& nc : a.calls) nc.io->Start(&nc.call, &waiter);
@@ -542,6 +835,7 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
     }
     RETURN_IF_ERROR(s);
     if (!retry) return absl::OkStatus();
+    partial = a.ok;
     ++attempt;
   }
   return absl::UnavailableError(
@@ -592,6 +886,10 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   op->done = std::move(done);
   absl::Status s = PrepareWrite(block, off, op->copy.data(), static_cast<uint32_t>(len),
                                 &op->attempt);
+  if (s.ok() && op->attempt.written) {  // a clone's copy-up carried it
+    std::unique_ptr<Op> own(op);
+    return own->done(absl::OkStatus());
+  }
   if (!s.ok() || !op->attempt.failed.empty() || op->attempt.needs_sectors ||
       op->attempt.calls.size() < op->attempt.need) {  // the slow path
     std::unique_ptr<Op> own(op);
@@ -622,7 +920,10 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
       absl::Status st = ConcludeWrite(&own->attempt, &retry);
       if ((st.ok() && retry) || own->attempt.short_of_replicas ||
           absl::IsUnavailable(st)) {  // WriteSegment holds it
-        st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len), own->began);
+        std::vector<std::string> partial;
+        if (st.ok() && retry) partial = own->attempt.ok;
+        st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len), own->began,
+                          std::move(partial));
       }
       own->done(st);
       own.reset();

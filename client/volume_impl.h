@@ -5,8 +5,14 @@
 // cached while this host holds the writer epoch (no other host can allocate
 // then without fencing us first).
 //
-// Lock order: writer_mu_ before mu_. Neither is held across an RPC or a
-// ZooKeeper call.
+// A volume is the disk as it is now, or (`snapshot` set) a read-only view of
+// one of its snapshots. A clone's volume reads the blocks it has no data of
+// through a view of its parent's snapshot (parent_), and gives a block its
+// own object on the first write; a write to a block a snapshot still reads
+// copies it on the nodes first (docs/ARCHITECTURE.md, "Snapshots and clones").
+//
+// Lock order: cow_mu_, then writer_mu_, then mu_. None is held across an
+// RPC or a ZooKeeper call (cow_mu_ only guards the set of blocks busy).
 #ifndef UKAI_CLIENT_VOLUME_IMPL_H_
 #define UKAI_CLIENT_VOLUME_IMPL_H_
 
@@ -24,6 +30,7 @@
 #include "common/lifetime.h"
 #include "common/wire_client.h"
 #include "meta/catalog.h"
+#include "meta/generations.h"
 
 namespace ukai::client {
 
@@ -53,11 +60,13 @@ class VolumeImpl {
   using Done = std::function<void(absl::Status)>;
 
   // `async_ops` counts ReadAsync calls in flight; it outlives the volume's owner.
+  // `snapshot`: empty for the disk itself, else the snapshot to view.
   VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts, uint64_t id,
-             std::function<void()> on_change, OpCounter* async_ops);
+             std::function<void()> on_change, OpCounter* async_ops, std::string snapshot = "");
   ~VolumeImpl();
 
-  absl::Status Init();  // reads the spec and watches it
+  absl::Status Init();  // reads the spec and watches it; NOT_FOUND for a missing snapshot
+  bool read_only() const { return !snapshot_.empty(); }
   DiskAttr attr() const;
   uint64_t size() const;
   absl::Status Read(uint64_t offset, size_t len, char* out);
@@ -87,6 +96,23 @@ class VolumeImpl {
     const pb::BlockPtr& ptr() const { return chunk->blocks(index); }
   };
   absl::StatusOr<BlockRef> GetBlock(uint64_t block, bool allocate);
+  // What the block reads as in this volume's view (meta/generations.h).
+  meta::BlockView ViewOf(const BlockRef& ref) const;
+  // The view of the parent's snapshot a clone reads through to (opened on
+  // first use). FAILED_PRECONDITION if the disk has no parent (any more).
+  absl::StatusOr<std::shared_ptr<VolumeImpl>> Parent();
+  // Reads [off, off+len) of `block` from the parent's snapshot (zeros past its end).
+  absl::Status ReadParent(uint64_t block, uint32_t off, uint32_t len, char* out);
+  // Gives `block` an object of its own at the disk's generation before a
+  // write: a copy on the nodes of the object a snapshot keeps, or, for a
+  // clone's block, the parent's data with this write merged in, written
+  // whole (then `*written` is set: nothing is left to write). `partial`: the
+  // replicas that took this write under the old object before a snapshot
+  // turned the rest away (marked stale first: the snapshot's object must
+  // read the same on every replica).
+  absl::Status GiveOwnObject(uint64_t block, uint32_t off, const char* data, uint32_t len,
+                             uint64_t epoch, const std::vector<std::string>& partial,
+                             bool* written);
   absl::Status RefreshLayout(bool arm_watch);
   // Checks the range against the disk; returns its block size.
   absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
@@ -108,13 +134,17 @@ class VolumeImpl {
   // After a read served by `good`: marks each of `rotten` (which answered
   // that a page fails its checksum) STALE for the block, so it is repaired.
   void RepairRotten(uint64_t block, const std::vector<std::string>& rotten, const std::string& good);
-  // A read call for [off, off+len) of `block` whose reply lands in `out`.
-  void PrepareRead(const BlockRef& ref, uint64_t block, uint32_t off, uint32_t len, char* out,
-                   wire::WireCall* call) const;
+  // A read call for [off, off+len) of object `generation` of `block`
+  // whose reply lands in `out`.
+  void PrepareRead(const BlockRef& ref, uint64_t block, uint64_t generation, uint32_t off,
+                   uint32_t len, char* out, wire::WireCall* call) const;
   // Writes one block's piece; held per the failure policy, counting from
   // `began` (when the write was first tried).
+  // `partial`: the replicas that took an earlier try of this write that
+  // others turned away (a new layout).
   absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len,
-                            absl::Time began = absl::Now());
+                            absl::Time began = absl::Now(),
+                            std::vector<std::string> partial = {});
   // One block I/O call to one node, kept with the client it went through.
   struct NodeCall {
     std::string node;
@@ -136,11 +166,15 @@ class VolumeImpl {
     // The block has a SYNCING replica and the write does not cover whole
     // sectors: nothing was prepared; WriteSegment widens it first.
     bool needs_sectors = false;
+    // The write went out with a clone's copy-up (GiveOwnObject): done.
+    bool written = false;
+    uint64_t generation = 0;  // of the object written
   };
   // Takes the epoch and the block pointer and fills `a` with a call per
   // non-stale replica (not started).
+  // `partial`: as GiveOwnObject's, from an earlier attempt of this write.
   absl::Status PrepareWrite(uint64_t block, uint32_t off, const char* data, uint32_t len,
-                            WriteAttempt* a);
+                            WriteAttempt* a, const std::vector<std::string>& partial = {});
   // After every call of `a` completed: records dirty nodes, marks failed
   // replicas stale (ZooKeeper) once enough took it, sets `*retry` after
   // re-reading a newer layout, or sets a->short_of_replicas.
@@ -164,6 +198,11 @@ class VolumeImpl {
   const uint64_t id_;
   std::function<void()> on_change_;
   OpCounter* async_ops_;
+  const std::string snapshot_;
+
+  // Blocks getting an object of their own: one writer at a time per block.
+  absl::Mutex cow_mu_;
+  std::set<uint64_t> cow_busy_ ABSL_GUARDED_BY(cow_mu_);
 
   absl::Mutex writer_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(writer_mu_) = 0;  // 0: not the writer
@@ -171,6 +210,10 @@ class VolumeImpl {
 
   mutable absl::Mutex mu_;
   pb::DiskSpec spec_ ABSL_GUARDED_BY(mu_);
+  // The snapshot viewed (meta::kLiveView for the disk itself) and its size.
+  uint64_t view_ ABSL_GUARDED_BY(mu_) = meta::kLiveView;
+  uint64_t view_size_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<VolumeImpl> parent_ ABSL_GUARDED_BY(mu_);
   bool gone_ ABSL_GUARDED_BY(mu_) = false;
   bool writer_ ABSL_GUARDED_BY(mu_) = false;  // mirrors epoch_ != 0, for the chunk cache
   // nullptr: known unallocated (cached only while writer_).

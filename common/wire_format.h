@@ -38,7 +38,10 @@ constexpr uint32_t kMaxDataBytes = 64 << 20;  // the largest block size
 // reply's data is the stored pages among them, 4 KiB each in page order, then
 // one byte per requested page: 1 stored (its 4 KiB are in the data), 0 not.
 // The flags come last so the node reads pages straight into the reply.
-enum Method : uint16_t { kRead = 1, kWrite = 2, kFlush = 3, kHello = 4, kPull = 5 };
+//
+// kCopyUp: meta is a pb::CopyUpRequest; no data either way. Answered once the
+// copy is durable.
+enum Method : uint16_t { kRead = 1, kWrite = 2, kFlush = 3, kHello = 4, kPull = 5, kCopyUp = 6 };
 constexpr uint32_t kMaxSiteBytes = 256;
 
 struct Header {

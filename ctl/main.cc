@@ -112,7 +112,11 @@ json SpecJson(const ukai::pb::DiskSpec& d) {
               {"state", d.state() == ukai::pb::DiskSpec::READY ? "ready" : "deleting"},
               {"on_replica_failure", Waits(d.failure()) ? "wait" : "degrade"},
               {"min_replicas", Waits(d.failure()) ? d.placement().replicas() : MinReplicas(d.failure())},
-              {"hold_ms", HoldMs(d.failure())}};
+              {"hold_ms", HoldMs(d.failure())},
+              {"generation", d.generation()},
+              {"snapshots", d.snapshots_size()},
+              {"parent", d.has_parent() ? json(d.parent().disk_name() + "@" + d.parent().snapshot())
+                                        : json(nullptr)}};
 }
 
 void PrintJson(const json& j) { printf("%s\n", j.dump(2).c_str()); }
@@ -194,6 +198,15 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
   printf("on failure:  %s\n", PolicyText(d).c_str());
   printf("created:     %s\n", Time(d.created_ms()).c_str());
   printf("layout:      version %lu\n", static_cast<unsigned long>(d.layout_version()));
+  if (d.has_parent()) {
+    printf("clone of:    %s@%s (reads through to it until flattened)\n",
+           d.parent().disk_name().c_str(), d.parent().snapshot().c_str());
+  }
+  if (d.snapshots_size() > 0) {
+    std::vector<std::string> names;
+    for (const auto& s : d.snapshots()) names.push_back(s.name());
+    printf("snapshots:   %d (%s)\n", d.snapshots_size(), absl::StrJoin(names, ", ").c_str());
+  }
   if (d.state() != ukai::pb::DiskSpec::READY) printf("state:       deleting\n");
   if (!info.has_writer() && info.open_by().empty() && info.allocated_bytes() == 0 &&
       info.allocated_chunks() == 0) {
@@ -433,6 +446,8 @@ int main(int argc, char** argv) {
   ukaictl disk resize vm1 --size 40G      (online; mounts see the new size)
   ukaictl disk policy vm1 --on-replica-failure wait --hold 2m
   ukaictl disk delete vm1 [--force]      (refused while open for writing)
+  ukaictl snap create vm1@before-upgrade   (constant time, while the VM runs)
+  ukaictl clone gold@v3 vm9               (instant; writable at once)
   ukaictl relocate vm1 --sites site-b --bandwidth 200M   (prints a job id)
   ukaictl job wait job-1a2b3c4d          (progress bar; exit 0 when done)
 
@@ -719,6 +734,113 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     auto j = Call<ukai::pb::JobRequest, ukai::pb::JobRecord>(g, &Admin::Stub::CancelJob, req);
     if (g.json) return PrintJson(JobJson(j));
     printf("job %s: cancel requested (`ukaictl job wait %s` to see it end)\n", j.id().c_str(), j.id().c_str());
+  });
+
+  // ---- snapshots and clones
+  std::string ref_text, new_name;
+  auto snap_ref = [&](ukai::SnapPart part) {
+    auto r = ukai::ParseDiskRef(ref_text, part);
+    if (!r.ok()) Die(std::string(r.status().message()));
+    return *r;
+  };
+  auto* snap = app.add_subcommand(
+      "snap", "snapshots: point-in-time, read-only views of a disk, made in constant time while "
+              "it is written (crash-consistent: every write acknowledged before is in, none "
+              "sent after). They show under a mount as <disk>@<snapshot>");
+  snap->require_subcommand(1);
+  auto* screate = snap->add_subcommand("create", "take a snapshot of a disk, in use or not");
+  screate->add_option("ref", ref_text, "DISK@SNAPSHOT (names: 1-64 of A-Z a-z 0-9 . _ -)")->required();
+  screate->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kRequired);
+    ukai::pb::SnapshotRequest req;
+    req.set_disk(r.disk);
+    req.set_snapshot(r.snapshot);
+    auto resp = Call<ukai::pb::SnapshotRequest, ukai::pb::CreateSnapshotResponse>(
+        g, &Admin::Stub::CreateSnapshot, req);
+    const auto& sn = resp.snapshot().snapshot();
+    if (!resp.unfenced().empty()) {
+      fprintf(stderr, "ukaictl: warning: nodes %s did not confirm the snapshot in time; a write "
+                      "already on its way to them may still be in it\n",
+              absl::StrJoin(resp.unfenced(), ",").c_str());
+    }
+    if (g.json) {
+      return PrintJson(json{{"disk", r.disk}, {"snapshot", sn.name()}, {"generation", sn.generation()},
+                            {"size", sn.size()}, {"created_ms", sn.created_ms()},
+                            {"unfenced", std::vector<std::string>(resp.unfenced().begin(), resp.unfenced().end())}});
+    }
+    printf("created snapshot %s@%s (%s)\n", r.disk.c_str(), sn.name().c_str(),
+           ukai::FormatSize(sn.size()).c_str());
+  });
+  auto* slist = snap->add_subcommand(
+      "list", "list a disk's snapshots: name, time, generation, size, exclusive bytes (what "
+              "deleting it would free, per replica, in whole blocks) and clones");
+  slist->add_option("disk", ref_text, "disk name")->required();
+  slist->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kForbidden);
+    ukai::pb::DiskRequest req;
+    req.set_name(r.disk);
+    auto resp = Call<ukai::pb::DiskRequest, ukai::pb::ListSnapshotsResponse>(
+        g, &Admin::Stub::ListSnapshots, req);
+    if (g.json) {
+      json arr = json::array();
+      for (const auto& i : resp.snapshots()) {
+        arr.push_back(json{{"name", i.snapshot().name()},
+                           {"generation", i.snapshot().generation()},
+                           {"size", i.snapshot().size()},
+                           {"created_ms", i.snapshot().created_ms()},
+                           {"exclusive_bytes", i.exclusive_bytes()},
+                           {"clones", std::vector<std::string>(i.clones().begin(), i.clones().end())}});
+      }
+      return PrintJson(arr);
+    }
+    printf("%-24s %-19s %6s %10s %10s  %s\n", "NAME", "CREATED", "GEN", "SIZE", "EXCLUSIVE", "CLONES");
+    for (const auto& i : resp.snapshots()) {
+      printf("%-24s %-19s %6lu %10s %10s  %s\n", i.snapshot().name().c_str(),
+             Time(i.snapshot().created_ms()).c_str(),
+             static_cast<unsigned long>(i.snapshot().generation()),
+             ukai::FormatSize(i.snapshot().size()).c_str(),
+             ukai::FormatSize(i.exclusive_bytes()).c_str(),
+             i.clones().empty() ? "-" : absl::StrJoin(i.clones(), ",").c_str());
+    }
+  });
+  auto* sdelete = snap->add_subcommand(
+      "delete", "delete a snapshot; the nodes free the space only it used. Refused while "
+                "disks cloned from it depend on it (flatten or delete them first)");
+  sdelete->add_option("ref", ref_text, "DISK@SNAPSHOT")->required();
+  sdelete->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kRequired);
+    ukai::pb::SnapshotRequest req;
+    req.set_disk(r.disk);
+    req.set_snapshot(r.snapshot);
+    Call<ukai::pb::SnapshotRequest, ukai::pb::SnapshotInfo>(g, &Admin::Stub::DeleteSnapshot, req);
+    if (g.json) return PrintJson(json{{"deleted", r.disk + "@" + r.snapshot}});
+    printf("deleted snapshot %s@%s\n", r.disk.c_str(), r.snapshot.c_str());
+  });
+
+  auto* clone = app.add_subcommand(
+      "clone", "make a new disk from a snapshot, instantly: it is writable at once, reads what "
+               "it has not written from the snapshot, and copies a block from it on its first "
+               "write. The snapshot cannot be deleted while the clone depends on it (see flatten)");
+  clone->add_option("ref", ref_text, "DISK@SNAPSHOT to clone")->required();
+  clone->add_option("name", new_name, "the new disk's name")->required();
+  auto* csites = clone->add_option("--sites", sites, "sites for the clone's own data (default: the parent's)");
+  clone->add_option("--nodes", nodes, "nodes for the clone's own data")->excludes(csites);
+  clone->add_option("--replicas", replicas, "copies of every block (default: the parent's)");
+  clone->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kRequired);
+    ukai::pb::CloneRequest req;
+    req.set_parent(r.disk);
+    req.set_snapshot(r.snapshot);
+    req.set_name(new_name);
+    if (replicas < 0) Die("--replicas must be positive");
+    req.mutable_placement()->set_replicas(static_cast<uint32_t>(replicas));
+    for (auto& s : ListArg(sites)) req.mutable_placement()->add_sites(s);
+    for (auto& n : ListArg(nodes)) req.mutable_placement()->add_nodes(n);
+    auto info = Call<ukai::pb::CloneRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::Clone, req);
+    if (g.json) return PrintJson(SpecJson(info.spec()));
+    printf("created disk %s: a clone of %s@%s, %s, %s\n", info.spec().name().c_str(),
+           r.disk.c_str(), r.snapshot.c_str(), ukai::FormatSize(info.spec().size()).c_str(),
+           PlacementText(info.spec().placement()).c_str());
   });
 
   try {

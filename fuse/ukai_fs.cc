@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/status.h"
 
 namespace ukai::fuse {
 namespace {
@@ -16,7 +17,12 @@ constexpr fuse_ino_t kRoot = FUSE_ROOT_ID;
 
 UkaiFs* Fs(fuse_req_t req) { return static_cast<UkaiFs*>(fuse_req_userdata(req)); }
 
-fuse_ino_t InoOf(uint64_t disk_id) { return disk_id + 1; }
+// A disk's inode is its id + 1; a snapshot's has bit 62 set, the disk id and
+// the snapshot's generation (both far below 2^24 in practice).
+fuse_ino_t InoOf(const client::DiskAttr& a) {
+  if (!a.snapshot) return a.id + 1;
+  return fuse_ino_t{1} << 62 | (a.id & 0xffffffffff) << 22 | (a.generation & 0x3fffff);
+}
 
 void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, ToErrno(s)); }
 
@@ -51,7 +57,7 @@ void UkaiFs::Attach(fuse_session* se) {
 // Tells the kernel to forget names that vanished and sizes that changed, so
 // every mount sees create/delete/resize at once rather than after a timeout.
 void UkaiFs::OnClusterChange() {
-  auto names = cluster_->ListDisks();
+  auto names = Names();
   if (!names.ok()) return;
   std::set<std::string> now(names->begin(), names->end());
   std::vector<std::string> gone;
@@ -92,8 +98,8 @@ void UkaiFs::OnClusterChange() {
 
 struct stat UkaiFs::DiskStat(const client::DiskAttr& a) const {
   struct stat st = {};
-  st.st_ino = InoOf(a.id);
-  st.st_mode = S_IFREG | 0600;
+  st.st_ino = InoOf(a);
+  st.st_mode = S_IFREG | (a.snapshot ? 0400 : 0600);  // snapshots are read-only
   st.st_nlink = 1;
   st.st_uid = uid_;
   st.st_gid = gid_;
@@ -129,11 +135,11 @@ void UkaiFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
                                               : attr.status());
   {
     absl::MutexLock l(&mu_);
-    names_[InoOf(attr->id)] = name;
+    names_[InoOf(*attr)] = name;
     sizes_[name] = attr->size;
   }
   fuse_entry_param e = {};
-  e.ino = InoOf(attr->id);
+  e.ino = InoOf(*attr);
   e.attr = DiskStat(*attr);
   e.attr_timeout = opts_.attr_timeout;
   e.entry_timeout = opts_.entry_timeout;
@@ -155,7 +161,7 @@ void UkaiFs::GetAttr(fuse_req_t req, fuse_ino_t ino) {
   if (!name.ok()) return ReplyStatus(req, name.status());
   auto attr = cluster_->Stat(*name);
   if (!attr.ok()) return ReplyStatus(req, attr.status());
-  if (InoOf(attr->id) != ino) return (void)fuse_reply_err(req, ENOENT);  // name reused
+  if (InoOf(*attr) != ino) return (void)fuse_reply_err(req, ENOENT);  // name reused
   struct stat st = DiskStat(*attr);
   fuse_reply_attr(req, &st, opts_.attr_timeout);
 }
@@ -175,9 +181,21 @@ void UkaiFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_s
   fuse_reply_attr(req, &st, opts_.attr_timeout);
 }
 
+absl::StatusOr<std::vector<std::string>> UkaiFs::Names() {
+  ASSIGN_OR_RETURN(auto disks, cluster_->ListDisks());
+  std::vector<std::string> out;
+  for (const auto& d : disks) {
+    out.push_back(d);
+    auto snaps = cluster_->ListSnapshots(d);
+    if (!snaps.ok()) continue;  // deleted meanwhile
+    for (const auto& s : *snaps) out.push_back(d + "@" + s);
+  }
+  return out;
+}
+
 void UkaiFs::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off) {
   if (ino != kRoot) return (void)fuse_reply_err(req, ENOTDIR);
-  auto names = cluster_->ListDisks();
+  auto names = Names();
   if (!names.ok()) return ReplyStatus(req, names.status());
   std::vector<char> buf(size);
   size_t used = 0;
@@ -212,7 +230,7 @@ void UkaiFs::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     LOG_WARN("open %s: %s", *name, vol.status().ToString());
     return ReplyStatus(req, vol.status());
   }
-  if (InoOf((*vol)->attr().id) != ino) return (void)fuse_reply_err(req, ENOENT);
+  if (InoOf((*vol)->attr()) != ino) return (void)fuse_reply_err(req, ENOENT);
   fi->fh = reinterpret_cast<uint64_t>(new OpenFile{std::move(*vol)});
   fi->direct_io = 1;  // no page cache: O_DIRECT semantics for every opener
   fi->keep_cache = 0;

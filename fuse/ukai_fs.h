@@ -60,6 +60,8 @@ class UkaiFs {
   static OpenFile* File(fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(fi->fh); }
   struct stat DiskStat(const client::DiskAttr& a) const;
   absl::StatusOr<std::string> NameOf(fuse_ino_t ino);
+  // Every disk and, after each, its snapshots as DISK@SNAPSHOT.
+  absl::StatusOr<std::vector<std::string>> Names();
   void OnClusterChange();
 
   client::Cluster* cluster_;

@@ -48,11 +48,17 @@ absl::StatusOr<VersionedChunk> Catalog::AllocateChunk(const pb::DiskSpec& spec, 
 
 absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunk(uint64_t id, uint64_t c,
                                                   const ChunkChange& change) {
+  return UpdateChunkWithSpec(
+      id, c, [&](const pb::DiskSpec&, pb::BlockChunk* chunk) { return change(chunk); });
+}
+
+absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunkWithSpec(uint64_t id, uint64_t c,
+                                                          const SpecChunkChange& change) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     ASSIGN_OR_RETURN(auto spec, GetSpec(id));
     ASSIGN_OR_RETURN(auto chunk, ReadChunk(id, c));
     if (!chunk) return absl::NotFoundError(absl::StrFormat("disk %d: no chunk %d", id, c));
-    ASSIGN_OR_RETURN(bool changed, change(&chunk->chunk));
+    ASSIGN_OR_RETURN(bool changed, change(spec.spec, &chunk->chunk));
     if (!changed) return spec.spec;
     spec.spec.set_layout_version(spec.spec.layout_version() + 1);
     absl::Status s = store_->Multi(

@@ -134,6 +134,11 @@ class Catalog {
   // spec comes back. NOT_FOUND if the disk or the chunk is gone.
   using ChunkChange = std::function<absl::StatusOr<bool>(pb::BlockChunk*)>;
   absl::StatusOr<pb::DiskSpec> UpdateChunk(uint64_t id, uint64_t chunk, const ChunkChange& change);
+  // UpdateChunk for a change that depends on the spec (its snapshots, its
+  // generation): `change` sees the spec the Multi is conditioned on.
+  using SpecChunkChange = std::function<absl::StatusOr<bool>(const pb::DiskSpec&, pb::BlockChunk*)>;
+  absl::StatusOr<pb::DiskSpec> UpdateChunkWithSpec(uint64_t id, uint64_t chunk,
+                                                   const SpecChunkChange& change);
   // Takes the next writer epoch for `host`. Returns it.
   absl::StatusOr<uint64_t> TakeWriterEpoch(uint64_t id, const std::string& host,
                                            const std::string& site);

@@ -101,13 +101,11 @@ absl::Status Catalog::PruneBlockTable(uint64_t id) {
     bool any = false;
     for (const auto& ptr : chunk->chunk.blocks()) any = any || ptr.kept_size() > 0;
     if (!any) continue;  // most chunks: nothing kept, nothing to write
-    // The spec is re-read with each try: the change is judged by the
-    // snapshots of the moment.
-    auto r = UpdateChunk(id, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
-      ASSIGN_OR_RETURN(auto spec, GetSpec(id));
+    // Judged by the snapshots the write is conditioned on.
+    auto r = UpdateChunkWithSpec(id, c, [&](const pb::DiskSpec& spec, pb::BlockChunk* ch) {
       bool changed = false;
-      for (auto& ptr : *ch->mutable_blocks()) changed = Prune(&ptr, spec.spec) || changed;
-      return changed;
+      for (auto& ptr : *ch->mutable_blocks()) changed = Prune(&ptr, spec) || changed;
+      return absl::StatusOr<bool>(changed);
     });
     if (absl::IsNotFound(r.status())) continue;
     RETURN_IF_ERROR(r.status());

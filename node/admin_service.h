@@ -9,13 +9,16 @@
 
 #include "absl/synchronization/mutex.h"
 #include "meta/catalog.h"
+#include "node/relocator.h"
 #include "ukai.grpc.pb.h"
 
 namespace ukai::node {
 
 class AdminService final : public pb::Admin::Service {
  public:
-  explicit AdminService(meta::Catalog* catalog) : catalog_(catalog) {}
+  // `nodes` (may be null in tests) fences and collects on other nodes.
+  explicit AdminService(meta::Catalog* catalog, CopyNodes* nodes = nullptr)
+      : catalog_(catalog), nodes_(nodes) {}
 
   grpc::Status ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
                          pb::ListNodesResponse*) override;
@@ -37,6 +40,14 @@ class AdminService final : public pb::Admin::Service {
                         pb::ListJobsResponse*) override;
   grpc::Status GetJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
+  // node/admin_snapshots.cc
+  grpc::Status CreateSnapshot(grpc::ServerContext*, const pb::SnapshotRequest*,
+                              pb::CreateSnapshotResponse*) override;
+  grpc::Status ListSnapshots(grpc::ServerContext*, const pb::DiskRequest*,
+                             pb::ListSnapshotsResponse*) override;
+  grpc::Status DeleteSnapshot(grpc::ServerContext*, const pb::SnapshotRequest*,
+                              pb::SnapshotInfo*) override;
+  grpc::Status Clone(grpc::ServerContext*, const pb::CloneRequest*, pb::DiskInfo*) override;
 
  private:
   struct NodeStat {
@@ -54,8 +65,10 @@ class AdminService final : public pb::Admin::Service {
   using SiteRtt = std::map<std::string, std::map<std::string, uint32_t>>;
   absl::StatusOr<SiteRtt> RttBySite();
   pb::NodeData::Stub* Stub(const std::string& address);
+  absl::StatusOr<std::vector<pb::SnapshotInfo>> SnapshotInfos(const pb::DiskSpec& spec);
 
   meta::Catalog* catalog_;
+  CopyNodes* nodes_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<pb::NodeData::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
 };

@@ -58,6 +58,23 @@ absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data)
                        req.track());
 }
 
+absl::Status BlockIo::CopyUp(const pb::CopyUpRequest& req) {
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/true);
+  if (!a.ok()) return a.status();
+  const uint64_t disk = req.hdr().disk_id();
+  RETURN_IF_ERROR(CheckObject(disk, a->geometry(), req.block(), req.generation()));
+  RETURN_IF_ERROR(CheckGeneration(req.from_generation()));
+  if (!req.empty() && req.from_generation() >= req.generation()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "disk %d block %d: copy-on-write from generation %d into older generation %d", disk,
+        req.block(), req.from_generation(), req.generation()));
+  }
+  const ObjectId src{disk, req.block(), req.from_generation()};
+  const ObjectId dst{disk, req.block(), req.generation()};
+  RETURN_IF_ERROR(store_->CopyObject(req.empty() ? nullptr : &src, dst, a->geometry().block_size));
+  return store_->Sync();
+}
+
 absl::StatusOr<Admission> BlockIo::AdmitRead(const pb::ReadRequest& req) {
   auto a = disks_->AdmitIo(req.hdr(), /*write=*/false);
   if (!a.ok()) return a.status();
@@ -208,6 +225,11 @@ absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::stri
     }
     case wire::kFlush:
       return Flush();
+    case wire::kCopyUp: {
+      pb::CopyUpRequest req;
+      if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
+      return CopyUp(req);
+    }
     case wire::kPull: {
       pb::PullRequest req;
       if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
@@ -220,6 +242,8 @@ absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::stri
       absl::StrFormat("block I/O method %d: undecodable request", method));
 }
 
-bool BlockIo::Slow(uint16_t method) const { return method == wire::kFlush; }
+bool BlockIo::Slow(uint16_t method) const {
+  return method == wire::kFlush || method == wire::kCopyUp;
+}
 
 }  // namespace ukai::node

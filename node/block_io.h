@@ -39,6 +39,9 @@ class BlockIo final : public wire::WireHandler {
   // source side). Admitted as a read; INVALID_ARGUMENT / OUT_OF_RANGE for a
   // range outside the block or more than kMaxPullPages pages.
   absl::Status Pull(const pb::PullRequest& req, std::string* out);
+  // Copy-on-write of one object into a new generation (pb::CopyUpRequest),
+  // admitted as a write; durable when it returns OK.
+  absl::Status CopyUp(const pb::CopyUpRequest& req);
   // Durable: every write acknowledged before survives a crash after OK.
   absl::Status Flush() { return store_->Sync(); }
 

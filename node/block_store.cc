@@ -320,6 +320,41 @@ absl::StatusOr<std::vector<ObjectId>> BlockStore::Objects(uint64_t disk, uint64_
   return out;
 }
 
+absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst,
+                                    uint32_t block_size) {
+  const uint32_t pages = PageCount(block_size);
+  absl::MutexLock l(&LockFor(dst));  // src is the same block: the same lock
+  // Whatever dst held goes first (a copy that never got used, or one being
+  // redone): the block table names dst only after this returned.
+  ASSIGN_OR_RETURN(auto held, pages_->Objects(dst.disk, dst.block, dst.block + 1));
+  for (const auto& [block, generation] : held) {
+    if (generation == dst.generation || generation == (dst.generation | kMarkGeneration)) {
+      const ObjectId marks = MarksOf(dst);
+      RETURN_IF_ERROR(pages_->DropObject(marks.disk, marks.block, marks.generation,
+                                         MarkPageCount(block_size)));
+      RETURN_IF_ERROR(pages_->DropObject(dst.disk, dst.block, dst.generation, pages));
+      break;
+    }
+  }
+  if (src == nullptr) return absl::OkStatus();
+  std::vector<bool> present;
+  std::string data;
+  RETURN_IF_ERROR(ReadPagesUnlocked(*src, 0, pages, &present, &data));
+  std::vector<PageMutation> batch;
+  size_t at = 0;
+  for (uint32_t p = 0; p < pages; ++p) {
+    if (!present[p]) continue;
+    PageMutation m;
+    m.key = {dst.disk, dst.block, dst.generation, p};
+    m.data = data.data() + at;
+    m.crc = Crc32c(m.data, kPage);
+    batch.push_back(m);
+    at += kPage;
+  }
+  if (batch.empty()) return absl::OkStatus();
+  return pages_->Apply(batch);
+}
+
 absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {
   absl::MutexLock l(&LockFor(obj));
   const ObjectId marks = MarksOf(obj);

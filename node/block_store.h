@@ -63,6 +63,11 @@ class BlockStore {
   absl::Status VerifyPages(const ObjectId& obj, uint32_t first, uint32_t n,
                            std::vector<uint32_t>* crcs, std::vector<bool>* present,
                            std::vector<uint32_t>* bad);
+  // Copy-on-write on this node (a first write after a snapshot): object
+  // `dst_generation` of the same block becomes an exact copy of `src` (its
+  // stored pages; nothing else), or empty with `src` nullptr. Pages of `src`
+  // failing their checksum fail it (DATA_LOSS). Not durable until Sync.
+  absl::Status CopyObject(const ObjectId* src, const ObjectId& dst, uint32_t block_size);
   // Forgets the marks of an object of `block_size` bytes (the copy is done).
   absl::Status ClearMarks(const ObjectId& obj, uint32_t block_size);
   // Removes an object and its marks (a cancelled or restarted copy, or a

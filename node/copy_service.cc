@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/status.h"
+#include "meta/generations.h"
 #include "meta/layout.h"
 #include "common/wire_format.h"
 #include "node/block_io.h"
@@ -243,8 +244,10 @@ grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObj
     pb::ReplicaState mine = pb::STALE;  // not listed: as good as stale
     if (chunks[c]) {
       const auto& ptr = chunks[c]->chunk.blocks(static_cast<int>(o.block() % meta::kChunkBlocks));
+      const auto own = meta::OwnObjects(ptr);
+      const bool referenced = std::find(own.begin(), own.end(), o.generation()) != own.end();
       for (const auto& r : ptr.replicas()) {
-        if (r.node() == self_ && ptr.generation() == o.generation()) mine = r.state();
+        if (r.node() == self_ && referenced) mine = r.state();
       }
     }
     const bool clear = req->what() == pb::FinishObjectRequest::CLEAR_MARKS;
@@ -261,6 +264,48 @@ grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObj
              req->objects_size() - resp->refused_blocks_size());
   }
   return grpc::Status::OK;
+}
+
+grpc::Status CopyService::Collect(grpc::ServerContext*, const pb::CollectRequest* req,
+                                  pb::CollectResponse* resp) {
+  auto n = CollectDisk(req->disk_id());
+  if (!n.ok()) return ToGrpc(n.status());
+  resp->set_objects_dropped(*n);
+  return grpc::Status::OK;
+}
+
+// Safe against everything running at once because the set of objects the
+// block table names, among blocks this node is listed for and generations
+// below the spec's write generation (read first), only shrinks: new objects
+// (copy-on-write, a clone's first write, a rollback) take the current
+// generation or a later one, a relocation lists a node before it copies
+// there, and pruning only removes. The fence makes sure no reader still
+// works from a pointer older than the chunks read here.
+absl::StatusOr<uint64_t> CopyService::CollectDisk(uint64_t disk) {
+  auto spec = catalog_->GetSpec(disk);
+  if (absl::IsNotFound(spec.status())) return 0;  // deleted: DropDisk's work
+  RETURN_IF_ERROR(spec.status());
+  RETURN_IF_ERROR(disks_->Fence(disk, spec->spec.layout_version(), absl::Seconds(30)));
+  ASSIGN_OR_RETURN(auto objects, store_->Objects(disk, 0, UINT64_MAX));
+  std::map<uint64_t, std::optional<meta::VersionedChunk>> chunks;
+  uint64_t dropped = 0;
+  for (const ObjectId& o : objects) {
+    if (o.generation >= spec->spec.generation()) continue;
+    const uint64_t c = o.block / meta::kChunkBlocks;
+    if (!chunks.count(c)) {
+      ASSIGN_OR_RETURN(chunks[c], catalog_->ReadChunk(disk, c));
+    }
+    if (!chunks[c]) continue;  // not this collector's to judge
+    const auto& ptr = chunks[c]->chunk.blocks(static_cast<int>(o.block % meta::kChunkBlocks));
+    bool listed = false;
+    for (const auto& r : ptr.replicas()) listed = listed || r.node() == self_;
+    const auto own = meta::OwnObjects(ptr);
+    if (!listed || std::find(own.begin(), own.end(), o.generation) != own.end()) continue;
+    RETURN_IF_ERROR(store_->DropObject(o, spec->spec.block_size()));
+    ++dropped;
+  }
+  if (dropped > 0) LOG_INFO("disk %d: dropped %d object(s) nothing reads any more", disk, dropped);
+  return dropped;
 }
 
 grpc::Status CopyService::Sync(grpc::ServerContext*, const pb::FlushRequest*,

@@ -46,6 +46,10 @@ class CopyService final : public pb::NodeCopy::Service {
                          pb::ChecksumsResponse*) override;
   grpc::Status Sync(grpc::ServerContext*, const pb::FlushRequest*,
                     pb::FinishObjectResponse*) override;
+  grpc::Status Collect(grpc::ServerContext*, const pb::CollectRequest*,
+                       pb::CollectResponse*) override;
+  // Collect's work, also run by the node's own periodic pass.
+  absl::StatusOr<uint64_t> CollectDisk(uint64_t disk);
 
  private:
   // CopyBlock's work, on a background-priority thread.

@@ -126,6 +126,17 @@ absl::Status GrpcCopyNodes::Sync(const std::string& node) {
   return Annotate(FromGrpc(p->copy->Sync(&ctx, pb::FlushRequest(), &resp)), "node " + node);
 }
 
+absl::StatusOr<uint64_t> GrpcCopyNodes::Collect(const std::string& node, uint64_t disk) {
+  ASSIGN_OR_RETURN(auto p, PeerOf(node));
+  pb::CollectRequest req;
+  req.set_disk_id(disk);
+  pb::CollectResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, kCallTimeout);
+  RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Collect(&ctx, req, &resp)), "node " + node));
+  return resp.objects_dropped();
+}
+
 absl::StatusOr<uint64_t> GrpcCopyNodes::StoredBytes(const std::string& node, uint64_t disk) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::StatRequest req;

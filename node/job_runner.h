@@ -40,6 +40,7 @@ class GrpcCopyNodes : public CopyNodes {
                                                      const pb::IoHeader& hdr, uint64_t first,
                                                      uint64_t n) override;
   absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) override;
+  absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) override;
 
  private:
   struct Peer {

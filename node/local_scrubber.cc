@@ -4,6 +4,7 @@
 #include <map>
 
 #include "common/log.h"
+#include "meta/generations.h"
 #include "meta/layout.h"
 
 namespace ukai::node {
@@ -49,6 +50,13 @@ LocalScrubber::Pass LocalScrubber::ScanOnce() {
   return pass;
 }
 
+namespace {
+bool Names(const pb::BlockPtr& ptr, uint64_t generation) {
+  const auto own = meta::OwnObjects(ptr);
+  return std::find(own.begin(), own.end(), generation) != own.end();
+}
+}  // namespace
+
 void LocalScrubber::ScrubObject(const pb::DiskSpec& spec, const ObjectId& obj, Pass* pass) {
   const uint64_t chunk_no = obj.block / meta::kChunkBlocks;
   auto chunk = catalog_->ReadChunk(obj.disk, chunk_no);
@@ -57,13 +65,14 @@ void LocalScrubber::ScrubObject(const pb::DiskSpec& spec, const ObjectId& obj, P
   const int index = static_cast<int>(obj.block % meta::kChunkBlocks);
   if (index >= blocks.size()) return;
   const pb::BlockPtr& ptr = blocks.Get(index);
-  // Only this node's current, CLEAN copy: a stale or syncing one is being
-  // (or will be) copied again anyway, and an old generation is leftover.
+  // Only this node's CLEAN copies of objects the block table names (the
+  // current one and those snapshots keep): a stale or syncing one is being
+  // (or will be) copied again anyway, and any other object is leftover.
   bool mine_clean = false;
   for (const auto& r : ptr.replicas()) {
     mine_clean = mine_clean || (r.node() == self_ && r.state() == pb::CLEAN);
   }
-  if (!mine_clean || ptr.generation() != obj.generation) return;
+  if (!mine_clean || !Names(ptr, obj.generation)) return;
 
   const uint32_t pages = spec.block_size() / meta::kPageSize;
   std::vector<uint32_t> bad_pages;
@@ -92,7 +101,7 @@ void LocalScrubber::ScrubObject(const pb::DiskSpec& spec, const ObjectId& obj, P
         marked = false;
         if (index >= c->blocks_size()) return false;
         pb::BlockPtr* p = c->mutable_blocks(index);
-        if (p->generation() != obj.generation) return false;
+        if (!Names(*p, obj.generation)) return false;
         pb::Replica* mine = nullptr;
         int others_clean = 0;
         for (auto& r : *p->mutable_replicas()) {

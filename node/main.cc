@@ -179,7 +179,8 @@ int main(int argc, char** argv) {
   self.set_io_address(io_address);
   ukai::node::DataService data_service(self, &disks, &store);
   data_service.SetOtherSiteDelay(site_delay);
-  ukai::node::AdminService admin_service(&catalog);
+  ukai::node::GrpcCopyNodes copy_nodes(&catalog);
+  ukai::node::AdminService admin_service(&catalog, &copy_nodes);
   ukai::node::CopyService copy_service(id, &catalog, &disks, &store, *copy_cap);
   grpc::ServerBuilder builder;
   ukai::ConfigureServer(builder);
@@ -207,7 +208,6 @@ int main(int argc, char** argv) {
     if (!s.ok()) LOG_WARN("re-registering after session expiry: %s", s.ToString());
   });
   // Jobs (relocation) run on whichever node claims them first.
-  ukai::node::GrpcCopyNodes copy_nodes(&catalog);
   ukai::node::JobRunner jobs(id, &catalog, &copy_nodes);
   jobs.Start();
   ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s),

@@ -10,12 +10,14 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "meta/generations.h"
 #include "meta/layout.h"
 
 namespace ukai::node {
 namespace {
 
 using meta::kChunkBlocks;
+using meta::OwnObjects;
 
 bool Contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -375,7 +377,8 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
     for (const auto& t : targets[b]) {
       const pb::Replica* r = Find(ptr, t);
-      if (r != nullptr && r->state() == pb::STALE) stale_targets[t].push_back(Ref(b, ptr.generation()));
+      if (r == nullptr || r->state() != pb::STALE) continue;
+      for (uint64_t g : OwnObjects(ptr)) stale_targets[t].push_back(Ref(b, g));
     }
   }
   if (!stale_targets.empty()) {
@@ -470,7 +473,8 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
         return absl::UnavailableError(
             absl::StrFormat("disk %d block %d: no clean replica is up to copy from", disk, b));
       }
-      tasks.push_back(Task{b, ptr.generation(), r.node(), std::move(sources)});
+      // Every object of the block: the current one and those snapshots keep.
+      for (uint64_t g : OwnObjects(ptr)) tasks.push_back(Task{b, g, r.node(), sources});
     }
   }
   // A block its source holds no data of needs no copy: thin stays thin, and
@@ -589,16 +593,20 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
   for (uint64_t b = first; b < last && b < nblocks_now; ++b) {
     const pb::BlockPtr& ptr = ptr_of(chunk->chunk, b);
     for (const auto& r : ptr.replicas()) {
-      pb::PendingFinish p;
-      p.set_block(b);
-      p.set_node(r.node());
-      p.set_generation(ptr.generation());
       if (std::any_of(kept[b].begin(), kept[b].end(),
                       [&](const pb::Replica& k) { return k.node() == r.node(); })) {
         continue;  // a repair leaves it alone
       }
-      p.set_drop(!Contains(targets[b], r.node()));
-      if (p.drop() || r.state() != pb::CLEAN) pending.push_back(p);
+      const bool drop = !Contains(targets[b], r.node());
+      if (!drop && r.state() == pb::CLEAN) continue;
+      for (uint64_t g : OwnObjects(ptr)) {
+        pb::PendingFinish p;
+        p.set_block(b);
+        p.set_node(r.node());
+        p.set_generation(g);
+        p.set_drop(drop);
+        pending.push_back(p);
+      }
     }
   }
   ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(job->id(), [&](pb::JobRecord* rec) {
@@ -629,8 +637,8 @@ absl::Status Relocator::MoveBatch(pb::JobRecord* job, uint64_t c, uint64_t first
     if (!bad_source.empty()) return true;
     for (uint64_t b = first; b < last; ++b) {
       pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
-      pb::BlockPtr next;
-      next.set_generation(ptr->generation());
+      pb::BlockPtr next = *ptr;  // its objects as they are; only the replicas change
+      next.clear_replicas();
       for (const auto& t : targets[b]) {
         const pb::Replica* r = Find(*ptr, t);
         if (r == nullptr || r->state() == pb::STALE) {
@@ -699,14 +707,14 @@ absl::Status Relocator::FinishPending(pb::JobRecord* job) {
 absl::Status Relocator::Cancel(pb::JobRecord* job, uint64_t c, uint64_t first, uint64_t n) {
   const uint64_t disk = job->disk_id();
   std::vector<std::pair<uint64_t, pb::Replica>> removed;
-  std::map<uint64_t, uint64_t> generation;
+  std::map<uint64_t, std::vector<uint64_t>> objects_of;
   ASSIGN_OR_RETURN(auto spec, catalog_->UpdateChunk(disk, c, [&](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
     removed.clear();
     for (uint64_t b = first; b < first + n; ++b) {
       pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(b - c * kChunkBlocks));
-      generation[b] = ptr->generation();
-      pb::BlockPtr next;
-      next.set_generation(ptr->generation());
+      objects_of[b] = OwnObjects(*ptr);
+      pb::BlockPtr next = *ptr;
+      next.clear_replicas();
       for (const auto& r : ptr->replicas()) {
         if (r.state() == pb::SYNCING) {
           removed.emplace_back(b, r);
@@ -722,7 +730,9 @@ absl::Status Relocator::Cancel(pb::JobRecord* job, uint64_t c, uint64_t first, u
   for (const auto& [b, r] : removed) nodes.insert(r.node());
   RETURN_IF_ERROR(FenceAll(disk, spec.layout_version(), nodes));
   std::map<std::string, std::vector<pb::ObjectRef>> partial;
-  for (const auto& [b, r] : removed) partial[r.node()].push_back(Ref(b, generation[b]));
+  for (const auto& [b, r] : removed) {
+    for (uint64_t g : objects_of[b]) partial[r.node()].push_back(Ref(b, g));
+  }
   for (const auto& [node, objects] : partial) {
     auto s = nodes_->Finish(node, Hdr(disk, spec.layout_version()), objects,
                             pb::FinishObjectRequest::DROP);

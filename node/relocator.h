@@ -65,6 +65,9 @@ class CopyNodes {
   virtual absl::Status Sync(const std::string& node) = 0;
   // Bytes of `disk` stored on `node`, for the progress estimate.
   virtual absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) = 0;
+  // `node` drops its objects of `disk` the block table no longer names
+  // (pb::CollectRequest); returns how many.
+  virtual absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) = 0;
 };
 
 struct RelocatorOptions {

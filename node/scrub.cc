@@ -1,18 +1,21 @@
 // Relocator::RunScrub: the SCRUB job (docs/ARCHITECTURE.md, "Scrub").
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "meta/generations.h"
 #include "node/relocator.h"
 
 namespace ukai::node {
 namespace {
 
 using meta::kChunkBlocks;
+using meta::OwnObjects;
 constexpr uint64_t kBatch = 32;      // blocks between progress updates
 constexpr int kMaxFindings = 100;    // lines kept in the job record
 
@@ -95,51 +98,64 @@ absl::Status Relocator::RunScrub(pb::JobRecord* job) {
       const uint64_t last = std::min(first + kBatch, end);
       for (uint64_t b = first; b < last; ++b, ++done) {
         const pb::BlockPtr& ptr = chunk->chunk.blocks(static_cast<int>(b - c * kChunkBlocks));
-        std::map<std::string, pb::ChecksumsResponse> sums;  // CLEAN replicas that answered
-        for (const auto& r : ptr.replicas()) {
-          if (r.state() != pb::CLEAN || !live.count(r.node())) continue;
-          auto s = nodes_->Checksums(r.node(), hdr, b, ptr.generation());
-          if (!s.ok()) {  // the layout may have moved on (a stale mark): once more with it
-            auto now = catalog_->GetSpec(disk);
-            if (now.ok() && now->spec.layout_version() != hdr.layout_version()) {
-              hdr.set_layout_version(now->spec.layout_version());
-              s = nodes_->Checksums(r.node(), hdr, b, ptr.generation());
+        // Every object of the block (the current one and those snapshots
+        // keep): a replica is rotten if any of its objects is.
+        std::set<std::string> rotten_set, answered;
+        for (uint64_t gen : OwnObjects(ptr)) {
+          std::map<std::string, pb::ChecksumsResponse> sums;  // CLEAN replicas that answered
+          for (const auto& r : ptr.replicas()) {
+            if (r.state() != pb::CLEAN || !live.count(r.node())) continue;
+            auto s = nodes_->Checksums(r.node(), hdr, b, gen);
+            if (!s.ok()) {  // the layout may have moved on (a stale mark): once more with it
+              auto now = catalog_->GetSpec(disk);
+              if (now.ok() && now->spec.layout_version() != hdr.layout_version()) {
+                hdr.set_layout_version(now->spec.layout_version());
+                s = nodes_->Checksums(r.node(), hdr, b, gen);
+              }
             }
+            if (!s.ok()) {
+              findings.push_back(absl::StrFormat("block %d on %s: not checked: %s", b, r.node(),
+                                                 s.status().message()));
+              continue;
+            }
+            uint64_t present = std::count(s->present().begin(), s->present().end(), 1);
+            checked += present;
+            pace_->Acquire(present * 4096);
+            sums[r.node()] = *std::move(s);
           }
-          if (!s.ok()) {
-            findings.push_back(absl::StrFormat("block %d on %s: not checked: %s", b, r.node(),
-                                               s.status().message()));
-            continue;
+          std::vector<std::string> sound;
+          for (const auto& [node, s] : sums) {
+            answered.insert(node);
+            if (s.bad_pages().empty()) {
+              sound.push_back(node);
+              continue;
+            }
+            rotten_set.insert(node);
+            bad += s.bad_pages_size();
+            findings.push_back(absl::StrFormat("block %d on %s: %d page(s) fail their checksum (first: page %d)",
+                                               b, node, s.bad_pages_size(), s.bad_pages(0)));
           }
-          uint64_t present = std::count(s->present().begin(), s->present().end(), 1);
-          checked += present;
-          pace_->Acquire(present * 4096);
-          sums[r.node()] = *std::move(s);
+          // Replicas whose pages all check out but differ from each other: a
+          // write may have been landing; look once more before reporting.
+          for (size_t i = 1; i < sound.size(); ++i) {
+            if (Differing(sums[sound[0]], sums[sound[i]]).empty()) continue;
+            absl::SleepFor(absl::Milliseconds(50));
+            auto a = nodes_->Checksums(sound[0], hdr, b, gen);
+            auto z = nodes_->Checksums(sound[i], hdr, b, gen);
+            if (!a.ok() || !z.ok()) continue;
+            auto diff = Differing(*a, *z);
+            if (diff.empty()) continue;
+            mismatched += diff.size();
+            findings.push_back(absl::StrFormat("block %d: %d page(s) differ between %s and %s (first: page %d)",
+                                               b, diff.size(), sound[0], sound[i], diff[0]));
+          }
         }
-        std::vector<std::string> rotten, sound;
-        for (const auto& [node, s] : sums) {
-          (s.bad_pages().empty() ? sound : rotten).push_back(node);
-          if (s.bad_pages().empty()) continue;
-          bad += s.bad_pages_size();
-          findings.push_back(absl::StrFormat("block %d on %s: %d page(s) fail their checksum (first: page %d)",
-                                             b, node, s.bad_pages_size(), s.bad_pages(0)));
+        std::vector<std::string> rotten(rotten_set.begin(), rotten_set.end()), sound;
+        for (const auto& n : answered) {
+          if (!rotten_set.count(n)) sound.push_back(n);
         }
         if (!rotten.empty() && sound.empty()) {
           findings.push_back(absl::StrFormat("block %d: no clean replica without bad pages to repair from", b));
-        }
-        // Replicas whose pages all check out but differ from each other: a
-        // write may have been landing; look once more before reporting.
-        for (size_t i = 1; i < sound.size(); ++i) {
-          if (Differing(sums[sound[0]], sums[sound[i]]).empty()) continue;
-          absl::SleepFor(absl::Milliseconds(50));
-          auto a = nodes_->Checksums(sound[0], hdr, b, ptr.generation());
-          auto z = nodes_->Checksums(sound[i], hdr, b, ptr.generation());
-          if (!a.ok() || !z.ok()) continue;
-          auto diff = Differing(*a, *z);
-          if (diff.empty()) continue;
-          mismatched += diff.size();
-          findings.push_back(absl::StrFormat("block %d: %d page(s) differ between %s and %s (first: page %d)",
-                                             b, diff.size(), sound[0], sound[i], diff[0]));
         }
         if (rotten.empty() || sound.empty()) continue;
         // A rotten replica goes STALE, if a sound one is still CLEAN then; a

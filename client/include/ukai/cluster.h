@@ -39,6 +39,8 @@ struct DiskAttr {
   uint64_t size = 0;
   uint32_t block_size = 0;
   uint64_t created_ms = 0;
+  bool snapshot = false;    // a read-only view of a snapshot (name is DISK@SNAPSHOT)
+  uint64_t generation = 0;  // the snapshot's
 };
 
 class Volume {
@@ -75,11 +77,15 @@ class Cluster {
   virtual const ClusterOptions& options() const = 0;
   // Disk names, sorted.
   virtual absl::StatusOr<std::vector<std::string>> ListDisks() = 0;
+  // The snapshot names of a disk, oldest first.
+  virtual absl::StatusOr<std::vector<std::string>> ListSnapshots(const std::string& disk) = 0;
+  // `name`: a disk, or DISK@SNAPSHOT.
   virtual absl::StatusOr<DiskAttr> Stat(const std::string& name) = 0;
   // Calls `fn` (on a background thread, without locks held) whenever the set
   // of disks or an open volume's size may have changed. One listener.
   virtual void OnChange(std::function<void()> fn) = 0;
-  // Opens a disk. A writable open registers this host as having the disk open
+  // Opens a disk, or (DISK@SNAPSHOT) a read-only view of one of its
+  // snapshots. A writable open registers this host as having the disk open
   // for writing (so it cannot be deleted without --force) until the last
   // writable Volume of the disk in this Cluster is destroyed.
   virtual absl::StatusOr<std::shared_ptr<Volume>> Open(const std::string& name,

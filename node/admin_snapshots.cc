@@ -1,0 +1,125 @@
+// The snapshot and clone half of AdminService: metadata steps in the catalog
+// (meta/snapshots.cc), then what the nodes must do about them (fence after a
+// snapshot, collect after a delete).
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/grpc_status.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "meta/generations.h"
+#include "node/admin_service.h"
+
+namespace ukai::node {
+namespace {
+
+// Runs fn(node) for every node at once; returns the nodes it failed on.
+std::vector<std::string> OnEach(const std::set<std::string>& nodes,
+                                const std::function<absl::Status(const std::string&)>& fn) {
+  std::vector<absl::Status> results(nodes.size());
+  std::vector<std::thread> threads;
+  size_t i = 0;
+  for (const auto& n : nodes) {
+    threads.emplace_back([&, n, i] { results[i] = fn(n); });
+    ++i;
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::string> failed;
+  i = 0;
+  for (const auto& n : nodes) {
+    if (!results[i].ok()) {
+      LOG_WARN("%s: %s", n, results[i].ToString());
+      failed.push_back(n);
+    }
+    ++i;
+  }
+  return failed;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<pb::SnapshotInfo>> AdminService::SnapshotInfos(const pb::DiskSpec& spec) {
+  ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(spec.id()));
+  std::vector<pb::SnapshotInfo> out;
+  for (const auto& s : spec.snapshots()) {
+    pb::SnapshotInfo info;
+    *info.mutable_snapshot() = s;
+    uint64_t blocks = 0;
+    for (const auto& [c, chunk] : chunks) {
+      for (const auto& ptr : chunk.blocks()) blocks += meta::ExclusiveTo(ptr, spec, s.generation());
+    }
+    info.set_exclusive_bytes(blocks * spec.block_size());
+    for (uint64_t id : s.clones()) {
+      auto c = catalog_->GetSpec(id);
+      info.add_clones(c.ok() ? c->spec.name() : absl::StrFormat("(disk id %d)", id));
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+grpc::Status AdminService::CreateSnapshot(grpc::ServerContext*, const pb::SnapshotRequest* req,
+                                          pb::CreateSnapshotResponse* resp) {
+  auto spec = catalog_->CreateSnapshot(req->disk(), req->snapshot());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  // Every live node turns away writes under the layout before the snapshot
+  // (and waits for those running): a write sent after this returns lands in
+  // a new object. Nodes that are down read the new layout before serving.
+  std::set<std::string> nodes;
+  if (auto live = catalog_->LiveNodes(); live.ok()) nodes = *live;
+  if (nodes_ != nullptr) {
+    for (const auto& n : OnEach(nodes, [&](const std::string& n) {
+           return nodes_->Fence(n, spec->id(), spec->layout_version());
+         })) {
+      resp->add_unfenced(n);
+    }
+  }
+  const pb::Snapshot* s = meta::FindSnapshot(*spec, req->snapshot());
+  *resp->mutable_snapshot()->mutable_snapshot() = *s;
+  *resp->mutable_disk() = *spec;
+  LOG_INFO("disk %s: snapshot %s at generation %d%s", req->disk(), req->snapshot(), s->generation(),
+           resp->unfenced().empty() ? "" : " (some nodes not fenced)");
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListSnapshots(grpc::ServerContext*, const pb::DiskRequest* req,
+                                         pb::ListSnapshotsResponse* resp) {
+  auto spec = catalog_->GetByName(req->name());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  auto infos = SnapshotInfos(*spec);
+  if (!infos.ok()) return ToGrpc(infos.status());
+  *resp->mutable_disk() = *spec;
+  for (auto& i : *infos) *resp->add_snapshots() = std::move(i);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::DeleteSnapshot(grpc::ServerContext*, const pb::SnapshotRequest* req,
+                                          pb::SnapshotInfo* resp) {
+  auto before = catalog_->GetByName(req->disk());
+  if (!before.ok()) return ToGrpc(before.status());
+  const pb::Snapshot* s = meta::FindSnapshot(*before, req->snapshot());
+  if (s != nullptr) *resp->mutable_snapshot() = *s;
+  auto spec = catalog_->DeleteSnapshot(req->disk(), req->snapshot());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  // The space: every node that holds replicas drops what no one names now.
+  // One that is down or fails here keeps the objects until its periodic
+  // collection (node/main.cc, --collect-every) or the next delete.
+  std::set<std::string> nodes;
+  if (auto live = catalog_->LiveNodes(); live.ok()) nodes = *live;
+  if (nodes_ != nullptr) {
+    (void)OnEach(nodes, [&](const std::string& n) { return nodes_->Collect(n, spec->id()).status(); });
+  }
+  LOG_INFO("disk %s: snapshot %s deleted", req->disk(), req->snapshot());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::Clone(grpc::ServerContext*, const pb::CloneRequest* req,
+                                 pb::DiskInfo* resp) {
+  auto spec = catalog_->CloneDisk(req->parent(), req->snapshot(), req->name(), req->placement());
+  if (!spec.ok()) return ToGrpc(spec.status());
+  LOG_INFO("disk %s cloned from %s@%s", spec->name(), req->parent(), req->snapshot());
+  return ToGrpc(FillDiskInfo(*spec, resp));
+}
+
+}  // namespace ukai::node
