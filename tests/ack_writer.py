@@ -5,6 +5,7 @@ acknowledged; the checker verifies a disk against such a log.
   ack_writer.py write FILE LOG --start OFF --count N [--record 1048576] [--flush-every 4] [--tag T]
                 [--for SECONDS] [--stop-file PATH] [--rate MB_PER_S]
   ack_writer.py check FILE LOG [--allow-eio]
+  ack_writer.py snapcheck SNAPFILE LOG --acked N --issued-after I [--old-tag T]
 
 Record i holds bytes derived from (tag, i), so the checker needs only the log.
 With --for, the writer stops after that many seconds, and with --stop-file
@@ -13,6 +14,11 @@ by then. --rate paces the writes (MB/s, 10^6 bytes).
 `check` exits 1 if any acknowledged record reads back different; with
 --allow-eio a record whose read fails with EIO is counted, not failed
 (a block whose only clean replica is down must fail, never return old data).
+`snapcheck` checks a snapshot taken while the writer ran: the first N log
+lines (acknowledged before the snapshot began) read back in it exactly, and
+every record of the run with an index above I (written after the snapshot
+returned) does not: there it reads what was there before (zeros, or with
+--old-tag, the records an earlier run of that tag wrote at the same offsets).
 """
 import argparse
 import hashlib
@@ -86,6 +92,35 @@ def check(args):
     return 1 if bad else 0
 
 
+def snapcheck(args):
+    fd = os.open(args.file, os.O_RDONLY)
+    with open(args.log) as log:
+        lines = [l.split() for l in log if l.strip()]
+    bad = 0
+    tag = lines[0][0] if lines else args.tag
+    size = int(lines[0][3]) if lines else args.record
+    start = int(lines[0][2]) - int(lines[0][1]) * size if lines else 0
+    for tag_, i, off, size_ in lines[:args.acked]:
+        if os.pread(fd, int(size_), int(off)) != record_bytes(tag_, int(i), int(size_)):
+            print(f"snapcheck: record {tag_}/{i}, acknowledged before the snapshot, is not in it",
+                  file=sys.stderr)
+            bad += 1
+    last = max((int(l[1]) for l in lines), default=-1)
+    after = 0
+    for i in range(args.issued_after + 1, last + 1):
+        off = start + i * size
+        got = os.pread(fd, size, off)
+        old = record_bytes(args.old_tag, i, size) if args.old_tag else bytes(size)
+        after += 1
+        if got != old:
+            print(f"snapcheck: record {tag}/{i}, written after the snapshot, shows in it",
+                  file=sys.stderr)
+            bad += 1
+    os.close(fd)
+    print(f"in_snapshot={min(args.acked, len(lines))} after_snapshot={after} bad={bad}")
+    return 1 if bad else 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -104,7 +139,17 @@ def main():
     c.add_argument("file")
     c.add_argument("log")
     c.add_argument("--allow-eio", action="store_true")
+    sc = sub.add_parser("snapcheck")
+    sc.add_argument("file")
+    sc.add_argument("log")
+    sc.add_argument("--acked", type=int, required=True)
+    sc.add_argument("--issued-after", type=int, required=True)
+    sc.add_argument("--old-tag")
+    sc.add_argument("--tag", default="r")
+    sc.add_argument("--record", type=int, default=1 << 20)
     args = ap.parse_args()
+    if args.cmd == "snapcheck":
+        return snapcheck(args)
     return write(args) if args.cmd == "write" else check(args)
 
 
