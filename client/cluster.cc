@@ -43,6 +43,10 @@ class Handle : public Volume {
     impl_->WriteAsync(offset, data, len, std::move(done));
   }
   absl::Status Flush() override { return impl_->Flush(); }
+  absl::StatusOr<std::vector<uint64_t>> DataBlocks() override { return impl_->DataBlocks(); }
+  absl::StatusOr<std::vector<uint64_t>> ChangedBlocks(const std::string& since) override {
+    return impl_->ChangedBlocks(since);
+  }
 
  private:
   ClusterImpl* cluster_;

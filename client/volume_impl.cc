@@ -1,5 +1,6 @@
 #include "client/volume_impl.h"
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 #include <optional>
@@ -176,6 +177,85 @@ absl::StatusOr<std::shared_ptr<VolumeImpl>> VolumeImpl::Parent() {
   absl::MutexLock l(&mu_);
   if (!parent_) parent_ = std::move(p);
   return parent_;
+}
+
+absl::StatusOr<std::vector<uint64_t>> VolumeImpl::DataBlocks() {
+  pb::DiskSpec spec;
+  uint64_t view, size;
+  {
+    absl::MutexLock l(&mu_);
+    spec = spec_;
+    view = view_;
+    size = snapshot_.empty() ? spec_.size() : view_size_;
+  }
+  const uint64_t nblocks = (size + spec.block_size() - 1) / spec.block_size();
+  std::vector<uint64_t> from_parent;  // the parent's, where this view reads through
+  if (spec.has_parent()) {
+    ASSIGN_OR_RETURN(auto parent, Parent());
+    ASSIGN_OR_RETURN(from_parent, parent->DataBlocks());
+  }
+  ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(id_));
+  std::vector<uint64_t> out;
+  auto inherited = [&](uint64_t b) {
+    return std::binary_search(from_parent.begin(), from_parent.end(), b);
+  };
+  for (uint64_t b = 0; b < nblocks; ++b) {
+    auto it = chunks.find(b / meta::kChunkBlocks);
+    if (it == chunks.end()) {
+      if (!from_parent.empty() && inherited(b)) out.push_back(b);
+      continue;
+    }
+    const auto& ptr = it->second.blocks(static_cast<int>(b % meta::kChunkBlocks));
+    const meta::BlockView v = meta::ViewOf(ptr, view, spec.has_parent());
+    if (v.kind == meta::BlockView::kObject || (v.kind == meta::BlockView::kParent && inherited(b))) {
+      out.push_back(b);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<uint64_t>> VolumeImpl::ChangedBlocks(const std::string& since) {
+  pb::DiskSpec spec;
+  uint64_t view, size;
+  {
+    absl::MutexLock l(&mu_);
+    spec = spec_;
+    view = view_;
+    size = snapshot_.empty() ? spec_.size() : view_size_;
+  }
+  const pb::Snapshot* base = meta::FindSnapshot(spec, since);
+  if (base == nullptr) {
+    return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", spec.name(), since));
+  }
+  if (base->generation() >= view) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "snapshot %s@%s is not older than %s", spec.name(), since,
+        snapshot_.empty() ? spec.name() : spec.name() + "@" + snapshot_));
+  }
+  const uint64_t base_blocks = (base->size() + spec.block_size() - 1) / spec.block_size();
+  const uint64_t nblocks = (size + spec.block_size() - 1) / spec.block_size();
+  ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(id_));
+  const bool clone = spec.has_parent();
+  std::set<uint64_t> out;
+  // Grown since: whatever holds data there now.
+  ASSIGN_OR_RETURN(auto data, DataBlocks());
+  for (uint64_t b : data) {
+    if (b >= base_blocks) out.insert(b);
+  }
+  // A block whose state differs between the two views; an unallocated chunk
+  // reads the same in both.
+  for (const auto& [c, chunk] : chunks) {
+    for (uint64_t b = c * meta::kChunkBlocks; b < std::min(nblocks, base_blocks) &&
+                                              b < (c + 1) * meta::kChunkBlocks; ++b) {
+      const auto& ptr = chunk.blocks(static_cast<int>(b % meta::kChunkBlocks));
+      const meta::BlockView now = meta::ViewOf(ptr, view, clone);
+      const meta::BlockView then = meta::ViewOf(ptr, base->generation(), clone);
+      const bool same = now.kind == then.kind &&
+                        (now.kind != meta::BlockView::kObject || now.generation == then.generation);
+      if (!same) out.insert(b);
+    }
+  }
+  return std::vector<uint64_t>(out.begin(), out.end());
 }
 
 absl::Status VolumeImpl::ReadParent(uint64_t block, uint32_t off, uint32_t len, char* out) {

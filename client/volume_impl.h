@@ -80,6 +80,9 @@ class VolumeImpl {
   void WriteAsync(uint64_t offset, const char* data, size_t len, Done done);
   absl::Status Write(uint64_t offset, const char* data, size_t len);
   absl::Status Flush();
+  // Volume::DataBlocks and ChangedBlocks.
+  absl::StatusOr<std::vector<uint64_t>> DataBlocks();
+  absl::StatusOr<std::vector<uint64_t>> ChangedBlocks(const std::string& since);
   // Called when the last writable handle closes: the next write takes a new
   // epoch (a host that closed and reopened may write again after another
   // host wrote in between).

@@ -14,7 +14,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/channel.h"
+#include "common/grpc_status.h"
 #include "common/units.h"
+#include "ctl/transfer.h"
 #include "meta/failure_policy.h"
 #include "ukai.grpc.pb.h"
 
@@ -27,6 +29,10 @@ struct Globals {
   std::string admin;
   bool json = false;
   int timeout_s = 60;
+  // For the commands that move data themselves (backup, restore, export,
+  // import): libukai's connection.
+  std::string zk, zk_root = "/ukai", site;
+  int parallel = 8;
 };
 
 [[noreturn]] void Die(const std::string& msg) {
@@ -120,6 +126,72 @@ json SpecJson(const ukai::pb::DiskSpec& d) {
 }
 
 void PrintJson(const json& j) { printf("%s\n", j.dump(2).c_str()); }
+
+// libukai's connection to the cluster, for the data movers.
+std::unique_ptr<ukai::client::Cluster> ConnectData(const Globals& g) {
+  ukai::client::ClusterOptions o;
+  o.zk = g.zk;
+  if (o.zk.empty()) {
+    const char* env = getenv("UKAI_ZK");
+    o.zk = env ? env : "127.0.0.1:2181";
+  }
+  o.root = g.zk_root;
+  o.site = g.site;
+  if (o.site.empty()) {
+    const char* env = getenv("UKAI_SITE");
+    if (env) o.site = env;
+  }
+  o.host = absl::StrFormat("ukaictl-%d", getpid());
+  auto c = ukai::client::Cluster::Connect(o);
+  if (!c.ok()) Die(std::string(c.status().message()));
+  return *std::move(c);
+}
+
+// The admin calls the data movers make, answering errors instead of exiting.
+ukai::ctl::AdminOps MakeAdminOps(const Globals& g) {
+  auto call = [g](auto method, const auto& req, auto* resp) {
+    auto stub = Connect(g);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
+    return ukai::FromGrpc(((*stub).*method)(&ctx, req, resp));
+  };
+  ukai::ctl::AdminOps ops;
+  ops.create_disk = [call](const ukai::pb::CreateDiskRequest& req) {
+    ukai::pb::DiskInfo info;
+    return call(&Admin::Stub::CreateDisk, req, &info);
+  };
+  ops.get_disk = [call](const std::string& name) -> absl::StatusOr<ukai::pb::DiskSpec> {
+    ukai::pb::DiskRequest req;
+    req.set_name(name);
+    ukai::pb::DiskInfo info;
+    absl::Status s = call(&Admin::Stub::GetDisk, req, &info);
+    if (!s.ok()) return s;
+    return info.spec();
+  };
+  ops.snapshot = [call](const std::string& disk, const std::string& snap, const std::string& from) {
+    ukai::pb::SnapshotRequest req;
+    req.set_disk(disk);
+    req.set_snapshot(snap);
+    req.set_restored_from(from);
+    ukai::pb::CreateSnapshotResponse resp;
+    return call(&Admin::Stub::CreateSnapshot, req, &resp);
+  };
+  return ops;
+}
+
+// One line (or --json) about a finished backup, restore, export or import.
+void PrintTransfer(const Globals& g, const std::string& what,
+                   const absl::StatusOr<ukai::ctl::TransferResult>& r) {
+  if (!r.ok()) Die(std::string(r.status().message()));
+  const double rate = r->seconds > 0 ? double(r->bytes) / r->seconds : 0;
+  if (g.json) {
+    return PrintJson(json{{"done", what}, {"blocks", r->blocks}, {"bytes", r->bytes},
+                          {"seconds", r->seconds}, {"bytes_per_second", static_cast<uint64_t>(rate)}});
+  }
+  printf("%s: %lu block(s), %s in %.1f s (%s/s)\n", what.c_str(),
+         static_cast<unsigned long>(r->blocks), ukai::FormatSize(r->bytes).c_str(), r->seconds,
+         ukai::FormatSize(static_cast<uint64_t>(rate)).c_str());
+}
 
 void NodeList(const Globals& g) {
   auto resp = Call<ukai::pb::ListNodesRequest, ukai::pb::ListNodesResponse>(
@@ -448,6 +520,8 @@ int main(int argc, char** argv) {
   ukaictl disk delete vm1 [--force]      (refused while open for writing)
   ukaictl snap create vm1@before-upgrade   (constant time, while the VM runs)
   ukaictl clone gold@v3 vm9               (instant; writable at once)
+  ukaictl backup vm1@mon vm1-mon.ukb --since sun   (incremental, no mount)
+  ukaictl restore vm1-sun.ukb vm1r && ukaictl restore vm1-mon.ukb vm1r
   ukaictl relocate vm1 --sites site-b --bandwidth 200M   (prints a job id)
   ukaictl job wait job-1a2b3c4d          (progress bar; exit 0 when done)
 
@@ -457,6 +531,13 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
   app.add_flag("--json", g.json, "print machine-readable JSON");
   app.add_option("--timeout", g.timeout_s, "seconds to wait for the admin service")
       ->capture_default_str();
+  app.add_option("--zk", g.zk,
+                 "ZooKeeper, for backup/restore/export/import (they read and write the disks "
+                 "themselves); default $UKAI_ZK or 127.0.0.1:2181");
+  app.add_option("--zk-root", g.zk_root, "the cluster's root znode")->capture_default_str();
+  app.add_option("--site", g.site, "this host's site: data is read from replicas there first "
+                                   "(default $UKAI_SITE)");
+  app.add_option("--parallel", g.parallel, "blocks in flight when moving data")->capture_default_str();
 
   auto* node = app.add_subcommand("node", "storage nodes");
   node->require_subcommand(1);
@@ -841,6 +922,74 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     printf("created disk %s: a clone of %s@%s, %s, %s\n", info.spec().name().c_str(),
            r.disk.c_str(), r.snapshot.c_str(), ukai::FormatSize(info.spec().size()).c_str(),
            PlacementText(info.spec().placement()).c_str());
+  });
+
+  // ---- data movers (libukai, no mount)
+  std::string file, since;
+  ukai::ctl::TransferOptions topts;
+  auto transfer_opts = [&] {
+    if (g.parallel < 1 || g.parallel > 256) Die("--parallel must be between 1 and 256");
+    topts.parallel = g.parallel;
+    topts.progress = !g.json;
+    return topts;
+  };
+  auto* backup = app.add_subcommand(
+      "backup", "write a snapshot to a file from the nearest replicas, with no mount and no "
+                "effect on the VM: all its data, or with --since only the blocks changed since "
+                "an older snapshot (an incremental). Each block carries a checksum");
+  backup->add_option("ref", ref_text, "DISK@SNAPSHOT to back up")->required();
+  backup->add_option("file", file, "the backup file to write (replaced when complete)")->required();
+  backup->add_option("--since", since, "an older snapshot of the same disk: write only what changed");
+  backup->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kRequired);
+    if (!since.empty() && !ukai::ValidateSnapshotName(since).ok()) Die("invalid --since snapshot name '" + since + "'");
+    auto cluster = ConnectData(g);
+    PrintTransfer(g, absl::StrFormat("backed up %s@%s%s to %s", r.disk, r.snapshot,
+                                     since.empty() ? "" : " (since " + since + ")", file),
+                  ukai::ctl::Backup(cluster.get(), r.disk, r.snapshot, since, file, transfer_opts()));
+  });
+  auto* restore = app.add_subcommand(
+      "restore", "restore a backup: a full one into a new disk, an incremental one onto the disk "
+                 "its base was restored to (restore a chain in order). The file is checked whole "
+                 "first: a truncated or corrupt one, or one for another base, changes nothing. "
+                 "Each restore ends with a snapshot named as the backup's");
+  restore->add_option("file", file, "backup file")->required();
+  restore->add_option("disk", new_name, "the disk to restore into")->required();
+  restore->callback([&] {
+    auto cluster = ConnectData(g);
+    PrintTransfer(g, absl::StrFormat("restored %s into %s", file, new_name),
+                  ukai::ctl::Restore(cluster.get(), MakeAdminOps(g), file, new_name, transfer_opts()));
+  });
+  auto* exp = app.add_subcommand(
+      "export", "write a disk or a snapshot as a sparse raw image (leaving UKAI is one command)");
+  exp->add_option("ref", ref_text, "DISK or DISK@SNAPSHOT")->required();
+  exp->add_option("file", file, "the raw image to write")->required();
+  exp->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kOptional);
+    auto cluster = ConnectData(g);
+    PrintTransfer(g, absl::StrFormat("exported %s to %s", ref_text, file),
+                  ukai::ctl::Export(cluster.get(), ref_text, file, transfer_opts()));
+  });
+  auto* imp = app.add_subcommand(
+      "import", "make a new thin disk from a raw image or block device (blocks of zeros are not "
+                "stored; holes are not even read)");
+  imp->add_option("file", file, "raw image")->required();
+  imp->add_option("disk", new_name, "the new disk's name")->required();
+  imp->add_option("--replicas", replicas, "copies of every block (default 2)");
+  auto* isites = imp->add_option("--sites", sites, "sites to place replicas in (a,b)");
+  imp->add_option("--nodes", nodes, "nodes to place replicas on")->excludes(isites);
+  imp->add_option("--block-size", block_size_text, "placement unit (default 4M)");
+  imp->callback([&] {
+    ukai::pb::CreateDiskRequest req;
+    req.set_name(new_name);
+    if (replicas < 0) Die("--replicas must be positive");
+    req.mutable_placement()->set_replicas(static_cast<uint32_t>(replicas));
+    for (auto& s : ListArg(sites)) req.mutable_placement()->add_sites(s);
+    for (auto& n : ListArg(nodes)) req.mutable_placement()->add_nodes(n);
+    if (!block_size_text.empty()) req.set_block_size(static_cast<uint32_t>(SizeArg(block_size_text)));
+    auto cluster = ConnectData(g);
+    PrintTransfer(g, absl::StrFormat("imported %s as %s", file, new_name),
+                  ukai::ctl::Import(cluster.get(), MakeAdminOps(g), file, req, transfer_opts()));
   });
 
   try {

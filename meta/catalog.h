@@ -94,7 +94,8 @@ class Catalog {
   // touched. The caller then fences the nodes (writes still under the old
   // layout are turned away and retried copy-on-write). ALREADY_EXISTS for a
   // taken name, FAILED_PRECONDITION past kMaxSnapshots.
-  absl::StatusOr<pb::DiskSpec> CreateSnapshot(const std::string& disk, const std::string& snap);
+  absl::StatusOr<pb::DiskSpec> CreateSnapshot(const std::string& disk, const std::string& snap,
+                                              const std::string& restored_from = "");
   // Removes the snapshot record (FAILED_PRECONDITION naming its clones, if
   // any), then prunes the block table: the objects only it read are no
   // longer referenced, and each node's collector drops them.

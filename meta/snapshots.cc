@@ -23,7 +23,8 @@ constexpr uint32_t kMaxCloneDepth = 32;
 }  // namespace
 
 absl::StatusOr<pb::DiskSpec> Catalog::CreateSnapshot(const std::string& disk,
-                                                     const std::string& snap) {
+                                                     const std::string& snap,
+                                                     const std::string& restored_from) {
   RETURN_IF_ERROR(ValidateSnapshotName(snap));
   ASSIGN_OR_RETURN(uint64_t id, LookupName(disk));
   for (int attempt = 0; attempt < 20; ++attempt) {
@@ -45,6 +46,7 @@ absl::StatusOr<pb::DiskSpec> Catalog::CreateSnapshot(const std::string& disk,
     s->set_generation(v.spec.generation());
     s->set_size(v.spec.size());
     s->set_created_ms(NowMs());
+    s->set_restored_from(restored_from);
     v.spec.set_generation(v.spec.generation() + 1);
     v.spec.set_layout_version(v.spec.layout_version() + 1);
     auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);

@@ -61,7 +61,7 @@ absl::StatusOr<std::vector<pb::SnapshotInfo>> AdminService::SnapshotInfos(const 
 
 grpc::Status AdminService::CreateSnapshot(grpc::ServerContext*, const pb::SnapshotRequest* req,
                                           pb::CreateSnapshotResponse* resp) {
-  auto spec = catalog_->CreateSnapshot(req->disk(), req->snapshot());
+  auto spec = catalog_->CreateSnapshot(req->disk(), req->snapshot(), req->restored_from());
   if (!spec.ok()) return ToGrpc(spec.status());
   // Every live node turns away writes under the layout before the snapshot
   // (and waits for those running): a write sent after this returns lands in

@@ -66,6 +66,15 @@ class Volume {
   virtual absl::Status Write(uint64_t offset, const char* data, size_t len) = 0;
   // Makes every write acknowledged before the call durable on its replicas.
   virtual absl::Status Flush() = 0;
+
+  // For copying a disk out (backup, export): the blocks that may hold data
+  // in this view (any other block reads as zeros), ascending. From the block
+  // table alone: no data is read.
+  virtual absl::StatusOr<std::vector<uint64_t>> DataBlocks() = 0;
+  // The blocks that may differ between snapshot `since` of the same disk and
+  // this view (a later snapshot, or the disk itself), ascending.
+  // INVALID_ARGUMENT if `since` is not older than this view.
+  virtual absl::StatusOr<std::vector<uint64_t>> ChangedBlocks(const std::string& since) = 0;
 };
 
 class Cluster {
