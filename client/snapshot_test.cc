@@ -7,6 +7,8 @@
 #include <random>
 
 #include "client/volume_fixture_testing.h"
+#include "node/admin_service.h"
+#include "node/job_runner.h"
 
 namespace ukai::client {
 namespace {
@@ -206,6 +208,51 @@ TEST_F(SnapshotTest, ASnapshotOfACloneSeesThroughToTheParentWhereTheCloneHadNoth
   auto snap = Open(host, "vm@fresh", false);
   EXPECT_EQ(ReadAll(*snap, 0, 2 * kBlock), image);
   EXPECT_EQ(ReadAll(*clone, 0, 2 * kBlock), mine);
+}
+
+TEST_F(SnapshotTest, RollbackMakesTheDiskReadAsTheSnapshotAndKeepsTheOthers) {
+  auto d = CreateDisk("d", 8 * kBlock, kBlock);
+  node::GrpcCopyNodes copy_nodes(admin_.get(), InProcess(&nodes_));
+  node::AdminService admin(admin_.get(), &copy_nodes);
+  Cluster* host = NewHost("h1");
+  const std::string v0 = Pattern(3 * kBlock, 60), v1 = Pattern(kBlock, 61), v2 = Pattern(kBlock, 62);
+  const std::string late = Pattern(kBlock, 63);
+  std::string s2_view;
+  {
+    auto vol = Open(host, "d", true);
+    Put(*vol, 0, v0);
+    Snapshot("d", "s1");
+    Put(*vol, 0, v1);
+    Put(*vol, 5 * kBlock, late);
+    Snapshot("d", "s2");
+    Put(*vol, kBlock, v2);
+    s2_view = ReadAll(**host->Open("d@s2", false), 0, 8 * kBlock);
+
+    pb::SnapshotRequest req;
+    req.set_disk("d");
+    req.set_snapshot("s1");
+    pb::DiskInfo info;
+    grpc::Status refused = admin.Rollback(nullptr, &req, &info);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+  }  // the writer closes
+  pb::SnapshotRequest req;
+  req.set_disk("d");
+  req.set_snapshot("s1");
+  pb::DiskInfo info;
+  grpc::Status st = admin.Rollback(nullptr, &req, &info);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(info.spec().rolling_back().empty());
+  auto vol = Open(host, "d", true);
+  std::string want = v0 + std::string(5 * kBlock, '\0');
+  EXPECT_EQ(ReadAll(*vol, 0, 8 * kBlock), want);
+  EXPECT_EQ(ReadAll(**host->Open("d@s2", false), 0, 8 * kBlock), s2_view);
+  EXPECT_EQ(ReadAll(**host->Open("d@s1", false), 0, 8 * kBlock), want);
+  // Written again, the snapshots stay put; again to the end: nothing left to do.
+  Put(*vol, 0, late);
+  EXPECT_EQ(ReadAll(**host->Open("d@s1", false), 0, kBlock), v0.substr(0, kBlock));
+  vol.reset();
+  ASSERT_TRUE(admin.Rollback(nullptr, &req, &info).ok());
+  EXPECT_EQ(ReadAll(**host->Open("d", false), 0, 3 * kBlock), v0);
 }
 
 }  // namespace

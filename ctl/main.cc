@@ -279,6 +279,10 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
     for (const auto& s : d.snapshots()) names.push_back(s.name());
     printf("snapshots:   %d (%s)\n", d.snapshots_size(), absl::StrJoin(names, ", ").c_str());
   }
+  if (!d.rolling_back().empty()) {
+    printf("rollback:    to %s not finished: run `ukaictl snap rollback %s@%s` again\n",
+           d.rolling_back().c_str(), d.name().c_str(), d.rolling_back().c_str());
+  }
   if (d.state() != ukai::pb::DiskSpec::READY) printf("state:       deleting\n");
   if (!info.has_writer() && info.open_by().empty() && info.allocated_bytes() == 0 &&
       info.allocated_chunks() == 0) {
@@ -896,6 +900,24 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
     Call<ukai::pb::SnapshotRequest, ukai::pb::SnapshotInfo>(g, &Admin::Stub::DeleteSnapshot, req);
     if (g.json) return PrintJson(json{{"deleted", r.disk + "@" + r.snapshot}});
     printf("deleted snapshot %s@%s\n", r.disk.c_str(), r.snapshot.c_str());
+  });
+
+  auto* srollback = snap->add_subcommand(
+      "rollback", "make the disk read as the snapshot again: each block changed since is copied "
+                  "back on its nodes (other snapshots stay as they are). Refused while the disk "
+                  "is open for writing unless --force; run it again to finish one that was "
+                  "interrupted");
+  srollback->add_option("ref", ref_text, "DISK@SNAPSHOT")->required();
+  srollback->add_flag("--force", force, "even while a host writes it: that host's writes then fail (EIO)");
+  srollback->callback([&] {
+    auto r = snap_ref(ukai::SnapPart::kRequired);
+    ukai::pb::SnapshotRequest req;
+    req.set_disk(r.disk);
+    req.set_snapshot(r.snapshot);
+    req.set_force(force);
+    auto info = Call<ukai::pb::SnapshotRequest, ukai::pb::DiskInfo>(g, &Admin::Stub::Rollback, req);
+    if (g.json) return PrintJson(SpecJson(info.spec()));
+    printf("disk %s rolled back to %s@%s\n", r.disk.c_str(), r.disk.c_str(), r.snapshot.c_str());
   });
 
   auto* clone = app.add_subcommand(

@@ -108,6 +108,12 @@ class Catalog {
   // snapshot's clone list, in one Multi. `placement`: empty for the parent's.
   absl::StatusOr<pb::DiskSpec> CloneDisk(const std::string& parent, const std::string& snap,
                                          const std::string& name, pb::Placement placement);
+  // Rollback's first step: marks disk `id` rolling back to `snap` and moves
+  // its write generation on (the copies take the new one), in one
+  // compare-and-set; a rollback to the same snapshot already marked (one
+  // that died half way) keeps its generation. Its last step clears the mark.
+  absl::StatusOr<pb::DiskSpec> BeginRollback(uint64_t id, const std::string& snap);
+  absl::StatusOr<pb::DiskSpec> EndRollback(uint64_t id);
   // Flatten's last step: the clone `id` no longer reads its parent (its
   // parent link and the snapshot's mark of it go in one Multi).
   absl::StatusOr<pb::DiskSpec> DetachParent(uint64_t id);

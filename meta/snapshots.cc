@@ -183,6 +183,37 @@ absl::StatusOr<pb::DiskSpec> Catalog::CloneDisk(const std::string& parent, const
   return absl::AbortedError("disk '" + parent + "' keeps changing; try again");
 }
 
+absl::StatusOr<pb::DiskSpec> Catalog::BeginRollback(uint64_t id, const std::string& snap) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSIGN_OR_RETURN(auto v, GetSpec(id));
+    if (FindSnapshot(v.spec, snap) == nullptr) {
+      return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", v.spec.name(), snap));
+    }
+    if (v.spec.rolling_back() == snap) return v.spec;  // resuming
+    v.spec.set_rolling_back(snap);
+    v.spec.set_generation(v.spec.generation() + 1);
+    v.spec.set_layout_version(v.spec.layout_version() + 1);
+    auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);
+    if (absl::IsAborted(r.status())) continue;
+    RETURN_IF_ERROR(r.status());
+    return v.spec;
+  }
+  return absl::AbortedError(absl::StrFormat("disk %d keeps changing; try again", id));
+}
+
+absl::StatusOr<pb::DiskSpec> Catalog::EndRollback(uint64_t id) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    ASSIGN_OR_RETURN(auto v, GetSpec(id));
+    v.spec.clear_rolling_back();
+    v.spec.set_layout_version(v.spec.layout_version() + 1);
+    auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);
+    if (absl::IsAborted(r.status())) continue;
+    RETURN_IF_ERROR(r.status());
+    return v.spec;
+  }
+  return absl::AbortedError(absl::StrFormat("disk %d keeps changing; try again", id));
+}
+
 absl::StatusOr<std::optional<Op>> Catalog::ForgetClone(const pb::ParentRef& parent, uint64_t clone) {
   auto v = GetSpec(parent.disk_id());
   if (absl::IsNotFound(v.status())) return std::optional<Op>();

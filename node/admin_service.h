@@ -48,6 +48,7 @@ class AdminService final : public pb::Admin::Service {
   grpc::Status DeleteSnapshot(grpc::ServerContext*, const pb::SnapshotRequest*,
                               pb::SnapshotInfo*) override;
   grpc::Status Clone(grpc::ServerContext*, const pb::CloneRequest*, pb::DiskInfo*) override;
+  grpc::Status Rollback(grpc::ServerContext*, const pb::SnapshotRequest*, pb::DiskInfo*) override;
 
  private:
   struct NodeStat {
@@ -66,6 +67,8 @@ class AdminService final : public pb::Admin::Service {
   absl::StatusOr<SiteRtt> RttBySite();
   pb::NodeData::Stub* Stub(const std::string& address);
   absl::StatusOr<std::vector<pb::SnapshotInfo>> SnapshotInfos(const pb::DiskSpec& spec);
+  absl::StatusOr<pb::DiskSpec> DoRollback(const std::string& disk, const std::string& snap,
+                                          bool force);
 
   meta::Catalog* catalog_;
   CopyNodes* nodes_;

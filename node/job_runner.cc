@@ -6,6 +6,7 @@
 #include "common/grpc_status.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "common/wire_format.h"
 
 namespace ukai::node {
 namespace {
@@ -135,6 +136,23 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::Collect(const std::string& node, uint64_
   SetDeadline(&ctx, kCallTimeout);
   RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Collect(&ctx, req, &resp)), "node " + node));
   return resp.objects_dropped();
+}
+
+absl::Status GrpcCopyNodes::CopyUp(const std::string& node, const pb::CopyUpRequest& req) {
+  ASSIGN_OR_RETURN(auto p, PeerOf(node));
+  wire::WireClient* io;
+  {
+    absl::MutexLock l(&p->io_mu);
+    if (!p->io) p->io = std::make_unique<wire::WireClient>(p->io_address, wire::WireClientOptions());
+    io = p->io.get();
+  }
+  wire::WireCall call;
+  call.method = wire::kCopyUp;
+  call.meta = req.SerializeAsString();
+  wire::WireWaiter waiter;
+  io->Start(&call, &waiter);
+  waiter.WaitAll(absl::Now() + kCallTimeout);
+  return Annotate(call.status, "node " + node);
 }
 
 absl::StatusOr<uint64_t> GrpcCopyNodes::StoredBytes(const std::string& node, uint64_t disk) {

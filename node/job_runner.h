@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/channel.h"
+#include "common/wire_client.h"
 #include "meta/catalog.h"
 #include "node/relocator.h"
 #include "ukai.grpc.pb.h"
@@ -41,12 +42,15 @@ class GrpcCopyNodes : public CopyNodes {
                                                      uint64_t n) override;
   absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) override;
   absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) override;
+  absl::Status CopyUp(const std::string& node, const pb::CopyUpRequest& req) override;
 
  private:
   struct Peer {
     std::string address, io_address;
     std::unique_ptr<pb::NodeCopy::Stub> copy;
     std::unique_ptr<pb::NodeData::Stub> data;
+    std::unique_ptr<wire::WireClient> io;  // block I/O, made on first use
+    absl::Mutex io_mu;
   };
   absl::StatusOr<std::shared_ptr<Peer>> PeerOf(const std::string& node);
   meta::Catalog* catalog_;

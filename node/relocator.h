@@ -68,6 +68,8 @@ class CopyNodes {
   // `node` drops its objects of `disk` the block table no longer names
   // (pb::CollectRequest); returns how many.
   virtual absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) = 0;
+  // Block I/O kCopyUp on `node` (pb::CopyUpRequest): a rollback's copies.
+  virtual absl::Status CopyUp(const std::string& node, const pb::CopyUpRequest& req) = 0;
 };
 
 struct RelocatorOptions {

@@ -6,6 +6,8 @@
 #    the mount as the read-only file d@s1 (qemu-img reads it);
 #  - a clone reads as the snapshot, is writable at once, and clone and parent
 #    never see each other's writes;
+#  - rollback is refused while the disk is open for writing; afterwards the
+#    disk reads as the snapshot and the snapshot is unchanged;
 #  - the snapshot cannot go while the clone depends on it; once the clone is
 #    deleted it can, and the space only it held is given back on the nodes;
 #  - bad input gets one clear line and a non-zero exit.
@@ -67,6 +69,19 @@ check "nor does the snapshot" cmp -s <(dd if="$m/d@s1" bs=1M skip=3 count=1 stat
 dd if=/dev/zero of="$m/d" bs=1M seek=5 count=1 conv=notrunc,fsync oflag=direct status=none
 check "the clone does not see its parent's later writes" \
   cmp -s <(dd if="$m/c1" bs=1M skip=5 count=1 status=none) <(dd if="$work/s1.raw" bs=1M skip=5 count=1 status=none)
+
+# Rollback: refused while a host has the disk open for writing, then done.
+exec 7<>"$m/d"
+check_error "rollback is refused while the disk is open for writing" "open for writing" \
+  ukaictl snap rollback d@s1
+exec 7>&-
+wait_until 10 bash -c "ukaictl --json disk info d | python3 -c 'import json,sys; sys.exit(1 if json.load(sys.stdin)[\"open_for_writing_by\"] else 0)'"
+check "snap rollback" ukaictl snap rollback d@s1
+check "the disk reads as the snapshot again" cmp -s "$m/d" "$work/s1.raw"
+check "the snapshot itself is unchanged" cmp -s "$m/d@s1" "$work/s1.raw"
+dd if=/dev/urandom of="$m/d" bs=1M seek=2 count=1 conv=notrunc,fsync oflag=direct status=none
+check "the disk is writable after it" bash -c "! cmp -s '$m/d' '$work/s1.raw'"
+check "and the snapshot still holds" cmp -s "$m/d@s1" "$work/s1.raw"
 
 check_error "the snapshot cannot go while the clone depends on it" "clones \(c1\)" ukaictl snap delete d@s1
 check_error "nor can the disk" "snapshot" ukaictl disk delete d
