@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "client/volume_fixture_testing.h"
 #include "node/admin_service.h"
@@ -68,6 +69,40 @@ TEST_F(SnapshotTest, ASnapshotKeepsWhatWasWrittenBeforeItWhileTheDiskMovesOn) {
   // And a second write to the same block copies nothing more.
   Put(*vol, 0, Pattern(100, 4));
   EXPECT_EQ(ObjectsOn("n1", d.id()), want);
+}
+
+TEST_F(SnapshotTest, ManyWritesRightAfterASnapshotAllLandAndTheSnapshotHolds) {
+  // 16 writers at once over 64 blocks of one chunk: most writes copy their
+  // block on write, and the pointer switches of one chunk go together.
+  constexpr int kBlocks = 64, kThreads = 16;
+  auto d = CreateDisk("d", kBlocks * kBlock, kBlock);
+  Cluster* host = NewHost("h1");
+  auto vol = Open(host, "d", true);
+  const std::string before = Pattern(kBlocks * kBlock, 70);
+  Put(*vol, 0, before);
+  Snapshot("d", "s1");
+  std::string want = before;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int b = t; b < kBlocks; b += kThreads) {
+        const std::string piece = Pattern(4096, 100 + b);
+        absl::Status s = vol->Write(uint64_t(b) * kBlock + 8192, piece.data(), piece.size());
+        if (!s.ok()) {
+          results[t] = s;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) EXPECT_TRUE(r.ok()) << r;
+  for (int b = 0; b < kBlocks; ++b) want.replace(uint64_t(b) * kBlock + 8192, 4096, Pattern(4096, 100 + b));
+  EXPECT_EQ(ReadAll(*vol, 0, kBlocks * kBlock), want);
+  EXPECT_EQ(ReadAll(**host->Open("d@s1", false), 0, kBlocks * kBlock), before);
+  EXPECT_EQ(StateOf(d, 0, "n1"), pb::CLEAN);
+  EXPECT_EQ(StateOf(d, 0, "n2"), pb::CLEAN);
 }
 
 TEST_F(SnapshotTest, SnapshotsAreReadOnlyAndBadNamesAreRefused) {

@@ -658,9 +658,11 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
   *written = false;
   BusyBlock busy(&cow_mu_, &cow_busy_, block);
   const uint64_t c = block / meta::kChunkBlocks;
-  const int i = static_cast<int>(block % meta::kChunkBlocks);
   bool marked_partial = partial.empty();
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  // Right after a snapshot every write copies, and each chunk's switch moves
+  // the layout on, turning away the copies in flight: more tries than a
+  // plain write gets.
+  for (int attempt = 0; attempt < 8 * kMaxAttempts; ++attempt) {
     ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
     pb::DiskSpec spec;
     {
@@ -699,8 +701,12 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
     if (inherited) {
       const uint64_t block_len = std::min<uint64_t>(spec.block_size(),
                                                     spec.size() - block * spec.block_size());
-      whole.resize(block_len);
-      RETURN_IF_ERROR(ReadParent(block, 0, static_cast<uint32_t>(block_len), whole.data()));
+      whole.assign(block_len, '\0');
+      // A block left inherited by a flatten (its parent had zeros there)
+      // reads as zeros once the disk has no parent.
+      if (spec.has_parent()) {
+        RETURN_IF_ERROR(ReadParent(block, 0, static_cast<uint32_t>(block_len), whole.data()));
+      }
       memcpy(whole.data() + off, data, len);
       *wreq.mutable_hdr() = Header(ref.layout_version, epoch);
       wreq.set_block(block);
@@ -763,29 +769,13 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
           "disk %d block %d: copy on write reached %d replica(s), the policy needs %d: %s", id_,
           block, ok.size(), need, last.ToString()));
     }
-    // Step 2.
-    bool switched = false, raced = false;
-    auto r = catalog_->UpdateChunkWithSpec(
-        id_, c, [&](const pb::DiskSpec& now, pb::BlockChunk* ch) -> absl::StatusOr<bool> {
-          switched = raced = false;
-          pb::BlockPtr* ptr = ch->mutable_blocks(i);
-          if (ptr->inherited() != inherited || ptr->generation() != from ||
-              now.generation() != gen) {
-            raced = true;  // another switch, or another snapshot: look again
-            return false;
-          }
-          meta::Advance(ptr, gen, now);
-          for (auto& rep : *ptr->mutable_replicas()) {
-            const bool took = std::find(ok.begin(), ok.end(), rep.node()) != ok.end();
-            if (rep.state() == pb::SYNCING || (rep.state() == pb::CLEAN && !took)) {
-              rep.set_state(pb::STALE);
-            }
-          }
-          switched = true;
-          return true;
-        });
-    if (absl::IsNotFound(r.status())) return r.status();
-    RETURN_IF_ERROR(r.status());
+    // Step 2, with the other switches of the chunk waiting meanwhile.
+    Switch sw{block, inherited, from, gen, ok, false, false, false, absl::OkStatus()};
+    auto r = SwitchPointers(c, &sw);
+    const bool switched = sw.switched, raced = sw.raced;
+    if (absl::IsNotFound(r)) return r;
+    if (absl::IsAborted(r)) continue;  // contention: copy and switch again
+    RETURN_IF_ERROR(r);
     RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
     if (raced) continue;
     if (!failed.empty()) {
@@ -801,6 +791,57 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
   }
   return absl::UnavailableError(
       absl::StrFormat("disk %d block %d: layout kept changing during copy on write", id_, block));
+}
+
+// Group commit: the first switch of a chunk to arrive takes every switch
+// queued for that chunk meanwhile into one compare-and-set (one layout bump,
+// one turn of retries), while the others wait for its answer. Right after a
+// snapshot, under random writes, every write copies: one switch each would
+// contend on the same znodes and turn each other's writes away.
+absl::Status VolumeImpl::SwitchPointers(uint64_t chunk, Switch* mine) {
+  absl::MutexLock l(&switch_mu_);
+  switch_queue_[chunk].push_back(mine);
+  while (!mine->done && switching_.count(chunk) != 0) switch_cv_.Wait(&switch_mu_);
+  if (mine->done) return mine->status;  // else nobody leads: this one does
+  switching_.insert(chunk);
+  while (!switch_queue_[chunk].empty()) {
+    std::vector<Switch*> batch;
+    batch.swap(switch_queue_[chunk]);
+    switch_mu_.Unlock();
+    const int base = static_cast<int>(chunk * meta::kChunkBlocks);
+    auto r = catalog_->UpdateChunkWithSpec(
+        id_, chunk, [&](const pb::DiskSpec& now, pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+          bool any = false;
+          for (Switch* sw : batch) {
+            sw->switched = sw->raced = false;
+            pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(sw->block) - base);
+            if (ptr->inherited() != sw->inherited || ptr->generation() != sw->from ||
+                now.generation() != sw->gen) {
+              sw->raced = true;  // another switch, or another snapshot: look again
+              continue;
+            }
+            meta::Advance(ptr, sw->gen, now);
+            for (auto& rep : *ptr->mutable_replicas()) {
+              const bool took = std::find(sw->ok.begin(), sw->ok.end(), rep.node()) != sw->ok.end();
+              if (rep.state() == pb::SYNCING || (rep.state() == pb::CLEAN && !took)) {
+                rep.set_state(pb::STALE);
+              }
+            }
+            sw->switched = any = true;
+          }
+          return any;
+        });
+    switch_mu_.Lock();
+    for (Switch* sw : batch) {
+      sw->status = r.status();
+      sw->done = true;
+    }
+    switch_cv_.SignalAll();
+  }
+  switching_.erase(chunk);
+  switch_queue_.erase(chunk);
+  switch_cv_.SignalAll();
+  return mine->status;
 }
 
 absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {

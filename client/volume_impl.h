@@ -11,8 +11,9 @@
 // own object on the first write; a write to a block a snapshot still reads
 // copies it on the nodes first (docs/ARCHITECTURE.md, "Snapshots and clones").
 //
-// Lock order: cow_mu_, then writer_mu_, then mu_. None is held across an
-// RPC or a ZooKeeper call (cow_mu_ only guards the set of blocks busy).
+// Lock order: cow_mu_, then writer_mu_, then mu_; switch_mu_ alone. None is
+// held across an RPC or a ZooKeeper call (cow_mu_ and switch_mu_ only guard
+// what is busy and queued).
 #ifndef UKAI_CLIENT_VOLUME_IMPL_H_
 #define UKAI_CLIENT_VOLUME_IMPL_H_
 
@@ -116,6 +117,18 @@ class VolumeImpl {
   absl::Status GiveOwnObject(uint64_t block, uint32_t off, const char* data, uint32_t len,
                              uint64_t epoch, const std::vector<std::string>& partial,
                              bool* written);
+  // One block's pointer switch to its new object (GiveOwnObject's step 2).
+  struct Switch {
+    uint64_t block;
+    bool inherited;
+    uint64_t from, gen;
+    std::vector<std::string> ok;  // replicas that made the object
+    bool switched = false, raced = false, done = false;
+    absl::Status status;
+  };
+  // Applies `mine`, with every switch of the same chunk queued meanwhile, in
+  // one compare-and-set; the status is the compare-and-set's.
+  absl::Status SwitchPointers(uint64_t chunk, Switch* mine);
   absl::Status RefreshLayout(bool arm_watch);
   // Checks the range against the disk; returns its block size.
   absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
@@ -206,6 +219,11 @@ class VolumeImpl {
   // Blocks getting an object of their own: one writer at a time per block.
   absl::Mutex cow_mu_;
   std::set<uint64_t> cow_busy_ ABSL_GUARDED_BY(cow_mu_);
+  // Pointer switches waiting per chunk, and the chunks one is being made for.
+  absl::Mutex switch_mu_;
+  absl::CondVar switch_cv_;
+  std::map<uint64_t, std::vector<Switch*>> switch_queue_ ABSL_GUARDED_BY(switch_mu_);
+  std::set<uint64_t> switching_ ABSL_GUARDED_BY(switch_mu_);
 
   absl::Mutex writer_mu_;
   uint64_t epoch_ ABSL_GUARDED_BY(writer_mu_) = 0;  // 0: not the writer

@@ -121,6 +121,7 @@ json SpecJson(const ukai::pb::DiskSpec& d) {
               {"hold_ms", HoldMs(d.failure())},
               {"generation", d.generation()},
               {"snapshots", d.snapshots_size()},
+              {"rolling_back", d.rolling_back()},
               {"parent", d.has_parent() ? json(d.parent().disk_name() + "@" + d.parent().snapshot())
                                         : json(nullptr)}};
 }
@@ -339,6 +340,7 @@ const char* JobKind(const ukai::pb::JobRecord& j) {
   switch (j.kind()) {
     case ukai::pb::JobRecord::REPAIR: return "repair";
     case ukai::pb::JobRecord::SCRUB: return "scrub";
+    case ukai::pb::JobRecord::FLATTEN: return "flatten";
     default: return "relocate";
   }
 }
@@ -775,7 +777,17 @@ stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)
   scrub->add_flag("--wait", wait, "wait for the job, with a progress bar, then print what it found");
   scrub->callback([&] { start_disk_job(&Admin::Stub::Scrub); });
 
-  auto* job = app.add_subcommand("job", "long-running jobs (relocation, repair, scrub)");
+  auto* flatten = app.add_subcommand(
+      "flatten",
+      "make a clone independent of its parent while it is in use: a job copies every block it "
+      "still reads from the parent's snapshot into its own objects (at its own placement), "
+      "then drops the link; the snapshot can then be deleted. Prints the job id");
+  flatten->add_option("name", name, "the clone")->required();
+  flatten->add_option("--bandwidth", bandwidth_text, "copy rate limit, bytes/s (e.g. 200M; default: none)");
+  flatten->add_flag("--wait", wait, "wait for the job, with a progress bar (as `job wait`)");
+  flatten->callback([&] { start_disk_job(&Admin::Stub::Flatten); });
+
+  auto* job = app.add_subcommand("job", "long-running jobs (relocation, repair, scrub, flatten)");
   job->require_subcommand(1);
   job->add_subcommand("list", "list jobs: id, disk, target, state, progress")
       ->callback([&] { JobList(g); });

@@ -1,11 +1,20 @@
 // The block-table half of Catalog: chunk allocation, replica state changes
 // and the writer epoch. These are the only metadata writes of the data path.
+#include <random>
+
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
 #include "meta/catalog.h"
 
 namespace ukai::meta {
+namespace {
+// A pause of 0 to `max_us` microseconds, drawn per thread.
+absl::Duration Jitter(int max_us) {
+  thread_local std::mt19937 rng(std::random_device{}());
+  return absl::Microseconds(std::uniform_int_distribution<int>(0, max_us)(rng));
+}
+}  // namespace
 
 absl::StatusOr<std::optional<VersionedChunk>> Catalog::ReadChunk(uint64_t id, uint64_t chunk,
                                                                  WatchFn watch) {
@@ -64,7 +73,12 @@ absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunkWithSpec(uint64_t id, uint64_t 
     absl::Status s = store_->Multi(
         {Op::Set(paths_.chunk(id, c), chunk->chunk.SerializeAsString(), chunk->version),
          Op::Set(paths_.disk(id), spec.spec.SerializeAsString(), spec.version)});
-    if (absl::IsAborted(s)) continue;
+    if (absl::IsAborted(s)) {
+      // Lost to another change of the disk: a short random pause, growing,
+      // so that a crowd of them does not collide again in lockstep.
+      absl::SleepFor(Jitter(200 << std::min(attempt, 6)));
+      continue;
+    }
     RETURN_IF_ERROR(s);
     return spec.spec;
   }

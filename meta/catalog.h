@@ -166,6 +166,8 @@ class Catalog {
   // Starts a scrub of disk `name` (one Multi, as StartRepair): its CLEAN
   // replicas are compared page by page, rotten ones marked STALE.
   absl::StatusOr<pb::JobRecord> StartScrub(const std::string& name, uint64_t bandwidth_bps);
+  // Starts flattening clone `name` (FAILED_PRECONDITION if it is no clone).
+  absl::StatusOr<pb::JobRecord> StartFlatten(const std::string& name, uint64_t bandwidth_bps);
   absl::StatusOr<VersionedJob> GetJob(const std::string& id, WatchFn watch = nullptr);
   absl::StatusOr<std::vector<pb::JobRecord>> ListJobs(WatchFn watch = nullptr);
   // Compare-and-set on the job record, retried; `change` may be called more than once.

@@ -101,6 +101,14 @@ absl::StatusOr<pb::JobRecord> Catalog::StartScrub(const std::string& name, uint6
   return StartDiskJob(name, pb::JobRecord::SCRUB, bandwidth_bps, {});
 }
 
+absl::StatusOr<pb::JobRecord> Catalog::StartFlatten(const std::string& name, uint64_t bandwidth_bps) {
+  ASSIGN_OR_RETURN(auto spec, GetByName(name));
+  if (!spec.has_parent()) {
+    return absl::FailedPreconditionError("disk '" + name + "' is not a clone: nothing to flatten");
+  }
+  return StartDiskJob(name, pb::JobRecord::FLATTEN, bandwidth_bps, {});
+}
+
 absl::StatusOr<pb::JobRecord> Catalog::StartDiskJob(const std::string& name,
                                                     pb::JobRecord::Kind kind,
                                                     uint64_t bandwidth_bps,

@@ -49,6 +49,7 @@ class AdminService final : public pb::Admin::Service {
                               pb::SnapshotInfo*) override;
   grpc::Status Clone(grpc::ServerContext*, const pb::CloneRequest*, pb::DiskInfo*) override;
   grpc::Status Rollback(grpc::ServerContext*, const pb::SnapshotRequest*, pb::DiskInfo*) override;
+  grpc::Status Flatten(grpc::ServerContext*, const pb::RepairRequest*, pb::JobRecord*) override;
 
  private:
   struct NodeStat {

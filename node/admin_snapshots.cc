@@ -128,6 +128,15 @@ grpc::Status AdminService::Clone(grpc::ServerContext*, const pb::CloneRequest* r
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::Flatten(grpc::ServerContext*, const pb::RepairRequest* req,
+                                   pb::JobRecord* resp) {
+  auto job = catalog_->StartFlatten(req->name(), req->bandwidth_bps());
+  if (!job.ok()) return ToGrpc(job.status());
+  LOG_INFO("job %s: flatten of disk %s started", job->id(), req->name());
+  *resp = *job;
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminService::Rollback(grpc::ServerContext*, const pb::SnapshotRequest* req,
                                     pb::DiskInfo* resp) {
   auto spec = DoRollback(req->disk(), req->snapshot(), req->force());

@@ -355,6 +355,29 @@ absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst,
   return pages_->Apply(batch);
 }
 
+absl::StatusOr<bool> BlockStore::FillIfEmpty(const ObjectId& obj, const std::vector<bool>& present,
+                                             absl::string_view data) {
+  absl::MutexLock l(&LockFor(obj));
+  ASSIGN_OR_RETURN(auto held, pages_->Objects(obj.disk, obj.block, obj.block + 1));
+  for (const auto& [block, generation] : held) {
+    if (generation == obj.generation) return false;
+  }
+  std::vector<PageMutation> batch;
+  size_t at = 0;
+  for (uint32_t p = 0; p < present.size(); ++p) {
+    if (!present[p]) continue;
+    PageMutation m;
+    m.key = {obj.disk, obj.block, obj.generation, p};
+    m.data = data.data() + at;
+    at += kPage;
+    if (AllZero(m.data, kPage)) continue;  // thin stays thin
+    m.crc = Crc32c(m.data, kPage);
+    batch.push_back(m);
+  }
+  if (!batch.empty()) RETURN_IF_ERROR(pages_->Apply(batch));
+  return true;
+}
+
 absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {
   absl::MutexLock l(&LockFor(obj));
   const ObjectId marks = MarksOf(obj);

@@ -68,6 +68,11 @@ class BlockStore {
   // stored pages; nothing else), or empty with `src` nullptr. Pages of `src`
   // failing their checksum fail it (DATA_LOSS). Not durable until Sync.
   absl::Status CopyObject(const ObjectId* src, const ObjectId& dst, uint32_t block_size);
+  // Flatten: stores whole-object pages (`present` flags for every page of
+  // the block, `data` the present ones back to back) as `obj`, in one
+  // atomic batch, only if `obj` holds no page yet; false if it did.
+  absl::StatusOr<bool> FillIfEmpty(const ObjectId& obj, const std::vector<bool>& present,
+                                   absl::string_view data);
   // Forgets the marks of an object of `block_size` bytes (the copy is done).
   absl::Status ClearMarks(const ObjectId& obj, uint32_t block_size);
   // Removes an object and its marks (a cancelled or restarted copy, or a

@@ -266,6 +266,68 @@ grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObj
   return grpc::Status::OK;
 }
 
+// The whole block is pulled into memory first and stored in one batch under
+// the block's lock, only if the object is still absent: a clone's first
+// write (a whole-block write of the parent's data and its own) may land at
+// any moment, and it must never be overwritten by the parent's bare data.
+grpc::Status CopyService::Fill(grpc::ServerContext* ctx, const pb::FillRequest* req,
+                               pb::FillResponse* resp) {
+  auto g = disks_->Admit(req->hdr(), /*write=*/false);
+  if (!g.ok()) return ToGrpc(g.status());
+  absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
+  if (!s.ok()) return ToGrpc(s);
+  if (req->source_io_address().empty()) {
+    return ToGrpc(absl::InvalidArgumentError("fill from " + req->source() + ": no block I/O address"));
+  }
+  wire::WireClient* source = ClientFor(req->source_io_address());
+  const uint32_t pages = PagesInBlock(*g, req->block());
+  std::vector<bool> present(pages, false);
+  std::string data;
+  RateLimiter pace(req->bandwidth_bps(), absl::ZeroDuration());
+  std::unique_ptr<char[]> buf(new char[size_t{kMaxPullPages} * (kPage + 1)]);
+  for (uint32_t first = 0; first < pages;) {
+    const uint32_t n = std::min(kMaxPullPages, pages - first);
+    pb::PullRequest pull;
+    *pull.mutable_hdr() = req->source_hdr();
+    pull.set_block(req->block());
+    pull.set_generation(req->source_generation());
+    pull.set_first_page(first);
+    pull.set_pages(n);
+    wire::WireCall call;
+    call.method = wire::kPull;
+    call.meta = pull.SerializeAsString();
+    call.out = buf.get();
+    call.out_cap = size_t{n} * (kPage + 1);
+    wire::WireWaiter waiter;
+    source->Start(&call, &waiter);
+    waiter.WaitAll(std::min(DeadlineOf(*ctx), absl::Now() + pull_timeout_));
+    if (!call.status.ok()) return ToGrpc(Annotate(call.status, "pull from " + req->source()));
+    const size_t got = call.out_len;
+    size_t stored = 0;
+    if (got >= n) {
+      for (uint32_t i = 0; i < n; ++i) stored += buf[got - n + i] != 0;
+    }
+    if (got < n || got - n != stored * kPage) {
+      return ToGrpc(absl::DataLossError(absl::StrFormat(
+          "pull from %s: a %d-byte reply for pages [%d, +%d)", req->source(), got, first, n)));
+    }
+    for (uint32_t i = 0; i < n; ++i) present[first + i] = buf[got - n + i] != 0;
+    data.append(buf.get(), stored * kPage);
+    pace.Acquire(stored * kPage);
+    node_cap_.Acquire(stored * kPage);
+    first += n;
+  }
+  auto filled = store_->FillIfEmpty(ObjectOf(req->hdr(), req->block(), req->generation()), present, data);
+  if (!filled.ok()) return ToGrpc(filled.status());
+  if (*filled) {
+    s = store_->Sync();
+    if (!s.ok()) return ToGrpc(s);
+  }
+  resp->set_bytes(*filled ? data.size() : 0);
+  resp->set_already(!*filled);
+  return grpc::Status::OK;
+}
+
 grpc::Status CopyService::Collect(grpc::ServerContext*, const pb::CollectRequest* req,
                                   pb::CollectResponse* resp) {
   auto n = CollectDisk(req->disk_id());

@@ -48,6 +48,7 @@ class CopyService final : public pb::NodeCopy::Service {
                     pb::FinishObjectResponse*) override;
   grpc::Status Collect(grpc::ServerContext*, const pb::CollectRequest*,
                        pb::CollectResponse*) override;
+  grpc::Status Fill(grpc::ServerContext*, const pb::FillRequest*, pb::FillResponse*) override;
   // Collect's work, also run by the node's own periodic pass.
   absl::StatusOr<uint64_t> CollectDisk(uint64_t disk);
 

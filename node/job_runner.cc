@@ -138,6 +138,16 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::Collect(const std::string& node, uint64_
   return resp.objects_dropped();
 }
 
+absl::StatusOr<pb::FillResponse> GrpcCopyNodes::Fill(const std::string& node,
+                                                     const pb::FillRequest& req) {
+  ASSIGN_OR_RETURN(auto p, PeerOf(node));
+  pb::FillResponse resp;
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, kCopyTimeout);
+  RETURN_IF_ERROR(Annotate(FromGrpc(p->copy->Fill(&ctx, req, &resp)), "node " + node));
+  return resp;
+}
+
 absl::Status GrpcCopyNodes::CopyUp(const std::string& node, const pb::CopyUpRequest& req) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   wire::WireClient* io;

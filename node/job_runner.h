@@ -43,6 +43,7 @@ class GrpcCopyNodes : public CopyNodes {
   absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) override;
   absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) override;
   absl::Status CopyUp(const std::string& node, const pb::CopyUpRequest& req) override;
+  absl::StatusOr<pb::FillResponse> Fill(const std::string& node, const pb::FillRequest& req) override;
 
  private:
   struct Peer {

@@ -164,7 +164,9 @@ absl::Status Relocator::Run(const std::string& id, const std::function<bool()>& 
   if (job.state() != pb::JobRecord::RUNNING) return absl::OkStatus();
   stop_ = stop;
   pace_ = std::make_unique<RateLimiter>(job.bandwidth_bps());
-  absl::Status s = job.kind() == pb::JobRecord::SCRUB ? RunScrub(&job) : RunJob(&job);
+  absl::Status s = job.kind() == pb::JobRecord::SCRUB     ? RunScrub(&job)
+                   : job.kind() == pb::JobRecord::FLATTEN ? RunFlatten(&job)
+                                                          : RunJob(&job);
   if (s.ok() || absl::IsAborted(s)) return s;
   std::string why = absl::IsNotFound(s) ? "the disk was deleted" : std::string(s.message());
   LOG_WARN("job %s: failed: %s", id, why);

@@ -68,9 +68,20 @@ class CopyNodes {
   // `node` drops its objects of `disk` the block table no longer names
   // (pb::CollectRequest); returns how many.
   virtual absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) = 0;
+  // `node` fills a clone's object from an ancestor's (pb::FillRequest).
+  virtual absl::StatusOr<pb::FillResponse> Fill(const std::string& node,
+                                                const pb::FillRequest& req) = 0;
   // Block I/O kCopyUp on `node` (pb::CopyUpRequest): a rollback's copies.
   virtual absl::Status CopyUp(const std::string& node, const pb::CopyUpRequest& req) = 0;
 };
+
+// The header of a job's requests for disk `disk` under layout `layout`.
+inline pb::IoHeader JobHdr(uint64_t disk, uint64_t layout) {
+  pb::IoHeader h;
+  h.set_disk_id(disk);
+  h.set_layout_version(layout);
+  return h;
+}
 
 struct RelocatorOptions {
   uint32_t batch_blocks = 32;  // blocks switched per chunk update
@@ -97,6 +108,9 @@ class Relocator {
   // page by page; a replica with a page failing its checksum is marked STALE
   // (never the last clean one) and a repair started once the scrub ends.
   absl::Status RunScrub(pb::JobRecord* job);
+  // FLATTEN (node/flatten.cc): a clone's blocks still read from its parent
+  // are filled into its own objects, then the parent link goes.
+  absl::Status RunFlatten(pb::JobRecord* job);
   // Fills the job's progress estimate (bytes and blocks to move).
   absl::Status EstimateTotals(pb::JobRecord* job, const std::map<uint64_t, pb::BlockChunk>& chunks,
                               const pb::DiskSpec& spec);

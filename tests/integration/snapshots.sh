@@ -8,8 +8,10 @@
 #    never see each other's writes;
 #  - rollback is refused while the disk is open for writing; afterwards the
 #    disk reads as the snapshot and the snapshot is unchanged;
-#  - the snapshot cannot go while the clone depends on it; once the clone is
-#    deleted it can, and the space only it held is given back on the nodes;
+#  - the snapshot cannot go while the clone depends on it; a flatten, run
+#    while the clone is written, keeps every byte and acknowledged write of
+#    the clone and ends the dependency; deleting the snapshots gives the
+#    space only they held back on the nodes;
 #  - bad input gets one clear line and a non-zero exit.
 source "$(dirname "$0")/../lib.sh"
 start_cluster
@@ -85,6 +87,23 @@ check "and the snapshot still holds" cmp -s "$m/d@s1" "$work/s1.raw"
 
 check_error "the snapshot cannot go while the clone depends on it" "clones \(c1\)" ukaictl snap delete d@s1
 check_error "nor can the disk" "snapshot" ukaictl disk delete d
+# Flatten while the clone is written: it ends with every byte the clone read
+# and every write it acknowledged, and no parent.
+python3 "$w" write "$m/c1" "$work/c.log" --tag c --record 65536 --count 256 --start $((40 << 20)) \
+  --rate 2 &
+cw=$!
+wait_until 30 test -s "$work/c.log"
+check "flatten, while the clone is written" ukaictl flatten c1 --wait
+check "the clone's writer finishes" wait "$cw"
+check "every write acknowledged on the clone reads back" python3 "$w" check "$m/c1" "$work/c.log"
+check_eq "the clone has no parent any more" "None" "$(ukaictl --json disk info c1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["parent"])')"
+check_eq "the snapshot has no clones any more" "" "$(ukaictl --json snap list d | python3 -c 'import json,sys; print(*[c for s in json.load(sys.stdin) for c in s["clones"]])')"
+check "the clone reads the snapshot where it never wrote" \
+  cmp -s <(dd if="$m/c1" bs=1M count=3 status=none) <(dd if="$work/s1.raw" bs=1M count=3 status=none)
+check "and beyond its own writes too" \
+  cmp -s <(dd if="$m/c1" bs=1M skip=4 count=36 status=none) <(dd if="$work/s1.raw" bs=1M skip=4 count=36 status=none)
+check "and its own write" cmp -s <(dd if="$m/c1" bs=1M skip=3 count=1 status=none) "$work/mine"
+check_error "flatten of a disk that is no clone" "not a clone" ukaictl flatten c1
 check "the clone can be deleted" ukaictl disk delete c1
 
 # Space: a second snapshot, a rewrite of two blocks (copied on write), then
