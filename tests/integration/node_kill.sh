@@ -5,6 +5,7 @@
 # after the node comes back (reads fail rather than return old data when only
 # the stale copy is reachable). Once a clean copy is up again, a repair job
 # copies back just the blocks the node missed.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 w=$top/tests/ack_writer.py

@@ -15,6 +15,7 @@
 #  4. ukaictl dies during a backup: no backup file is left, a new one restores
 #     byte-exact;
 #  5. the admin node dies during a rollback: running it again finishes it.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 m=$UKAI_MOUNT
@@ -37,7 +38,7 @@ healthy() {
 start_writer() {  # start_writer TAG: overwrites the disk at 4 MB/s until $work/stop exists
   rm -f "$work/stop"
   python3 "$w" write "$m/d" "$work/$1.log" --tag "$1" --record $rec --count $count --rate 4 \
-    --stop-file "$work/stop" &
+    --stop-file "$work/stop" 2> "$work/$1.err" &  # its mount may die under it
   writer=$!
   wait_until 30 test -s "$work/$1.log"
 }
