@@ -179,15 +179,17 @@ absl::StatusOr<std::shared_ptr<VolumeImpl>> VolumeImpl::Parent() {
   return parent_;
 }
 
+void VolumeImpl::ViewNow(pb::DiskSpec* spec, uint64_t* view, uint64_t* size) const {
+  absl::MutexLock l(&mu_);
+  *spec = spec_;
+  *view = view_;
+  *size = snapshot_.empty() ? spec_.size() : view_size_;
+}
+
 absl::StatusOr<std::vector<uint64_t>> VolumeImpl::DataBlocks() {
   pb::DiskSpec spec;
   uint64_t view, size;
-  {
-    absl::MutexLock l(&mu_);
-    spec = spec_;
-    view = view_;
-    size = snapshot_.empty() ? spec_.size() : view_size_;
-  }
+  ViewNow(&spec, &view, &size);
   const uint64_t nblocks = (size + spec.block_size() - 1) / spec.block_size();
   std::vector<uint64_t> from_parent;  // the parent's, where this view reads through
   if (spec.has_parent()) {
@@ -217,12 +219,7 @@ absl::StatusOr<std::vector<uint64_t>> VolumeImpl::DataBlocks() {
 absl::StatusOr<std::vector<uint64_t>> VolumeImpl::ChangedBlocks(const std::string& since) {
   pb::DiskSpec spec;
   uint64_t view, size;
-  {
-    absl::MutexLock l(&mu_);
-    spec = spec_;
-    view = view_;
-    size = snapshot_.empty() ? spec_.size() : view_size_;
-  }
+  ViewNow(&spec, &view, &size);
   const pb::Snapshot* base = meta::FindSnapshot(spec, since);
   if (base == nullptr) {
     return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", spec.name(), since));

@@ -100,6 +100,8 @@ class VolumeImpl {
     const pb::BlockPtr& ptr() const { return chunk->blocks(index); }
   };
   absl::StatusOr<BlockRef> GetBlock(uint64_t block, bool allocate);
+  // The spec, the generation viewed and the view's size, as of now.
+  void ViewNow(pb::DiskSpec* spec, uint64_t* view, uint64_t* size) const;
   // What the block reads as in this volume's view (meta/generations.h).
   meta::BlockView ViewOf(const BlockRef& ref) const;
   // The view of the parent's snapshot a clone reads through to (opened on

@@ -187,6 +187,10 @@ class Catalog {
                                              uint64_t bandwidth_bps,
                                              const std::vector<std::string>& replace);
   absl::StatusOr<uint64_t> NewDiskId();
+  // Compare-and-set on disk `id`'s spec, retried: `change` (an error stops
+  // it), then the layout version bumped.
+  absl::StatusOr<pb::DiskSpec> ChangeSpec(uint64_t id,
+                                          const std::function<absl::Status(pb::DiskSpec*)>& change);
   // Creates the znodes of disk `id` for `spec` (id, layout version and
   // creation time filled in here) and `more`, in one Multi.
   absl::Status CreateDiskRecords(pb::DiskSpec* spec, uint64_t id, std::vector<Op> more);

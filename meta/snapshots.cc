@@ -183,15 +183,11 @@ absl::StatusOr<pb::DiskSpec> Catalog::CloneDisk(const std::string& parent, const
   return absl::AbortedError("disk '" + parent + "' keeps changing; try again");
 }
 
-absl::StatusOr<pb::DiskSpec> Catalog::BeginRollback(uint64_t id, const std::string& snap) {
+absl::StatusOr<pb::DiskSpec> Catalog::ChangeSpec(
+    uint64_t id, const std::function<absl::Status(pb::DiskSpec*)>& change) {
   for (int attempt = 0; attempt < 20; ++attempt) {
     ASSIGN_OR_RETURN(auto v, GetSpec(id));
-    if (FindSnapshot(v.spec, snap) == nullptr) {
-      return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", v.spec.name(), snap));
-    }
-    if (v.spec.rolling_back() == snap) return v.spec;  // resuming
-    v.spec.set_rolling_back(snap);
-    v.spec.set_generation(v.spec.generation() + 1);
+    RETURN_IF_ERROR(change(&v.spec));
     v.spec.set_layout_version(v.spec.layout_version() + 1);
     auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);
     if (absl::IsAborted(r.status())) continue;
@@ -201,17 +197,27 @@ absl::StatusOr<pb::DiskSpec> Catalog::BeginRollback(uint64_t id, const std::stri
   return absl::AbortedError(absl::StrFormat("disk %d keeps changing; try again", id));
 }
 
+absl::StatusOr<pb::DiskSpec> Catalog::BeginRollback(uint64_t id, const std::string& snap) {
+  bool resuming = false;
+  auto spec = ChangeSpec(id, [&](pb::DiskSpec* s) {
+    if (FindSnapshot(*s, snap) == nullptr) {
+      return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", s->name(), snap));
+    }
+    resuming = s->rolling_back() == snap;
+    if (!resuming) {
+      s->set_rolling_back(snap);
+      s->set_generation(s->generation() + 1);
+    }
+    return absl::OkStatus();
+  });
+  return spec;
+}
+
 absl::StatusOr<pb::DiskSpec> Catalog::EndRollback(uint64_t id) {
-  for (int attempt = 0; attempt < 20; ++attempt) {
-    ASSIGN_OR_RETURN(auto v, GetSpec(id));
-    v.spec.clear_rolling_back();
-    v.spec.set_layout_version(v.spec.layout_version() + 1);
-    auto r = store_->Set(paths_.disk(id), v.spec.SerializeAsString(), v.version);
-    if (absl::IsAborted(r.status())) continue;
-    RETURN_IF_ERROR(r.status());
-    return v.spec;
-  }
-  return absl::AbortedError(absl::StrFormat("disk %d keeps changing; try again", id));
+  return ChangeSpec(id, [](pb::DiskSpec* s) {
+    s->clear_rolling_back();
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::optional<Op>> Catalog::ForgetClone(const pb::ParentRef& parent, uint64_t clone) {
