@@ -12,7 +12,9 @@
 #     after it, and once more after that; as ratios to "before";
 #  3. full and incremental backup throughput (`ukaictl backup`, no mount) of
 #     a --backup-size disk, against `cp` + fsync of a local file of the same
-#     bytes, run side by side.
+#     bytes, run side by side;
+#  4. 4k random read IOPS through clone chains 1 and 16 deep, against the
+#     disk they descend from.
 #
 #   bench/snapshots.sh [--count 20] [--data 10G] [--cow-disk 4G] [--cow-secs 10]
 #                      [--backup-size 2G] [--dir /var/tmp/ukai-bench-snapshots]
@@ -163,6 +165,21 @@ local_copy "$full_bytes" full
 local_copy "$inc_bytes" inc
 ls -l "$dir"/*.ukb > "$dir/json/backup-files.txt"
 
+# ---- 4. read-through cost of clone chains
+say "clone chains: a 1G disk, clones 1 and 16 deep"
+ukaictl disk create chain0 --size 1G >/dev/null
+fio --name=fill --filename="$m/chain0" --rw=write --bs=4M --iodepth=4 --ioengine=libaio --direct=1 \
+  --size=1G --output-format=json --output="$dir/json/chain-fill.json" >/dev/null
+for i in $(seq 1 16); do
+  ukaictl snap create "chain$((i - 1))@s" >/dev/null
+  ukaictl clone "chain$((i - 1))@s" "chain$i" >/dev/null
+done
+for i in 0 1 16; do
+  fio --name="chain$i" --filename="$m/chain$i" --rw=randread --bs=4k --iodepth=16 --ioengine=libaio \
+    --direct=1 --size=1G --runtime="$cow_secs" --time_based --output-format=json \
+    --output="$dir/json/chain$i.json" >/dev/null
+done
+
 # ---- the report
 python3 - "$dir/json" "$out" "$count" "$data" "$cow_disk" "$cow_secs" "$backup_size" <<'EOF'
 import json, os, statistics, sys, datetime, subprocess
@@ -184,6 +201,9 @@ def iops(name): return j(f"{name}.json")["jobs"][0]["write"]["iops"]
 def p99(name): return j(f"{name}.json")["jobs"][0]["write"]["clat_ns"]["percentile"]["99.000000"] / 1e6
 before, after, later = iops("cow-before"), iops("cow-after"), iops("cow-later")
 bf, bi = j("backup-full.json"), j("backup-inc.json")
+def riops(name): return j(f"{name}.json")["jobs"][0]["read"]["iops"]
+def rp99(name): return j(f"{name}.json")["jobs"][0]["read"]["clat_ns"]["percentile"]["99.000000"] / 1e6
+chain = {d: (riops(f"chain{d}"), rp99(f"chain{d}")) for d in (0, 1, 16)}
 lf = float(open(os.path.join(d, "local-full.txt")).read())
 li = float(open(os.path.join(d, "local-inc.txt")).read())
 mb = lambda b, s: b / s / 1e6
@@ -240,6 +260,18 @@ against `cp` + fsync of a local file of the same number of bytes.
 |---|---|---|---|---|---|
 | full | {bf['bytes']} | {bf['seconds']:.2f} | {mb(bf['bytes'], bf['seconds']):.0f} | {mb(bf['bytes'], lf):.0f} | {lf / bf['seconds']:.2f} |
 | incremental | {bi['bytes']} | {bi['seconds']:.2f} | {mb(bi['bytes'], bi['seconds']):.0f} | {mb(bi['bytes'], li):.0f} | {li / bi['seconds']:.2f} |
+
+## 4. Reading through clone chains
+
+fio 4k random reads, iodepth 16, {cow_secs} s, on a fully written 1 GiB disk and on
+clones of it 1 and 16 deep (each level a clone of the previous one's snapshot,
+nothing written below the first disk): every read resolves down the chain.
+
+| disk | IOPS | vs the disk itself | p99 ms |
+|---|---|---|---|
+| the disk | {chain[0][0]:.0f} | 1.00 | {chain[0][1]:.2f} |
+| clone, 1 deep | {chain[1][0]:.0f} | {chain[1][0] / chain[0][0]:.2f} | {chain[1][1]:.2f} |
+| clone, 16 deep | {chain[16][0]:.0f} | {chain[16][0] / chain[0][0]:.2f} | {chain[16][1]:.2f} |
 """
 open(out, "w").write(text)
 print(text)

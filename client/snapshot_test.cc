@@ -10,6 +10,7 @@
 #include "client/volume_fixture_testing.h"
 #include "node/admin_service.h"
 #include "node/job_runner.h"
+#include "node/relocator.h"
 
 namespace ukai::client {
 namespace {
@@ -288,6 +289,50 @@ TEST_F(SnapshotTest, RollbackMakesTheDiskReadAsTheSnapshotAndKeepsTheOthers) {
   vol.reset();
   ASSERT_TRUE(admin.Rollback(nullptr, &req, &info).ok());
   EXPECT_EQ(ReadAll(**host->Open("d", false), 0, 3 * kBlock), v0);
+}
+
+TEST_F(SnapshotTest, AFlattenedCloneOutlivesItsParent) {
+  CreateDisk("gold", 8 * kBlock, kBlock);
+  Cluster* host = NewHost("h1");
+  const std::string image = Pattern(6 * kBlock, 80);  // blocks 6 and 7 stay zeros
+  {
+    auto parent = Open(host, "gold", true);
+    Put(*parent, 0, image);
+  }
+  Snapshot("gold", "base");
+  auto c = admin_->CloneDisk("gold", "base", "vm", {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto clone = Open(host, "vm", true);
+  const std::string mine = Pattern(5000, 81);
+  Put(*clone, 2 * kBlock + 100, mine);  // block 2 is the clone's own before the flatten
+  std::string want = image + std::string(2 * kBlock, '\0');
+  want.replace(2 * kBlock + 100, mine.size(), mine);
+
+  auto job = admin_->StartFlatten("vm", 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  node::GrpcCopyNodes copy_nodes(admin_.get(), InProcess(&nodes_));
+  node::Relocator runner("n3", admin_.get(), &copy_nodes, {});
+  ASSERT_TRUE(runner.Run(job->id(), [] { return false; }).ok());
+  auto done = admin_->GetJob(job->id());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_FALSE(admin_->GetByName("vm")->has_parent());
+  const pb::BlockChunk chunk = ChunkZero(*c);
+  for (int b = 0; b < 6; ++b) EXPECT_FALSE(chunk.blocks(b).inherited()) << b;
+  EXPECT_TRUE(admin_->GetByName("gold")->snapshots(0).clones().empty());
+  EXPECT_EQ(ReadAll(*clone, 0, 8 * kBlock), want);
+
+  // The parent goes entirely; the clone reads the same and writes on.
+  ASSERT_TRUE(admin_->DeleteSnapshot("gold", "base").ok());
+  auto gone = admin_->BeginDelete("gold", false);
+  ASSERT_TRUE(gone.ok()) << gone.status();
+  for (auto& [id, n] : nodes_) ASSERT_TRUE(n->store->DropDisk(gone->id()).ok());
+  ASSERT_TRUE(admin_->FinishDelete(gone->id()).ok());
+  auto fresh = Open(NewHost("h2"), "vm", false);
+  EXPECT_EQ(ReadAll(*fresh, 0, 8 * kBlock), want);
+  const std::string late = Pattern(kBlock, 82);
+  Put(*clone, 7 * kBlock, late);  // a block the parent never had: no parent needed
+  EXPECT_EQ(ReadAll(*clone, 7 * kBlock, kBlock), late);
 }
 
 }  // namespace

@@ -323,7 +323,12 @@ absl::StatusOr<VolumeImpl::BlockRef> VolumeImpl::GetBlock(uint64_t block, bool a
   std::shared_ptr<const pb::BlockChunk> shared;
   if (chunk) shared = std::make_shared<const pb::BlockChunk>(std::move(chunk->chunk));
   absl::MutexLock l(&mu_);
-  if (spec_.layout_version() == version && (shared || writer_)) chunks_[c] = shared;
+  // "Not allocated" is cached only where nothing else can allocate it: this
+  // host writes the disk, or this is a snapshot's view (a chunk allocated
+  // later begins after the snapshot: the view reads it as unallocated anyway).
+  if (spec_.layout_version() == version && (shared || writer_ || !snapshot_.empty())) {
+    chunks_[c] = shared;
+  }
   return BlockRef{version, std::move(shared), i};
 }
 

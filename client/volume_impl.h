@@ -3,7 +3,7 @@
 // version it was read under; nodes reject requests from an older layout and
 // the volume then re-reads. Block pointers that say "not allocated" are only
 // cached while this host holds the writer epoch (no other host can allocate
-// then without fencing us first).
+// then without fencing us first), or in a snapshot's view.
 //
 // A volume is the disk as it is now, or (`snapshot` set) a read-only view of
 // one of its snapshots. A clone's volume reads the blocks it has no data of

@@ -106,7 +106,7 @@ grpc::Status AdminService::DeleteSnapshot(grpc::ServerContext*, const pb::Snapsh
   if (!spec.ok()) return ToGrpc(spec.status());
   // The space: every node that holds replicas drops what no one names now.
   // One that is down or fails here keeps the objects until its periodic
-  // collection (node/main.cc, --collect-every) or the next delete.
+  // collection (node/collector.h, ukai-node --collect-every).
   std::set<std::string> nodes;
   if (auto live = catalog_->LiveNodes(); live.ok()) nodes = *live;
   if (nodes_ != nullptr) {

@@ -20,6 +20,7 @@
 #include "node/data_service.h"
 #include "node/disk_registry.h"
 #include "node/job_runner.h"
+#include "node/collector.h"
 #include "node/local_scrubber.h"
 #include "node/repair_scanner.h"
 
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   int repair_interval_s = 10;
   int rereplicate_after_s = 600;
   int scrub_every_s = 7 * 86400;
+  int collect_every_s = 3600;
   app.add_option("--id", id, "node id, unique in the cluster ([A-Za-z0-9._-])")->required();
   app.add_option("--site", site, "site (datacenter) label")->required();
   app.add_option("--listen", listen, "host:port for the data and admin services")->required();
@@ -94,6 +96,12 @@ int main(int argc, char** argv) {
                  "seconds between this node's slow checks of every page it stores against its "
                  "checksum (the first one this long after start); a replica with a bad page is "
                  "marked stale and repaired, unless it is the block's last clean one. 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 365 * 86400));
+  app.add_option("--collect-every", collect_every_s,
+                 "seconds between this node's passes that drop stored objects nobody names any "
+                 "more (a deleted snapshot's, missed while the node was down; an abandoned "
+                 "copy-on-write). 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0, 365 * 86400));
   app.add_option("--scrub-bandwidth", scrub_bandwidth,
@@ -215,12 +223,15 @@ int main(int argc, char** argv) {
   repairs.Start();
   ukai::node::LocalScrubber scrubber(id, &catalog, &store, absl::Seconds(scrub_every_s), *scrub_cap);
   scrubber.Start();
+  ukai::node::Collector collector(&copy_service, &store, absl::Seconds(collect_every_s));
+  collector.Start();
   LOG_INFO("node %s (site %s) serving on %s, block I/O on %s, store %s", id, site, listen,
            io_address, data);
 
   int sig = 0;
   sigwait(&sigs, &sig);
   LOG_INFO("signal %d: shutting down", sig);
+  collector.Stop();
   scrubber.Stop();
   repairs.Stop();
   jobs.Stop();  // a job stops between steps and stays RUNNING for another node
