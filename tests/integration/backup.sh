@@ -10,6 +10,7 @@
 #    as it was;
 #  - export writes a sparse raw image of a disk or snapshot; import makes a
 #    thin disk of one (zero blocks not stored), byte-exact.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 m=$UKAI_MOUNT

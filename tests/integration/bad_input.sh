@@ -2,6 +2,7 @@
 # Bad input gets one clear line on stderr and exit 1, never a crash, a hang
 # or a half-made disk: names, sizes, duplicates, unknown disks, placement,
 # unreachable nodes, ZooKeeper down.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deleting a disk that a host has open for writing is refused unless forced;
 # a deleted disk's space is reclaimed on every node.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 

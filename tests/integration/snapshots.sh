@@ -13,6 +13,7 @@
 #    the clone and ends the dependency; deleting the snapshots gives the
 #    space only they held back on the nodes;
 #  - bad input gets one clear line and a non-zero exit.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 m=$UKAI_MOUNT

@@ -6,6 +6,7 @@
 # not: that depends on who reaches the server first), every node is
 # registered, watches are armed (a new disk shows on the mount), and every
 # acknowledged write reads back.
+# labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
 w=$top/tests/ack_writer.py
