@@ -470,6 +470,11 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
 absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out) {
   const absl::Time began = absl::Now();
   absl::Status s = ReadSegmentOnce(block, off, len, out);
+  if (absl::IsAborted(s)) {  // the layout kept moving under it: pause and try again
+    Hold hold(began, meta::HoldMs(Policy().failure));
+    while (absl::IsAborted(s) && hold.Wait()) s = ReadSegmentOnce(block, off, len, out);
+    if (absl::IsAborted(s)) return absl::UnavailableError(std::string(s.message()));
+  }
   if (!absl::IsUnavailable(s)) return s;
   const IoPolicy p = Policy();
   if (p.failure.on_replica_failure() != pb::FailurePolicy::WAIT) return s;
@@ -525,10 +530,11 @@ absl::Status VolumeImpl::ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t 
       last = Annotate(s, absl::StrFormat("disk %d block %d: replica %s", id_, block, node));
       LOG_DEBUG("%s; trying the next replica", last.ToString());
     }
-    if (!stale_layout) break;
+    if (!stale_layout) return absl::UnavailableError(std::string(last.message()));
     RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
   }
-  return absl::UnavailableError(std::string(last.message()));
+  return absl::AbortedError(
+      absl::StrFormat("disk %d block %d: layout kept changing during the read", id_, block));
 }
 
 void VolumeImpl::RepairRotten(uint64_t block, const std::vector<std::string>& rotten,
@@ -937,7 +943,7 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
     (void)RefreshLayout(/*arm_watch=*/false);  // ZooKeeper away: the cached layout
     return true;
   };
-  for (int attempt = 0; attempt < kMaxAttempts;) {
+  for (int attempt = 0;;) {
     WriteAttempt a;
     absl::Status prepared = PrepareWrite(block, off, data, len, &a, partial);
     if (absl::IsUnavailable(prepared)) {
@@ -959,10 +965,15 @@ absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* 
     RETURN_IF_ERROR(s);
     if (!retry) return absl::OkStatus();
     partial = a.ok;
-    ++attempt;
+    if (++attempt < kMaxAttempts) continue;
+    // The layout keeps moving (right after a snapshot, every block's first
+    // write switches a pointer): pause, as a write short of replicas is
+    // held, and go on trying until the hold time is up.
+    const absl::Status why = absl::UnavailableError(
+        absl::StrFormat("disk %d block %d: layout kept changing during the write", id_, block));
+    if (!held(why)) return why;
+    attempt = 0;
   }
-  return absl::UnavailableError(
-      absl::StrFormat("disk %d block %d: layout kept changing during the write", id_, block));
 }
 
 absl::Status VolumeImpl::WriteSectors(uint64_t block, uint32_t off, const char* data,

@@ -136,8 +136,10 @@ class VolumeImpl {
   absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
   absl::StatusOr<uint64_t> WriterEpoch();
   // Reads from the nearest clean replica that answers; with the WAIT policy,
-  // holds (retrying) while none does, up to the policy's hold time.
+  // holds (retrying) while none does, up to the policy's hold time. A layout
+  // that keeps moving is waited out the same way, whatever the policy.
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
+  // One round of tries; ABORTED if the layout moved under every one of them.
   absl::Status ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t len, char* out);
   // The disk's failure policy and the replica count its placement asks for.
   struct IoPolicy {
