@@ -30,7 +30,7 @@ absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, ui
 }
 
 absl::Status CheckGeneration(uint64_t generation) {
-  if (generation & kMarkGeneration) {
+  if (generation & kStoreGenerations) {
     return absl::InvalidArgumentError(absl::StrFormat("generation %d is out of range", generation));
   }
   return absl::OkStatus();

@@ -1,6 +1,7 @@
 #include "node/block_store.h"
 
 #include <cstring>
+#include <set>
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
@@ -108,6 +109,100 @@ absl::Mutex& BlockStore::LockFor(const ObjectId& obj) {
   return stripes_[absl::HashOf(obj.disk, obj.block) % stripes_.size()];
 }
 
+// A link is page 0 of the object's link shadow (generation | kLinkGeneration):
+// the magic, then the generation linked to, little-endian.
+namespace {
+constexpr char kLinkMagic[8] = {'U', 'K', 'L', 'I', 'N', 'K', '0', '1'};
+PageKey LinkKey(const ObjectId& o) { return {o.disk, o.block, o.generation | kLinkGeneration, 0}; }
+}  // namespace
+
+absl::StatusOr<std::optional<uint64_t>> BlockStore::LinkOf(const ObjectId& obj, bool may_block) {
+  const PageKey key = LinkKey(obj);
+  std::vector<std::optional<std::string>> vals;
+  RETURN_IF_ERROR(may_block ? pages_->Get({key}, &vals) : pages_->GetNoWait({key}, &vals));
+  if (!vals[0]) return std::nullopt;
+  char page[kPage];
+  RETURN_IF_ERROR(DecodePage(*vals[0], key, page));
+  if (memcmp(page, kLinkMagic, sizeof kLinkMagic) != 0) {
+    return absl::DataLossError(
+        absl::StrFormat("disk %d block %d generation %d: malformed link", obj.disk, obj.block,
+                        obj.generation));
+  }
+  uint64_t to = 0;
+  for (int i = 0; i < 8; ++i) to |= uint64_t{static_cast<uint8_t>(page[8 + i])} << (8 * i);
+  return to;
+}
+
+absl::StatusOr<int> BlockStore::LinkDepth(const ObjectId& obj) {
+  ObjectId at = obj;
+  for (int depth = 0; depth <= kMaxLinkDepth; ++depth) {
+    ASSIGN_OR_RETURN(auto to, LinkOf(at, /*may_block=*/true));
+    if (!to) return depth;
+    at.generation = *to;
+  }
+  return kMaxLinkDepth + 1;
+}
+
+void BlockStore::SetLink(const ObjectId& obj, std::optional<uint64_t> to, std::string* page,
+                         std::vector<PageMutation>* batch) {
+  PageMutation m;
+  m.key = LinkKey(obj);
+  if (!to) {
+    m.erase = true;
+  } else {
+    page->assign(kPage, '\0');
+    memcpy(page->data(), kLinkMagic, sizeof kLinkMagic);
+    for (int i = 0; i < 8; ++i) (*page)[8 + i] = static_cast<char>((*to >> (8 * i)) & 0xff);
+    m.data = page->data();
+    m.crc = Crc32c(m.data, kPage);
+  }
+  batch->push_back(m);
+}
+
+absl::Status BlockStore::GetResolved(std::vector<PageKey>* keys,
+                                     std::vector<std::optional<std::string>>* vals,
+                                     bool may_block) {
+  RETURN_IF_ERROR(may_block ? pages_->Get(*keys, vals) : pages_->GetNoWait(*keys, vals));
+  if (keys->empty()) return absl::OkStatus();
+  ObjectId at{(*keys)[0].disk, (*keys)[0].block, (*keys)[0].generation};
+  // Each step, every page still missing is missing from the same object.
+  for (int depth = 0;; ++depth) {
+    std::vector<size_t> missing;
+    for (size_t i = 0; i < keys->size(); ++i) {
+      if (!(*vals)[i]) missing.push_back(i);
+    }
+    if (missing.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto to, LinkOf(at, may_block));
+    if (!to) return absl::OkStatus();  // never written: zeros
+    if (depth > kMaxLinkDepth) {
+      return absl::DataLossError(absl::StrFormat(
+          "disk %d block %d generation %d: links deeper than %d", at.disk, at.block,
+          (*keys)[0].generation, kMaxLinkDepth));
+    }
+    at.generation = *to;
+    std::vector<PageKey> sub;
+    for (size_t i : missing) {
+      (*keys)[i].generation = *to;
+      sub.push_back((*keys)[i]);
+    }
+    std::vector<std::optional<std::string>> got;
+    RETURN_IF_ERROR(may_block ? pages_->Get(sub, &got) : pages_->GetNoWait(sub, &got));
+    for (size_t j = 0; j < missing.size(); ++j) (*vals)[missing[j]] = std::move(got[j]);
+  }
+}
+
+absl::StatusOr<std::vector<uint64_t>> BlockStore::LinkedTo(const ObjectId& obj) {
+  ASSIGN_OR_RETURN(auto held, pages_->Objects(obj.disk, obj.block, obj.block + 1));
+  std::vector<uint64_t> out;
+  for (const auto& [block, generation] : held) {
+    if ((generation & kLinkGeneration) == 0 || (generation & kMarkGeneration) != 0) continue;
+    const ObjectId o{obj.disk, block, generation & ~kLinkGeneration};
+    ASSIGN_OR_RETURN(auto to, LinkOf(o, /*may_block=*/true));
+    if (to && *to == obj.generation) out.push_back(o.generation);
+  }
+  return out;
+}
+
 absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::string_view data,
                               bool track) {
   if (data.empty()) return absl::OkStatus();
@@ -129,7 +224,9 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
   if (head_partial) rmw_keys.push_back(key(first));
   if (tail_partial) rmw_keys.push_back(key(last));
   std::vector<std::optional<std::string>> old;
-  if (!rmw_keys.empty()) RETURN_IF_ERROR(pages_->Get(rmw_keys, &old));
+  if (!rmw_keys.empty()) RETURN_IF_ERROR(GetResolved(&rmw_keys, &old, /*may_block=*/true));
+  // A linked copy keeps zero pages: erased, they would read through the link.
+  std::optional<bool> linked;
 
   std::vector<PageMutation> batch;
   batch.reserve(last - first + 1);
@@ -154,7 +251,11 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
       memcpy(page + (from - page_start), data.data() + (from - offset), to - from);
       m.data = page;
     }
-    if (AllZero(m.data, kPage)) {
+    if (AllZero(m.data, kPage) && !linked) {
+      ASSIGN_OR_RETURN(auto to, LinkOf(obj, /*may_block=*/true));
+      linked = to.has_value();
+    }
+    if (AllZero(m.data, kPage) && !*linked) {
       m.erase = true;
     } else {
       m.crc = Crc32c(m.data, kPage);
@@ -201,7 +302,7 @@ absl::Status BlockStore::ReadPagesUnlocked(const ObjectId& obj, uint32_t first, 
   keys.reserve(n);
   for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
   std::vector<std::optional<std::string>> vals;
-  RETURN_IF_ERROR(pages_->Get(keys, &vals));
+  RETURN_IF_ERROR(GetResolved(&keys, &vals, /*may_block=*/true));
   for (uint32_t i = 0; i < n; ++i) {
     if (!vals[i]) continue;
     (*present)[i] = true;
@@ -222,10 +323,12 @@ absl::Status BlockStore::VerifyPages(const ObjectId& obj, uint32_t first, uint32
   keys.reserve(n);
   for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
   std::vector<std::optional<std::string>> vals;
-  absl::Status got = pages_->Get(keys, &vals);
+  const std::vector<PageKey> asked = keys;
+  absl::Status got = GetResolved(&keys, &vals, /*may_block=*/true);
   if (RaceMayExplain(got)) {
     absl::MutexLock l(&LockFor(obj));
-    got = LostUnderLock(pages_->Get(keys, &vals));
+    keys = asked;
+    got = LostUnderLock(GetResolved(&keys, &vals, /*may_block=*/true));
   }
   RETURN_IF_ERROR(got);
   char page[kPage];
@@ -274,6 +377,7 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
   std::vector<std::optional<std::string>> local;
   if (!partial.empty()) RETURN_IF_ERROR(pages_->Get(partial, &local));
   std::vector<std::string> merged(partial.size());
+  std::optional<bool> linked;  // as in Write
   std::vector<PageMutation> batch;
   size_t at = 0, pi = 0;
   for (uint32_t i = 0; i < present.size(); ++i) {
@@ -295,7 +399,11 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
       }
       m.data = page.data();
     }
-    if (AllZero(m.data, kPage)) {
+    if (AllZero(m.data, kPage) && !linked) {
+      ASSIGN_OR_RETURN(auto to, LinkOf(obj, /*may_block=*/true));
+      linked = to.has_value();
+    }
+    if (AllZero(m.data, kPage) && !*linked) {
       m.erase = true;
     } else {
       m.crc = Crc32c(m.data, kPage);
@@ -313,10 +421,13 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
 absl::StatusOr<std::vector<ObjectId>> BlockStore::Objects(uint64_t disk, uint64_t first,
                                                          uint64_t end) {
   ASSIGN_OR_RETURN(auto objects, pages_->Objects(disk, first, end));
-  std::vector<ObjectId> out;
+  // A linked copy that holds no page of its own yet is there all the same.
+  std::set<std::pair<uint64_t, uint64_t>> found;
   for (const auto& [block, generation] : objects) {
-    if ((generation & kMarkGeneration) == 0) out.push_back({disk, block, generation});
+    if ((generation & kMarkGeneration) == 0) found.insert({block, generation & ~kLinkGeneration});
   }
+  std::vector<ObjectId> out;
+  for (const auto& [block, generation] : found) out.push_back({disk, block, generation});
   return out;
 }
 
@@ -327,16 +438,26 @@ absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst,
   // Whatever dst held goes first (a copy that never got used, or one being
   // redone): the block table names dst only after this returned.
   ASSIGN_OR_RETURN(auto held, pages_->Objects(dst.disk, dst.block, dst.block + 1));
+  bool src_held = false;
   for (const auto& [block, generation] : held) {
-    if (generation == dst.generation || generation == (dst.generation | kMarkGeneration)) {
+    if (src != nullptr && (generation & ~kLinkGeneration) == src->generation) src_held = true;
+    if ((generation & ~kStoreGenerations) == dst.generation) {
       const ObjectId marks = MarksOf(dst);
       RETURN_IF_ERROR(pages_->DropObject(marks.disk, marks.block, marks.generation,
                                          MarkPageCount(block_size)));
       RETURN_IF_ERROR(pages_->DropObject(dst.disk, dst.block, dst.generation, pages));
-      break;
+      RETURN_IF_ERROR(pages_->DropObject(dst.disk, dst.block, dst.generation | kLinkGeneration, 1));
     }
   }
-  if (src == nullptr) return absl::OkStatus();
+  if (src == nullptr || !src_held) return absl::OkStatus();  // nothing there: zeros
+  ASSIGN_OR_RETURN(const int depth, LinkDepth(*src));
+  if (depth < kMaxLinkDepth) {
+    std::string link;
+    std::vector<PageMutation> batch;
+    SetLink(dst, src->generation, &link, &batch);
+    return pages_->Apply(batch);
+  }
+  // A chain this deep: a copy of what src reads as, page by page.
   std::vector<bool> present;
   std::string data;
   RETURN_IF_ERROR(ReadPagesUnlocked(*src, 0, pages, &present, &data));
@@ -347,9 +468,10 @@ absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst,
     PageMutation m;
     m.key = {dst.disk, dst.block, dst.generation, p};
     m.data = data.data() + at;
+    at += kPage;
+    if (AllZero(m.data, kPage)) continue;  // unlinked: absent reads as zeros
     m.crc = Crc32c(m.data, kPage);
     batch.push_back(m);
-    at += kPage;
   }
   if (batch.empty()) return absl::OkStatus();
   return pages_->Apply(batch);
@@ -360,7 +482,7 @@ absl::StatusOr<bool> BlockStore::FillIfEmpty(const ObjectId& obj, const std::vec
   absl::MutexLock l(&LockFor(obj));
   ASSIGN_OR_RETURN(auto held, pages_->Objects(obj.disk, obj.block, obj.block + 1));
   for (const auto& [block, generation] : held) {
-    if (generation == obj.generation) return false;
+    if ((generation & ~kLinkGeneration) == obj.generation) return false;
   }
   std::vector<PageMutation> batch;
   size_t at = 0;
@@ -385,11 +507,51 @@ absl::Status BlockStore::ClearMarks(const ObjectId& obj, uint32_t block_size) {
 }
 
 absl::Status BlockStore::DropObject(const ObjectId& obj, uint32_t block_size) {
+  const uint32_t pages = PageCount(block_size);
   absl::MutexLock l(&LockFor(obj));
+  ASSIGN_OR_RETURN(const auto dependents, LinkedTo(obj));
+  if (!dependents.empty()) {
+    // obj's own pages, for the dependents that do not hold them.
+    std::vector<PageKey> keys;
+    for (uint32_t p = 0; p < pages; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
+    std::vector<std::optional<std::string>> mine;
+    RETURN_IF_ERROR(pages_->Get(keys, &mine));
+    ASSIGN_OR_RETURN(const auto next, LinkOf(obj, /*may_block=*/true));
+    std::vector<char> page(kPage);
+    for (uint64_t g : dependents) {
+      const ObjectId dep{obj.disk, obj.block, g};
+      std::vector<PageKey> theirs = keys;
+      for (auto& k : theirs) k.generation = g;
+      std::vector<std::optional<std::string>> held;
+      RETURN_IF_ERROR(pages_->Get(theirs, &held));
+      std::vector<std::string> taken;  // decoded pages, alive until Apply
+      taken.reserve(pages);
+      std::vector<PageMutation> batch;
+      for (uint32_t p = 0; p < pages; ++p) {
+        if (held[p] || !mine[p]) continue;
+        RETURN_IF_ERROR(DecodePage(*mine[p], keys[p], page.data()));
+        // With no link left, a zero page need not be kept.
+        if (!next && AllZero(page.data(), kPage)) continue;
+        taken.emplace_back(page.data(), kPage);
+        PageMutation m;
+        m.key = theirs[p];
+        m.data = taken.back().data();
+        m.crc = Crc32c(m.data, kPage);
+        batch.push_back(m);
+      }
+      std::string link;
+      SetLink(dep, next, &link, &batch);
+      RETURN_IF_ERROR(pages_->Apply(batch));
+    }
+    // Durable before what they came from goes: a crash in between must
+    // leave the dependents whole either way.
+    RETURN_IF_ERROR(pages_->Sync());
+  }
   const ObjectId marks = MarksOf(obj);
   RETURN_IF_ERROR(
       pages_->DropObject(marks.disk, marks.block, marks.generation, MarkPageCount(block_size)));
-  return pages_->DropObject(obj.disk, obj.block, obj.generation, PageCount(block_size));
+  RETURN_IF_ERROR(pages_->DropObject(obj.disk, obj.block, obj.generation | kLinkGeneration, 1));
+  return pages_->DropObject(obj.disk, obj.block, obj.generation, pages);
 }
 
 namespace {
@@ -407,7 +569,25 @@ std::vector<PageKey> KeysOf(const ObjectId& obj, uint32_t offset, uint32_t lengt
 absl::Status BlockStore::PlanRead(const ObjectId& obj, uint32_t offset, uint32_t length,
                                   PagePlan* plan) {
   if (length == 0) return absl::InvalidArgumentError("empty read");
-  return pages_->PlanRead(KeysOf(obj, offset, length), plan);
+  std::vector<PageKey> keys = KeysOf(obj, offset, length);
+  RETURN_IF_ERROR(pages_->PlanRead(keys, plan));
+  // Pages the object does not hold: planned again from the object its link
+  // names (FinishRead goes by each key's page, whatever its generation).
+  ObjectId at = obj;
+  for (int depth = 0;; ++depth) {
+    bool missing = false;
+    for (const auto& c : plan->crcs) missing = missing || !c;
+    if (!missing) return absl::OkStatus();
+    ASSIGN_OR_RETURN(auto to, LinkOf(at, /*may_block=*/false));
+    if (!to) return absl::OkStatus();
+    if (depth > kMaxLinkDepth) return WouldBlock();  // the slow path says why
+    at.generation = *to;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!plan->crcs[i]) keys[i].generation = *to;
+    }
+    *plan = PagePlan();
+    RETURN_IF_ERROR(pages_->PlanRead(keys, plan));
+  }
 }
 
 absl::Status BlockStore::FinishRead(uint32_t offset, uint32_t length, const PagePlan& plan,
@@ -457,7 +637,7 @@ absl::Status BlockStore::ReadUnlocked(const ObjectId& obj, uint32_t offset, uint
   if (length == 0) return absl::OkStatus();
   std::vector<PageKey> keys = KeysOf(obj, offset, length);
   std::vector<std::optional<std::string>> vals;
-  RETURN_IF_ERROR(may_block ? pages_->Get(keys, &vals) : pages_->GetNoWait(keys, &vals));
+  RETURN_IF_ERROR(GetResolved(&keys, &vals, may_block));
   size_t base = out->size();
   out->resize(base + length);
   char* dst = out->data() + base;

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ struct ObjectId {
 // of a replica being filled by a background copy (below). Requests never
 // name one (BlockIo rejects them).
 constexpr uint64_t kMarkGeneration = 1ull << 63;
+// And the link of an object made by copy-on-write (CopyObject): one page
+// naming the generation it reads through to. Requests never name one either.
+constexpr uint64_t kLinkGeneration = 1ull << 62;
+constexpr uint64_t kStoreGenerations = kMarkGeneration | kLinkGeneration;
 constexpr uint32_t kSector = 512;
 
 class BlockStore {
@@ -63,11 +68,15 @@ class BlockStore {
   absl::Status VerifyPages(const ObjectId& obj, uint32_t first, uint32_t n,
                            std::vector<uint32_t>* crcs, std::vector<bool>* present,
                            std::vector<uint32_t>* bad);
-  // Copy-on-write on this node (a first write after a snapshot): object
-  // `dst_generation` of the same block becomes an exact copy of `src` (its
-  // stored pages; nothing else), or empty with `src` nullptr. Pages of `src`
-  // failing their checksum fail it (DATA_LOSS). Not durable until Sync.
+  // Copy-on-write on this node (a first write after a snapshot): object `dst`
+  // of the same block becomes a copy of `src` (what it reads as), or empty
+  // with `src` nullptr. The copy is a link: `dst` holds only the pages
+  // written to it since, and reads the others through to `src` (and on down
+  // `src`'s own link), so it costs one small write however big the block.
+  // A chain deeper than kMaxLinkDepth is copied page by page instead. Not
+  // durable until Sync.
   absl::Status CopyObject(const ObjectId* src, const ObjectId& dst, uint32_t block_size);
+  static constexpr int kMaxLinkDepth = 4;
   // Flatten: stores whole-object pages (`present` flags for every page of
   // the block, `data` the present ones back to back) as `obj`, in one
   // atomic batch, only if `obj` holds no page yet; false if it did.
@@ -76,7 +85,9 @@ class BlockStore {
   // Forgets the marks of an object of `block_size` bytes (the copy is done).
   absl::Status ClearMarks(const ObjectId& obj, uint32_t block_size);
   // Removes an object and its marks (a cancelled or restarted copy, or a
-  // replica moved away).
+  // replica moved away, or one no snapshot reads any more). Objects of the
+  // block linked to it first take in the pages they read from it, in one
+  // atomic batch each, and link on to what it linked to.
   absl::Status DropObject(const ObjectId& obj, uint32_t block_size);
   // Appends `length` bytes to `out`; pages never written read as zeros.
   // With `may_block` false: WouldBlock() instead of waiting for a disk
@@ -103,6 +114,21 @@ class BlockStore {
   absl::Status ReadPagesUnlocked(const ObjectId& obj, uint32_t first, uint32_t n,
                                  std::vector<bool>* present, std::string* data);
   absl::Mutex& LockFor(const ObjectId& obj);
+  // The generation `obj` links to, if it is a linked copy.
+  absl::StatusOr<std::optional<uint64_t>> LinkOf(const ObjectId& obj, bool may_block);
+  // How many links a read of `obj` may follow (0: not linked).
+  absl::StatusOr<int> LinkDepth(const ObjectId& obj);
+  // Get of `keys` (pages of one object), following links for the pages the
+  // object does not hold itself: each key found is rewritten to the object
+  // that holds it, `vals` has what is stored there.
+  absl::Status GetResolved(std::vector<PageKey>* keys,
+                           std::vector<std::optional<std::string>>* vals, bool may_block);
+  // The generations of objects of `obj`'s block that link to it.
+  absl::StatusOr<std::vector<uint64_t>> LinkedTo(const ObjectId& obj);
+  // Writes `obj`'s link (nullopt: removes it) into `batch`; `page` keeps the
+  // value alive until the batch is applied.
+  void SetLink(const ObjectId& obj, std::optional<uint64_t> to, std::string* page,
+               std::vector<PageMutation>* batch);
   // The mark pages covering pages [first, last] of `obj`: their keys and
   // their decoded bytes (zeros where none is stored).
   absl::Status LoadMarkPages(const ObjectId& obj, uint32_t first, uint32_t last,

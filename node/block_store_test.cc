@@ -326,6 +326,87 @@ TEST_P(BlockStoreTest, ConcurrentWritersKeepChecksumsInStepWithData) {
 // One object written whole and dropped again and again while two threads
 // read and pull it: a read finds the whole object or none of it, never an
 // error (the extent store's file goes away between index and file reads).
+// Copy-on-write (CopyObject) links the new object to the old one: it reads
+// the same, takes writes of its own (zeros too) without touching the old
+// one, and lists as an object even before its first write.
+TEST_P(BlockStoreTest, CopiesAreLinksThatReadThroughAndWriteApart) {
+  constexpr uint32_t kBlock = 64 * 1024;
+  const ObjectId g1{1, 3, 1}, g2{1, 3, 2};
+  const std::string old = std::string(kBlock / 2, 'o') + std::string(kBlock / 2, 'p');
+  ASSERT_TRUE(store_->Write(g1, 0, old).ok());
+  const uint64_t before = store_->DiskBytes()->at(1);
+  ASSERT_TRUE(store_->CopyObject(&g1, g2, kBlock).ok());
+  EXPECT_EQ(store_->DiskBytes()->at(1) - before, 4096u);  // the link alone, not 64 KiB
+  EXPECT_EQ(Read(g2, 0, kBlock), old);
+  auto objects = store_->Objects(1, 3, 4);
+  ASSERT_TRUE(objects.ok());
+  ASSERT_EQ(objects->size(), 2u);
+  EXPECT_EQ((*objects)[1].generation, 2u);
+  // A partial page merges with the page read through; a zero page is kept.
+  ASSERT_TRUE(store_->Write(g2, 100, "new").ok());
+  ASSERT_TRUE(store_->Write(g2, 8192, std::string(4096, '\0')).ok());
+  std::string want = old;
+  want.replace(100, 3, "new");
+  want.replace(8192, 4096, std::string(4096, '\0'));
+  EXPECT_EQ(Read(g2, 0, kBlock), want);
+  EXPECT_EQ(Read(g1, 0, kBlock), old);
+  // The background-copy and scrub views resolve the link too.
+  std::vector<bool> present;
+  std::string data;
+  ASSERT_TRUE(store_->ReadPages(g2, 0, kBlock / 4096, &present, &data).ok());
+  EXPECT_EQ(std::count(present.begin(), present.end(), true), kBlock / 4096);
+  EXPECT_EQ(data, want);
+  std::vector<uint32_t> crcs, bad;
+  ASSERT_TRUE(store_->VerifyPages(g2, 0, kBlock / 4096, &crcs, &present, &bad).ok());
+  EXPECT_TRUE(bad.empty());
+  EXPECT_NE(crcs[5], 0u);  // read through to g1's page
+}
+
+// Dropping an object others link to first gives them the pages they read
+// from it; chains of links fold the same way, and a chain too deep is
+// copied instead of linked.
+TEST_P(BlockStoreTest, DroppingALinkedObjectKeepsItsCopiesWhole) {
+  constexpr uint32_t kBlock = 32 * 1024;
+  std::vector<ObjectId> g;
+  std::vector<std::string> want;
+  std::string now(kBlock, '\0');
+  for (uint64_t gen = 1; gen <= 7; ++gen) {
+    g.push_back({2, 0, gen});
+    if (gen > 1) {
+      ASSERT_TRUE(store_->CopyObject(&g[gen - 2], g.back(), kBlock).ok());
+    }
+    const std::string page(4096, static_cast<char>('a' + gen));
+    now.replace((gen % 8) * 4096, 4096, page);
+    ASSERT_TRUE(store_->Write(g.back(), (gen % 8) * 4096, page).ok());
+    want.push_back(now);
+  }
+  for (size_t i = 0; i < g.size(); ++i) EXPECT_EQ(Read(g[i], 0, kBlock), want[i]) << i;
+  // Drop the middle ones and the first: what is left reads as before.
+  for (size_t i : {3u, 1u, 0u, 4u}) ASSERT_TRUE(store_->DropObject(g[i], kBlock).ok());
+  for (size_t i : {2u, 5u, 6u}) EXPECT_EQ(Read(g[i], 0, kBlock), want[i]) << i;
+  EXPECT_EQ(Read(g[0], 0, kBlock), std::string(kBlock, '\0'));
+  // Once nothing links to anything, only real pages are left.
+  ASSERT_TRUE(store_->DropObject(g[2], kBlock).ok());
+  ASSERT_TRUE(store_->DropObject(g[5], kBlock).ok());
+  EXPECT_EQ(Read(g[6], 0, kBlock), want[6]);
+  EXPECT_EQ(store_->DiskBytes()->at(2), 7u * 4096);  // pages 1-7, no link left
+}
+
+// A copy of an object that does not exist here reads as zeros and costs
+// nothing; a redone copy replaces what the earlier one left.
+TEST_P(BlockStoreTest, CopiesOfNothingAndRedoneCopies) {
+  constexpr uint32_t kBlock = 16 * 1024;
+  const ObjectId g1{3, 0, 1}, g2{3, 0, 2};
+  ASSERT_TRUE(store_->CopyObject(&g1, g2, kBlock).ok());
+  EXPECT_TRUE(store_->Objects(3, 0, 1)->empty());
+  ASSERT_TRUE(store_->Write(g2, 0, "stray").ok());  // a write whose switch never came
+  ASSERT_TRUE(store_->Write(g1, 0, std::string(kBlock, 'z')).ok());
+  ASSERT_TRUE(store_->CopyObject(&g1, g2, kBlock).ok());
+  EXPECT_EQ(Read(g2, 0, kBlock), std::string(kBlock, 'z'));
+  ASSERT_TRUE(store_->CopyObject(nullptr, g2, kBlock).ok());
+  EXPECT_EQ(Read(g2, 0, kBlock), std::string(kBlock, '\0'));
+}
+
 TEST_P(BlockStoreTest, ReadsDuringDropsSeeTheObjectOrNothing) {
   constexpr uint32_t kPages = 16;
   const ObjectId obj{10, 3, 0};
@@ -431,6 +512,7 @@ TEST_F(ExtentBlockStoreTest, NoWaitReadsServeCachedPagesAndDeferTheRest) {
 // reads back different from what was stored is refused, never returned.
 TEST_F(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
   BlockStore& store = *store_;
+  const ObjectId kObj{1, 0, 0};
   std::string a(10000, 'a'), b(4096, 'b');
   ASSERT_TRUE(store.Write({1, 0, 0}, 100, a).ok());
   ASSERT_TRUE(store.Write({1, 0, 0}, 6 * 4096, b).ok());  // pages 3-5 stay holes
@@ -444,6 +526,21 @@ TEST_F(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
     ASSERT_TRUE(store.Read({1, 0, 0}, off, len, &want).ok());
     ASSERT_TRUE(store.FinishRead(off, len, plan, &got).ok());
     EXPECT_EQ(got, "x" + want) << off << "+" << len;
+  }
+  // A linked copy plans the pages it lacks from the object it links to.
+  ASSERT_TRUE(store.CopyObject(&kObj, {1, 0, 5}, 64 * 1024).ok());
+  ASSERT_TRUE(store.Write({1, 0, 5}, 4096, std::string(4096, 'c')).ok());
+  {
+    PagePlan linked;
+    ASSERT_TRUE(store.PlanRead({1, 0, 5}, 0, 7 * 4096, &linked).ok());
+    carry_out(&linked);
+    std::string want, got;
+    ASSERT_TRUE(store.Read({1, 0, 5}, 0, 7 * 4096, &want).ok());
+    ASSERT_TRUE(store.FinishRead(0, 7 * 4096, linked, &got).ok());
+    EXPECT_EQ(got, want);
+    EXPECT_EQ(want.substr(4096, 4096), std::string(4096, 'c'));
+    EXPECT_EQ(want.substr(0, 100), std::string(100, '\0'));
+    EXPECT_EQ(want.substr(100, 100), std::string(100, 'a'));
   }
   PagePlan plan;
   ASSERT_TRUE(store.PlanRead({1, 0, 0}, 0, 7 * 4096, &plan).ok());
