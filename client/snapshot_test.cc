@@ -170,6 +170,47 @@ TEST_F(SnapshotTest, AReplicaThatFailsTheCopyIsMarkedStaleAndTheWriteGoesOn) {
   EXPECT_EQ(ReadAll(*snap, 0, kBlock), v0);
 }
 
+TEST_F(SnapshotTest, AReplicaThatJoinsDuringTheCopyIsAskedToCopyNotMarkedStale) {
+  // A relocation can make a new replica CLEAN between a copy-on-write's copy
+  // and its pointer switch. The switch must not mark that replica stale
+  // (its data is sound): it is tried again with the new replica copying too.
+  auto d = CreateDisk("d", 4 * kBlock, kBlock);
+  Cluster* host = NewHost("h1");
+  auto vol = Open(host, "d", true);
+  const std::string v0 = Pattern(kBlock, 30);
+  Put(*vol, 0, v0);
+  Snapshot("d", "s1");
+  std::atomic<int> copies{0};
+  std::atomic<bool> joined{false};
+  auto join = [&](uint16_t method) {
+    // Once both replicas made their copy, before the writer hears back.
+    if (method != wire::kCopyUp || ++copies != 2) return;
+    joined = true;
+    TestNode& n3 = *nodes_["n3"];  // the relocation's copy, then its switch
+    ASSERT_TRUE(n3.store->Write({d.id(), 0, 0}, 0, v0).ok());
+    ASSERT_TRUE(n3.store->Sync().ok());
+    auto r = admin_->UpdateChunk(d.id(), 0, [](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+      pb::Replica* rep = ch->mutable_blocks(0)->add_replicas();
+      rep->set_node("n3");
+      rep->set_state(pb::CLEAN);
+      return true;
+    });
+    ASSERT_TRUE(r.ok()) << r.status();
+  };
+  nodes_["n1"]->gated_io->after = join;
+  nodes_["n2"]->gated_io->after = join;
+  const std::string v1 = Pattern(kBlock, 31);
+  Put(*vol, 0, v1);
+  ASSERT_TRUE(joined);
+  for (const char* n : {"n1", "n2", "n3"}) EXPECT_EQ(StateOf(d, 0, n), pb::CLEAN) << n;
+  // n3 alone serves both the disk and the snapshot.
+  nodes_["n1"]->gated_io->refuse = true;
+  nodes_["n2"]->gated_io->refuse = true;
+  EXPECT_TRUE(ReadAll(*vol, 0, kBlock) == v1);
+  auto snap = Open(host, "d@s1", false);
+  EXPECT_TRUE(ReadAll(*snap, 0, kBlock) == v0);
+}
+
 TEST_F(SnapshotTest, ACloneReadsThroughToItsParentAndTheTwoStayApart) {
   auto d = CreateDisk("gold", 6 * kBlock, kBlock);
   Cluster* host = NewHost("h1");

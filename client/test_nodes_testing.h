@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,14 +52,20 @@ class GatedService final : public pb::NodeData::Service {
 
 // Block I/O that can be refused for a while, like a node stopped (SIGSTOP)
 // or cut off and back: while `refuse` is set every request fails UNAVAILABLE.
+// `after`, set before any traffic, runs once each blocking request is
+// handled, before its answer goes back (something that happens meanwhile
+// elsewhere).
 class GatedIo final : public wire::WireHandler {
  public:
   explicit GatedIo(node::BlockIo* real) : real_(real) {}
   std::atomic<bool> refuse{false};
+  std::function<void(uint16_t method)> after;
   absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
                       std::string* reply_data, bool may_block) override {
     if (refuse) return absl::UnavailableError("node cut off");
-    return real_->Handle(method, meta, data, reply_data, may_block);
+    absl::Status s = real_->Handle(method, meta, data, reply_data, may_block);
+    if (after) after(method);
+    return s;
   }
   bool Slow(uint16_t method) const override { return real_->Slow(method); }
   bool Background(uint16_t method) const override { return real_->Background(method); }

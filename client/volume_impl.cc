@@ -531,7 +531,7 @@ absl::Status VolumeImpl::ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t 
       LOG_DEBUG("%s; trying the next replica", last.ToString());
     }
     if (!stale_layout) return absl::UnavailableError(std::string(last.message()));
-    RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+    RETURN_IF_ERROR(CatchUp(ref.layout_version));
   }
   return absl::AbortedError(
       absl::StrFormat("disk %d block %d: layout kept changing during the read", id_, block));
@@ -598,6 +598,7 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
     tracked_meta = req.SerializeAsString();
   }
   a->block = block;
+  a->layout_version = ref.layout_version;
   a->need = Needed(Policy(), ref);
   for (const auto& r : ref.ptr().replicas()) {
     if (r.state() == pb::STALE) continue;
@@ -768,7 +769,7 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
       }
     }
     if (stale_layout) {
-      RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+      RETURN_IF_ERROR(CatchUp(ref.layout_version));
       continue;
     }
     const uint32_t need = Needed(Policy(), ref);
@@ -778,13 +779,12 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
           block, ok.size(), need, last.ToString()));
     }
     // Step 2, with the other switches of the chunk waiting meanwhile.
-    Switch sw{block, inherited, from, gen, ok, false, false, false, absl::OkStatus()};
-    auto r = SwitchPointers(c, &sw);
+    Switch sw{block, inherited, from, gen, targets, ok, false, false, false, absl::OkStatus()};
+    auto r = SwitchPointers(c, &sw);  // also brings the cached layout up to date
     const bool switched = sw.switched, raced = sw.raced;
     if (absl::IsNotFound(r)) return r;
     if (absl::IsAborted(r)) continue;  // contention: copy and switch again
     RETURN_IF_ERROR(r);
-    RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
     if (raced) continue;
     if (!failed.empty()) {
       LOG_WARN("disk %d block %d: copy on write failed on %s (%s); marked stale", id_, block,
@@ -817,15 +817,26 @@ absl::Status VolumeImpl::SwitchPointers(uint64_t chunk, Switch* mine) {
     batch.swap(switch_queue_[chunk]);
     switch_mu_.Unlock();
     const int base = static_cast<int>(chunk * meta::kChunkBlocks);
+    bool any = false;
+    pb::BlockChunk seen;
     auto r = catalog_->UpdateChunkWithSpec(
-        id_, chunk, [&](const pb::DiskSpec& now, pb::BlockChunk* ch) -> absl::StatusOr<bool> {
-          bool any = false;
+        id_, chunk,
+        [&](const pb::DiskSpec& now, pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+          any = false;
           for (Switch* sw : batch) {
             sw->switched = sw->raced = false;
             pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(sw->block) - base);
+            // Every CLEAN replica must have been asked to copy: one that
+            // joined since (a relocation's) would otherwise be marked stale.
+            bool asked = true;
+            for (const auto& rep : ptr->replicas()) {
+              asked = asked && (rep.state() != pb::CLEAN ||
+                                std::find(sw->targets.begin(), sw->targets.end(), rep.node()) !=
+                                    sw->targets.end());
+            }
             if (ptr->inherited() != sw->inherited || ptr->generation() != sw->from ||
-                now.generation() != sw->gen) {
-              sw->raced = true;  // another switch, or another snapshot: look again
+                now.generation() != sw->gen || !asked) {
+              sw->raced = true;  // another switch, snapshot or move: look again
               continue;
             }
             meta::Advance(ptr, sw->gen, now);
@@ -838,10 +849,13 @@ absl::Status VolumeImpl::SwitchPointers(uint64_t chunk, Switch* mine) {
             sw->switched = any = true;
           }
           return any;
-        });
+        },
+        &seen);
+    absl::Status status = r.status();
+    if (status.ok()) status = AdoptOwnChange(r, any, chunk, std::move(seen));
     switch_mu_.Lock();
     for (Switch* sw : batch) {
-      sw->status = r.status();
+      sw->status = status;
       sw->done = true;
     }
     switch_cv_.SignalAll();
@@ -850,6 +864,32 @@ absl::Status VolumeImpl::SwitchPointers(uint64_t chunk, Switch* mine) {
   switch_queue_.erase(chunk);
   switch_cv_.SignalAll();
   return mine->status;
+}
+
+absl::Status VolumeImpl::CatchUp(uint64_t sent) {
+  {
+    absl::MutexLock l(&mu_);
+    if (spec_.layout_version() > sent) return absl::OkStatus();  // a retry sends the newer one
+  }
+  return RefreshLayout(/*arm_watch=*/false);
+}
+
+absl::Status VolumeImpl::AdoptOwnChange(const absl::StatusOr<pb::DiskSpec>& spec, bool changed,
+                                      uint64_t c, pb::BlockChunk chunk) {
+  {
+    absl::MutexLock l(&mu_);
+    const uint64_t have = spec_.layout_version(), now = spec->layout_version();
+    // Unchanged, the chunk was read after a spec of the cached version: it
+    // is at least that new. Changed, our compare-and-set moved the layout
+    // from `have` to `now` with nothing in between: only this chunk differs.
+    if (now == have + (changed ? 1 : 0) && spec->generation() == spec_.generation() &&
+        spec->has_parent() == spec_.has_parent()) {
+      spec_ = *spec;
+      chunks_[c] = std::make_shared<const pb::BlockChunk>(std::move(chunk));
+      return absl::OkStatus();
+    }
+  }
+  return RefreshLayout(/*arm_watch=*/false);
 }
 
 absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
@@ -882,7 +922,7 @@ absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
     for (const auto& n : ok) dirty_[n].insert(a->block);
   }
   if (stale_layout) {
-    RETURN_IF_ERROR(RefreshLayout(/*arm_watch=*/false));
+    RETURN_IF_ERROR(CatchUp(a->layout_version));
     *retry = true;  // rewriting the replicas that took it is harmless
     return absl::OkStatus();
   }

@@ -124,14 +124,24 @@ class VolumeImpl {
     uint64_t block;
     bool inherited;
     uint64_t from, gen;
-    std::vector<std::string> ok;  // replicas that made the object
+    std::vector<std::string> targets;  // the CLEAN replicas asked to make it
+    std::vector<std::string> ok;       // and those that did
     bool switched = false, raced = false, done = false;
     absl::Status status;
   };
   // Applies `mine`, with every switch of the same chunk queued meanwhile, in
   // one compare-and-set; the status is the compare-and-set's.
   absl::Status SwitchPointers(uint64_t chunk, Switch* mine);
+  // After this host's own change of chunk `c` (`spec` is the disk's spec
+  // that change left, `chunk` the chunk as written): takes both into the
+  // cache without dropping the other chunks, if nothing else can have
+  // changed between the cached layout and that one; else re-reads the spec.
+  absl::Status AdoptOwnChange(const absl::StatusOr<pb::DiskSpec>& spec, bool changed, uint64_t c,
+                              pb::BlockChunk chunk);
   absl::Status RefreshLayout(bool arm_watch);
+  // A node turned away a request sent under layout `sent`: re-reads the
+  // spec, unless the cache already holds a newer layout (our own switch).
+  absl::Status CatchUp(uint64_t sent);
   // Checks the range against the disk; returns its block size.
   absl::StatusOr<uint32_t> CheckRange(uint64_t offset, size_t len) const;
   absl::StatusOr<uint64_t> WriterEpoch();
@@ -189,6 +199,7 @@ class VolumeImpl {
     // The write went out with a clone's copy-up (GiveOwnObject): done.
     bool written = false;
     uint64_t generation = 0;  // of the object written
+    uint64_t layout_version = 0;  // it was sent under
   };
   // Takes the epoch and the block pointer and fills `a` with a call per
   // non-stale replica (not started).

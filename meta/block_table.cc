@@ -62,13 +62,17 @@ absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunk(uint64_t id, uint64_t c,
 }
 
 absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunkWithSpec(uint64_t id, uint64_t c,
-                                                          const SpecChunkChange& change) {
+                                                          const SpecChunkChange& change,
+                                                          pb::BlockChunk* chunk_out) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     ASSIGN_OR_RETURN(auto spec, GetSpec(id));
     ASSIGN_OR_RETURN(auto chunk, ReadChunk(id, c));
     if (!chunk) return absl::NotFoundError(absl::StrFormat("disk %d: no chunk %d", id, c));
     ASSIGN_OR_RETURN(bool changed, change(spec.spec, &chunk->chunk));
-    if (!changed) return spec.spec;
+    if (!changed) {
+      if (chunk_out != nullptr) *chunk_out = std::move(chunk->chunk);
+      return spec.spec;
+    }
     spec.spec.set_layout_version(spec.spec.layout_version() + 1);
     absl::Status s = store_->Multi(
         {Op::Set(paths_.chunk(id, c), chunk->chunk.SerializeAsString(), chunk->version),
@@ -80,6 +84,7 @@ absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunkWithSpec(uint64_t id, uint64_t 
       continue;
     }
     RETURN_IF_ERROR(s);
+    if (chunk_out != nullptr) *chunk_out = std::move(chunk->chunk);
     return spec.spec;
   }
   return absl::AbortedError(absl::StrFormat("disk %d chunk %d: too much contention", id, c));

@@ -142,10 +142,13 @@ class Catalog {
   using ChunkChange = std::function<absl::StatusOr<bool>(pb::BlockChunk*)>;
   absl::StatusOr<pb::DiskSpec> UpdateChunk(uint64_t id, uint64_t chunk, const ChunkChange& change);
   // UpdateChunk for a change that depends on the spec (its snapshots, its
-  // generation): `change` sees the spec the Multi is conditioned on.
+  // generation): `change` sees the spec the Multi is conditioned on. With
+  // `chunk_out`, it gets the chunk as written (or, unchanged, as read after
+  // the spec that comes back: at least as new as that spec).
   using SpecChunkChange = std::function<absl::StatusOr<bool>(const pb::DiskSpec&, pb::BlockChunk*)>;
   absl::StatusOr<pb::DiskSpec> UpdateChunkWithSpec(uint64_t id, uint64_t chunk,
-                                                   const SpecChunkChange& change);
+                                                   const SpecChunkChange& change,
+                                                   pb::BlockChunk* chunk_out = nullptr);
   // Takes the next writer epoch for `host`. Returns it.
   absl::StatusOr<uint64_t> TakeWriterEpoch(uint64_t id, const std::string& host,
                                            const std::string& site);
