@@ -14,8 +14,10 @@ log=$cluster_dir/acks.log
 ukaictl disk create kv --size 512M --nodes n1,n2 >/dev/null
 # Phase 1: 64 MiB while both replicas are up.
 python3 "$w" write "$UKAI_MOUNT/kv" "$log" --tag before --count 64
-# Phase 2: 256 MiB more, with n2 killed early on.
-python3 "$w" write "$UKAI_MOUNT/kv" "$log" --tag during --start $((64 << 20)) --count 256 &
+# Phase 2: 256 MiB more, with n2 killed early on (paced to take about 4 s,
+# so the kill lands mid-run however fast the machine is).
+python3 "$w" write "$UKAI_MOUNT/kv" "$log" --tag during --start $((64 << 20)) --count 256 \
+  --rate 64 &
 writer=$!
 sleep 1
 kill -9 "$(node_pid n2)"
