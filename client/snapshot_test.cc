@@ -351,12 +351,24 @@ TEST_F(SnapshotTest, AFlattenedCloneOutlivesItsParent) {
 
   auto job = admin_->StartFlatten("vm", 0);
   ASSERT_TRUE(job.ok()) << job.status();
+  // As a runner that died half way through a batch leaves it: progress shown
+  // for blocks that were never switched, which the next runner copies again.
+  ASSERT_TRUE(admin_->UpdateJob(job->id(), [](pb::JobRecord* r) {
+                       r->set_runner("n1");
+                       r->set_bytes_done(3 * kBlock);
+                       r->set_batch_bytes(3 * kBlock);
+                     }).ok());
   node::GrpcCopyNodes copy_nodes(admin_.get(), InProcess(&nodes_));
   node::Relocator runner("n3", admin_.get(), &copy_nodes, {});
   ASSERT_TRUE(runner.Run(job->id(), [] { return false; }).ok());
   auto done = admin_->GetJob(job->id());
   ASSERT_TRUE(done.ok());
   EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_EQ(done->job.runner(), "n3");
+  // Blocks 0, 1, 3, 4 and 5 copied on each of the 2 replicas, counted once.
+  EXPECT_EQ(done->job.bytes_done(), 5u * 2 * kBlock);
+  EXPECT_LE(done->job.bytes_done(), done->job.bytes_total());
+  EXPECT_EQ(done->job.batch_bytes(), 0u);
   EXPECT_FALSE(admin_->GetByName("vm")->has_parent());
   const pb::BlockChunk chunk = ChunkZero(*c);
   for (int b = 0; b < 6; ++b) EXPECT_FALSE(chunk.blocks(b).inherited()) << b;
@@ -374,6 +386,56 @@ TEST_F(SnapshotTest, AFlattenedCloneOutlivesItsParent) {
   const std::string late = Pattern(kBlock, 82);
   Put(*clone, 7 * kBlock, late);  // a block the parent never had: no parent needed
   EXPECT_EQ(ReadAll(*clone, 7 * kBlock, kBlock), late);
+}
+
+TEST_F(SnapshotTest, AFlattenFillsAgainWhenTheClonesWritesMoveTheLayout) {
+  CreateDisk("gold", 4 * kBlock, kBlock);
+  Cluster* host = NewHost("h1");
+  const std::string image = Pattern(4 * kBlock, 83);
+  Put(*Open(host, "gold", true), 0, image);
+  Snapshot("gold", "base");
+  auto c = admin_->CloneDisk("gold", "base", "vm", {});
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto clone = Open(host, "vm", true);
+  Put(*clone, 0, Pattern(100, 84));  // the clone's chunk exists: the flatten fills at once
+  std::string want = image;
+  want.replace(0, 100, Pattern(100, 84));
+
+  // Just before the first fill the VM writes block 3 for the first time: its
+  // copy-up switches a pointer, so the layout the flatten read is old.
+  const std::string late = Pattern(4096, 85);
+  want.replace(3 * kBlock, late.size(), late);
+  int fills = 0;
+  node::RelocatorOptions o;
+  o.retry_min = absl::Milliseconds(1);
+  o.crash_at = [&](const std::string& p) {
+    if (p != "fill" || ++fills != 1) return false;
+    Put(*clone, 3 * kBlock, late);
+    // The nodes hear of the new layout (as their watches tell them).
+    const pb::DiskSpec now = *admin_->GetByName("vm");
+    for (auto& [id, n] : nodes_) {
+      EXPECT_TRUE(n->registry->Fence(now.id(), now.layout_version(), absl::Seconds(5)).ok());
+    }
+    return false;
+  };
+  auto job = admin_->StartFlatten("vm", 0);
+  ASSERT_TRUE(job.ok()) << job.status();
+  node::GrpcCopyNodes copy_nodes(admin_.get(), InProcess(&nodes_));
+  node::Relocator runner("n3", admin_.get(), &copy_nodes, o);
+  ASSERT_TRUE(runner.Run(job->id(), [] { return false; }).ok());
+  EXPECT_EQ(fills, 3 * 2 + 1);  // blocks 1-3 on 2 replicas; the first one refused, then again
+  auto done = admin_->GetJob(job->id());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->job.state(), pb::JobRecord::DONE) << done->job.error();
+  EXPECT_FALSE(admin_->GetByName("vm")->has_parent());
+  // No replica was blamed for the layout moving.
+  const pb::BlockChunk chunk = ChunkZero(*c);
+  for (int b = 0; b < 4; ++b) {
+    EXPECT_FALSE(chunk.blocks(b).inherited()) << b;
+    for (const auto& r : chunk.blocks(b).replicas()) EXPECT_EQ(r.state(), pb::CLEAN) << b << r.node();
+  }
+  EXPECT_EQ(ReadAll(*clone, 0, 4 * kBlock), want);
+  EXPECT_EQ(ReadAll(*Open(NewHost("h2"), "vm", false), 0, 4 * kBlock), want);
 }
 
 }  // namespace

@@ -6,14 +6,17 @@
 // clone's own first write has not made it meanwhile), then one
 // compare-and-set per batch switches the pointers. When every block is its
 // own, the parent link goes (Catalog::DetachParent) and the parent's
-// snapshot may be deleted. The VM keeps writing throughout; progress is in
-// the job record, and a runner that dies is followed by another that starts
-// again at the first batch not switched.
+// snapshot may be deleted. The VM keeps writing throughout (its copy-ups
+// move the layout under the fills, which then fill again at the new one);
+// progress is in the job record as the bytes go, a batch that cannot finish
+// now is tried again with a backoff, and a runner that dies is followed by
+// another that starts again at the first batch not switched.
 #include <map>
 #include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "meta/generations.h"
@@ -24,7 +27,8 @@ namespace ukai::node {
 namespace {
 
 using meta::kChunkBlocks;
-constexpr uint64_t kBatch = 32;  // blocks per switch and progress update
+constexpr uint64_t kBatch = 32;  // blocks per switch
+constexpr absl::Duration kProgressEvery = absl::Seconds(1);  // within a batch
 
 // Where a clone's block reads from: an ancestor's object, or nothing (zeros).
 struct Source {
@@ -75,15 +79,31 @@ absl::Status Relocator::RunFlatten(pb::JobRecord* job) {
   }
   const uint32_t bs = spec.spec.block_size();
   const uint64_t nblocks = (spec.spec.size() + bs - 1) / bs;
-  if (job->blocks_total() != nblocks) {
-    ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
-      r->set_blocks_total(nblocks);
-      r->set_bytes_total(nblocks * bs);  // an upper bound: zero blocks cost nothing
-    }));
-  }
+  // This runner's now; a batch an earlier one did not switch is copied
+  // again, so its bytes come off the progress.
+  ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+    r->set_runner(self_);
+    r->set_blocks_total(nblocks);
+    // An upper bound: each replica of every block; zero blocks cost nothing.
+    r->set_bytes_total(nblocks * bs * std::max<uint32_t>(1, spec.spec.placement().replicas()));
+    r->set_bytes_done(r->bytes_done() - std::min(r->bytes_done(), r->batch_bytes()));
+    r->set_batch_bytes(0);
+  }));
   LOG_INFO("job %s: flattening disk %s (%d) from block %d", id, job->disk_name(), disk,
            job->next_block());
   std::map<std::string, std::string> io_of, site_of;
+  // A batch that cannot finish now (a source down, a layout that keeps
+  // moving under a busy writer) is tried again, as a relocation's is.
+  absl::Duration backoff = opts_.retry_min;
+  auto retry = [&](const absl::Status& s) -> absl::Status {
+    LOG_WARN("job %s: %s; retrying in %s", id, s.ToString(), absl::FormatDuration(backoff));
+    ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+      r->set_error("retrying: " + std::string(s.message()));
+    }));
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, opts_.retry_max);
+    return absl::OkStatus();
+  };
   for (uint64_t first = job->next_block(); first < nblocks;) {
     if (stop_()) return absl::AbortedError("stopping");
     if (absl::Status s = CheckCancel(id); !s.ok()) {
@@ -125,13 +145,37 @@ absl::Status Relocator::RunFlatten(pb::JobRecord* job) {
     // Fill every CLEAN replica of every block with data to copy.
     const uint64_t gen = spec.spec.generation();
     std::map<uint64_t, std::vector<std::string>> failed;
-    uint64_t bytes = 0;
+    uint64_t bytes = 0, shown = 0;  // copied in this batch; of it, in the job record
+    std::map<uint64_t, uint64_t> bytes_of;  // per block
+    absl::Time shown_at = absl::Now();
+    auto show_progress = [&]() -> absl::Status {
+      if (bytes == shown || absl::Now() - shown_at < kProgressEvery) return absl::OkStatus();
+      ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+        r->set_bytes_done(r->bytes_done() + bytes - shown);
+        r->set_batch_bytes(bytes);
+      }));
+      shown = bytes;
+      shown_at = absl::Now();
+      return absl::OkStatus();
+    };
+    // What the job record shows of this batch comes off when it is copied again.
+    auto take_back = [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+        r->set_bytes_done(r->bytes_done() - std::min(r->bytes_done(), shown));
+        r->set_batch_bytes(0);
+      }));
+      return absl::OkStatus();
+    };
+    absl::Status again;  // not this replica's fault: the whole batch again
+    // Layouts to fill at, by disk: as read, until a node says they moved.
+    std::map<uint64_t, uint64_t> layout_of = {{disk, spec.spec.layout_version()}};
     if (chunk) {
       for (const auto& [b, src] : sources) {
-        if (src.zeros) continue;
+        if (src.zeros || !again.ok()) continue;
         if (src.replicas.empty()) {
-          return absl::UnavailableError(absl::StrFormat(
-              "block %d: no clean replica of its parent's data is up", b));
+          again = absl::UnavailableError(
+              absl::StrFormat("block %d: no clean replica of its parent's data is up", b));
+          continue;
         }
         const auto& ptr = chunk->chunk.blocks(static_cast<int>(b % kChunkBlocks));
         for (const auto& r : ptr.replicas()) {
@@ -142,10 +186,11 @@ absl::Status Relocator::RunFlatten(pb::JobRecord* job) {
             return n == r.node() || site_of[n] == site_of[r.node()];
           });
           pb::FillRequest req;
-          *req.mutable_hdr() = JobHdr(disk, spec.spec.layout_version());
+          *req.mutable_hdr() = JobHdr(disk, layout_of[disk]);
           req.set_block(b);
           req.set_generation(gen);
-          *req.mutable_source_hdr() = JobHdr(src.disk, src.layout);
+          layout_of.emplace(src.disk, src.layout);
+          *req.mutable_source_hdr() = JobHdr(src.disk, layout_of[src.disk]);
           req.set_source_generation(src.generation);
           req.set_bandwidth_bps(job->bandwidth_bps());
           absl::Status last_error;
@@ -153,21 +198,46 @@ absl::Status Relocator::RunFlatten(pb::JobRecord* job) {
           for (const auto& s : from) {
             req.set_source(s);
             req.set_source_io_address(io_of[s]);
-            auto got = nodes_->Fill(r.node(), req);
-            if (got.ok()) {
-              bytes += got->bytes();
-              pace_->Acquire(got->bytes());
-              ok = true;
-              break;
+            for (int tries = 1;; ++tries) {
+              if (Crash("fill")) return Crashed("fill");
+              auto got = nodes_->Fill(r.node(), req);
+              if (got.ok()) {
+                bytes += got->bytes();
+                bytes_of[b] += got->bytes();
+                pace_->Acquire(got->bytes());
+                ok = true;
+                break;
+              }
+              last_error = got.status();
+              // A stale layout: the clone's writes switched pointers (or the
+              // parent's did) since it was read. Fill again at the new one.
+              if (!absl::IsFailedPrecondition(last_error) || tries == 3) break;
+              LOG_INFO("job %s: block %d on %s: %s; filling again", id, b, r.node(),
+                       last_error.message());
+              ASSIGN_OR_RETURN(auto mine, catalog_->GetSpec(disk));
+              ASSIGN_OR_RETURN(auto theirs, catalog_->GetSpec(src.disk));
+              layout_of[disk] = mine.spec.layout_version();
+              layout_of[src.disk] = theirs.spec.layout_version();
+              req.mutable_hdr()->set_layout_version(layout_of[disk]);
+              req.mutable_source_hdr()->set_layout_version(layout_of[src.disk]);
             }
-            last_error = got.status();
+            if (ok || absl::IsFailedPrecondition(last_error)) break;
           }
-          if (!ok) {
+          if (!ok && absl::IsFailedPrecondition(last_error)) {
+            again = last_error;  // the replica is fine; the layout moves too fast
+          } else if (!ok) {
             LOG_WARN("job %s: block %d on %s: %s", id, b, r.node(), last_error.ToString());
             failed[b].push_back(r.node());
           }
+          RETURN_IF_ERROR(show_progress());
+          if (!again.ok()) break;
         }
       }
+    }
+    if (!again.ok()) {
+      RETURN_IF_ERROR(take_back());
+      RETURN_IF_ERROR(retry(again));
+      continue;
     }
     // Switch: each block still inherited, at the generation filled, becomes
     // its own; a writer that got there first keeps what it made.
@@ -200,23 +270,38 @@ absl::Status Relocator::RunFlatten(pb::JobRecord* job) {
           }
           return changed;
         }).status());
-    if (moved) continue;
+    if (moved) {  // filled again
+      RETURN_IF_ERROR(take_back());
+      continue;
+    }
     bool left = false;
+    uint64_t unswitched = 0;  // bytes copied to blocks still inherited
     {
       ASSIGN_OR_RETURN(auto after, catalog_->ReadChunk(disk, c));
       for (const auto& [b, src] : sources) {
-        left = left || (after && after->chunk.blocks(static_cast<int>(b % kChunkBlocks)).inherited() &&
-                        !src.zeros);
+        if (after && after->chunk.blocks(static_cast<int>(b % kChunkBlocks)).inherited() &&
+            !src.zeros) {
+          left = true;
+          unswitched += bytes_of[b];
+        }
       }
     }
-    if (left) {
-      return absl::UnavailableError(absl::StrFormat(
-          "blocks [%d, %d): a clean replica could not be filled; the job tries again", first, last));
+    if (left) {  // what was switched stays; the rest is copied again
+      ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
+        const uint64_t with_batch = r->bytes_done() + bytes - shown;
+        r->set_bytes_done(with_batch - std::min(with_batch, unswitched));
+        r->set_batch_bytes(0);
+      }));
+      RETURN_IF_ERROR(retry(absl::UnavailableError(absl::StrFormat(
+          "blocks [%d, %d): no clean replica could be filled", first, last))));
+      continue;
     }
+    backoff = opts_.retry_min;
     ASSIGN_OR_RETURN(*job, catalog_->UpdateJob(id, [&](pb::JobRecord* r) {
       r->set_next_block(last);
       r->set_blocks_done(last);
-      r->set_bytes_done(r->bytes_done() + bytes);
+      r->set_bytes_done(r->bytes_done() + bytes - shown);
+      r->set_batch_bytes(0);
       r->set_error("");
     }));
     first = last;

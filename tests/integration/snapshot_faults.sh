@@ -14,7 +14,10 @@
 #     snapshot if there;
 #  4. ukaictl dies during a backup: no backup file is left, a new one restores
 #     byte-exact;
-#  5. the admin node dies during a rollback: running it again finishes it.
+#  5. the admin node dies during a rollback: running it again finishes it;
+#  6. the node running a flatten dies half way, with a writer on the clone:
+#     the job finishes on its own, every acknowledged write reads back, the
+#     rest reads as the parent's snapshot, and the snapshot can then go.
 # labels: slow
 source "$(dirname "$0")/../lib.sh"
 start_cluster
@@ -123,3 +126,30 @@ check "the disk is repaired after the crash" wait_until 120 healthy
 check "running the rollback again finishes it" ukaictl snap rollback d@pre
 check "the disk reads as the snapshot" cmp -s "$m/d" "$work/pre.raw"
 check_eq "no rollback is left marked" "" "$(ukaictl --json disk info d | json 'd.get("rolling_back", "")')"
+
+# 6.
+ukaictl clone d@pre fl >/dev/null
+rm -f "$work/stop"
+python3 "$w" write "$m/fl" "$work/f.log" --tag f --record $rec --count $((count / 2)) --rate 2 \
+  --stop-file "$work/stop" 2> "$work/f.err" &
+writer=$!
+job=$(ukaictl flatten fl --bandwidth 4M)
+job_field() { ukaictl --json job info "$job" | json "d['$1']"; }
+copying() { (($(job_field bytes_done) > 0)); }
+check "the flatten is copying" wait_until 30 copying
+runner=$(job_field runner) done_then=$(job_field bytes_done)
+kill -9 "$(node_pid "$runner")"
+log "killed $runner, running flatten $job (kill -9), at $done_then bytes"
+"$cluster_tool" start-node --dir "$cluster_dir" "$runner" >/dev/null
+check "the flatten finishes after its runner died" ukaictl job wait "$job"
+stop_writer
+check "every acknowledged write to the clone reads back" python3 "$w" check "$m/fl" "$work/f.log"
+written=$((count / 2 * rec))  # the writer's records; the rest is the parent's
+check "the rest of the clone reads as the parent's snapshot" \
+  cmp -s <(tail -c +$((written + 1)) "$m/fl") <(tail -c +$((written + 1)) "$work/pre.raw")
+check_eq "the clone has no parent" None "$(ukaictl --json disk info fl | json 'd.get("parent")')"
+ukaictl disk delete cl >/dev/null 2>&1 || true  # the clone of step 3, if made
+check "the parent's snapshot can go" ukaictl snap delete d@pre
+check "and the clone reads the same after" python3 "$w" check "$m/fl" "$work/f.log"
+check "and the rest" \
+  cmp -s <(tail -c +$((written + 1)) "$m/fl") <(tail -c +$((written + 1)) "$work/pre.raw")
