@@ -1,8 +1,6 @@
 // ukaictl: the operator's command-line tool, a thin client of the Admin gRPC
 // service every ukai-node serves. Exit 0 on success; on failure one line
 // "ukaictl: <what went wrong>" on stderr and exit 1 (2 for usage errors).
-#include <unistd.h>
-
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
@@ -13,60 +11,33 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
-#include "common/channel.h"
-#include "common/grpc_status.h"
 #include "common/units.h"
+#include "ctl/jobs.h"
 #include "ctl/transfer.h"
+#include "ctl/ukaictl.h"
 #include "meta/failure_policy.h"
 #include "ukai.grpc.pb.h"
 
 namespace {
 
-using nlohmann::json;
-using ukai::pb::Admin;
-
-struct Globals {
-  std::string admin;
-  bool json = false;
-  int timeout_s = 60;
-  // For the commands that move data themselves (backup, restore, export,
-  // import): libukai's connection.
-  std::string zk, zk_root = "/ukai", site;
-  int parallel = 8;
-};
-
-[[noreturn]] void Die(const std::string& msg) {
-  fprintf(stderr, "ukaictl: %s\n", msg.c_str());
-  exit(1);
-}
-
-// The first admin address (of a comma-separated list) that accepts a connection.
-std::unique_ptr<Admin::Stub> Connect(const Globals& g) {
-  std::string list = g.admin;
-  if (list.empty()) {
-    const char* env = getenv("UKAI_ADMIN");
-    if (env) list = env;
-  }
-  if (list.empty()) Die("no admin address: set UKAI_ADMIN=host:port or pass --admin");
-  for (absl::string_view addr : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-    auto ch = ukai::MakeChannel(std::string(addr));
-    if (ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
-      return Admin::NewStub(ch);
-    }
-  }
-  Die("cannot reach the admin service at " + list + " (is a ukai-node running?)");
-}
-
-template <typename Req, typename Resp, typename Fn>
-Resp Call(const Globals& g, Fn method, const Req& req) {
-  auto stub = Connect(g);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
-  Resp resp;
-  grpc::Status s = ((*stub).*method)(&ctx, req, &resp);
-  if (!s.ok()) Die(s.error_message());
-  return resp;
-}
+using ukai::ctl::Admin;
+using ukai::ctl::Call;
+using ukai::ctl::Connect;
+using ukai::ctl::ConnectData;
+using ukai::ctl::Die;
+using ukai::ctl::GetJob;
+using ukai::ctl::Globals;
+using ukai::ctl::JobFraction;
+using ukai::ctl::JobJson;
+using ukai::ctl::JobKind;
+using ukai::ctl::JobList;
+using ukai::ctl::JobState;
+using ukai::ctl::JobWait;
+using ukai::ctl::MakeAdminOps;
+using ukai::ctl::PrintJson;
+using ukai::ctl::PrintTransfer;
+using ukai::ctl::TargetText;
+using ukai::ctl::json;
 
 uint64_t SizeArg(const std::string& text) {
   auto v = ukai::ParseSize(text);
@@ -126,73 +97,6 @@ json SpecJson(const ukai::pb::DiskSpec& d) {
                                         : json(nullptr)}};
 }
 
-void PrintJson(const json& j) { printf("%s\n", j.dump(2).c_str()); }
-
-// libukai's connection to the cluster, for the data movers.
-std::unique_ptr<ukai::client::Cluster> ConnectData(const Globals& g) {
-  ukai::client::ClusterOptions o;
-  o.zk = g.zk;
-  if (o.zk.empty()) {
-    const char* env = getenv("UKAI_ZK");
-    o.zk = env ? env : "127.0.0.1:2181";
-  }
-  o.root = g.zk_root;
-  o.site = g.site;
-  if (o.site.empty()) {
-    const char* env = getenv("UKAI_SITE");
-    if (env) o.site = env;
-  }
-  o.host = absl::StrFormat("ukaictl-%d", getpid());
-  auto c = ukai::client::Cluster::Connect(o);
-  if (!c.ok()) Die(std::string(c.status().message()));
-  return *std::move(c);
-}
-
-// The admin calls the data movers make, answering errors instead of exiting.
-ukai::ctl::AdminOps MakeAdminOps(const Globals& g) {
-  auto call = [g](auto method, const auto& req, auto* resp) {
-    auto stub = Connect(g);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
-    return ukai::FromGrpc(((*stub).*method)(&ctx, req, resp));
-  };
-  ukai::ctl::AdminOps ops;
-  ops.create_disk = [call](const ukai::pb::CreateDiskRequest& req) {
-    ukai::pb::DiskInfo info;
-    return call(&Admin::Stub::CreateDisk, req, &info);
-  };
-  ops.get_disk = [call](const std::string& name) -> absl::StatusOr<ukai::pb::DiskSpec> {
-    ukai::pb::DiskRequest req;
-    req.set_name(name);
-    ukai::pb::DiskInfo info;
-    absl::Status s = call(&Admin::Stub::GetDisk, req, &info);
-    if (!s.ok()) return s;
-    return info.spec();
-  };
-  ops.snapshot = [call](const std::string& disk, const std::string& snap, const std::string& from) {
-    ukai::pb::SnapshotRequest req;
-    req.set_disk(disk);
-    req.set_snapshot(snap);
-    req.set_restored_from(from);
-    ukai::pb::CreateSnapshotResponse resp;
-    return call(&Admin::Stub::CreateSnapshot, req, &resp);
-  };
-  return ops;
-}
-
-// One line (or --json) about a finished backup, restore, export or import.
-void PrintTransfer(const Globals& g, const std::string& what,
-                   const absl::StatusOr<ukai::ctl::TransferResult>& r) {
-  if (!r.ok()) Die(std::string(r.status().message()));
-  const double rate = r->seconds > 0 ? double(r->bytes) / r->seconds : 0;
-  if (g.json) {
-    return PrintJson(json{{"done", what}, {"blocks", r->blocks}, {"bytes", r->bytes},
-                          {"seconds", r->seconds}, {"bytes_per_second", static_cast<uint64_t>(rate)}});
-  }
-  printf("%s: %lu block(s), %s in %.1f s (%s/s)\n", what.c_str(),
-         static_cast<unsigned long>(r->blocks), ukai::FormatSize(r->bytes).c_str(), r->seconds,
-         ukai::FormatSize(static_cast<uint64_t>(rate)).c_str());
-}
 
 void NodeList(const Globals& g) {
   auto resp = Call<ukai::pb::ListNodesRequest, ukai::pb::ListNodesResponse>(
@@ -324,188 +228,6 @@ void PrintInfo(const Globals& g, const ukai::pb::DiskInfo& info) {
              static_cast<unsigned long>(r.blocks()));
     }
   }
-}
-
-const char* JobState(ukai::pb::JobRecord::State s) {
-  switch (s) {
-    case ukai::pb::JobRecord::RUNNING: return "running";
-    case ukai::pb::JobRecord::DONE: return "done";
-    case ukai::pb::JobRecord::CANCELLED: return "cancelled";
-    case ukai::pb::JobRecord::FAILED: return "failed";
-    default: return "unknown";
-  }
-}
-
-const char* JobKind(const ukai::pb::JobRecord& j) {
-  switch (j.kind()) {
-    case ukai::pb::JobRecord::REPAIR: return "repair";
-    case ukai::pb::JobRecord::SCRUB: return "scrub";
-    case ukai::pb::JobRecord::FLATTEN: return "flatten";
-    default: return "relocate";
-  }
-}
-
-json JobJson(const ukai::pb::JobRecord& j) {
-  json t = {{"sites", std::vector<std::string>(j.target().sites().begin(), j.target().sites().end())},
-            {"nodes", std::vector<std::string>(j.target().nodes().begin(), j.target().nodes().end())}};
-  return json{{"job", j.id()},
-              {"kind", JobKind(j)},
-              {"disk", j.disk_name()},
-              {"disk_id", j.disk_id()},
-              {"target", t},
-              {"state", JobState(j.state())},
-              {"cancel_requested", j.cancel_requested()},
-              {"bandwidth_bps", j.bandwidth_bps()},
-              {"bytes_done", j.bytes_done()},
-              {"bytes_total", j.bytes_total()},
-              {"blocks_done", j.blocks_done()},
-              {"blocks_total", j.blocks_total()},
-              {"runner", j.runner()},
-              {"error", j.error()},
-              {"created_ms", j.created_ms()},
-              {"finished_ms", j.finished_ms()},
-              {"replace_nodes", std::vector<std::string>(j.replace_nodes().begin(), j.replace_nodes().end())},
-              {"pages_checked", j.pages_checked()},
-              {"bad_pages", j.bad_pages()},
-              {"mismatched_pages", j.mismatched_pages()},
-              {"findings", std::vector<std::string>(j.findings().begin(), j.findings().end())}};
-}
-
-// Where the job puts the data; a repair keeps it where it is.
-std::string TargetText(const ukai::pb::JobRecord& j) {
-  if (j.kind() != ukai::pb::JobRecord::RELOCATE) return "its own replicas";
-  const ukai::pb::Placement& p = j.target();
-  if (!p.sites().empty()) return "sites " + absl::StrJoin(p.sites(), ",");
-  return "nodes " + absl::StrJoin(p.nodes(), ",");
-}
-
-// Share of the job done, by bytes when the estimate is known, else blocks.
-double JobFraction(const ukai::pb::JobRecord& j) {
-  if (j.state() == ukai::pb::JobRecord::DONE) return 1.0;
-  if (j.bytes_total() > 0) return std::min(1.0, double(j.bytes_done()) / double(j.bytes_total()));
-  if (j.blocks_total() > 0) return std::min(1.0, double(j.blocks_done()) / double(j.blocks_total()));
-  return 0.0;
-}
-
-void JobList(const Globals& g) {
-  auto resp = Call<ukai::pb::ListJobsRequest, ukai::pb::ListJobsResponse>(
-      g, &Admin::Stub::ListJobs, ukai::pb::ListJobsRequest());
-  if (g.json) {
-    json arr = json::array();
-    for (const auto& j : resp.jobs()) arr.push_back(JobJson(j));
-    return PrintJson(arr);
-  }
-  printf("%-14s %-9s %-16s %-18s %-10s %6s %21s  %s\n", "JOB", "KIND", "DISK", "TO", "STATE", "DONE",
-         "COPIED", "NOTE");
-  for (const auto& j : resp.jobs()) {
-    std::string copied = ukai::FormatSize(j.bytes_done()) + " / " +
-                         (j.bytes_total() ? ukai::FormatSize(j.bytes_total()) : std::string("?"));
-    std::string note = j.error();
-    if (note.empty() && j.cancel_requested() && j.state() == ukai::pb::JobRecord::RUNNING) note = "cancelling";
-    if (note.empty() && j.state() == ukai::pb::JobRecord::RUNNING && !j.runner().empty()) {
-      note = "on " + j.runner();
-    }
-    printf("%-14s %-9s %-16s %-18s %-10s %5.0f%% %21s  %s\n", j.id().c_str(), JobKind(j),
-           j.disk_name().c_str(), TargetText(j).c_str(), JobState(j.state()),
-           100 * JobFraction(j), copied.c_str(), note.c_str());
-  }
-}
-
-// One GetJob; the status instead of dying, so a waiter can ride out a
-// ZooKeeper leader change or a restarting node.
-grpc::Status TryGetJob(const Globals& g, Admin::Stub* stub, const std::string& id,
-                       ukai::pb::JobRecord* out) {
-  ukai::pb::JobRequest req;
-  req.set_id(id);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
-  return stub->GetJob(&ctx, req, out);
-}
-
-ukai::pb::JobRecord GetJob(const Globals& g, const std::string& id) {
-  ukai::pb::JobRequest req;
-  req.set_id(id);
-  return Call<ukai::pb::JobRequest, ukai::pb::JobRecord>(g, &Admin::Stub::GetJob, req);
-}
-
-std::string Duration(double s) {
-  if (s < 0 || s > 360000) return "--:--";
-  int t = static_cast<int>(s + 0.5);
-  return t >= 3600 ? absl::StrFormat("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60)
-                   : absl::StrFormat("%d:%02d", t / 60, t % 60);
-}
-
-// Waits for a job to end, drawing a progress bar on a terminal. Exit 0 if it
-// finished; 1 with the reason if it was cancelled or failed.
-void JobWait(const Globals& g, const std::string& id) {
-  const bool tty = isatty(STDERR_FILENO) && !g.json;
-  absl::Time start = absl::Now(), last_t = start;
-  uint64_t last_bytes = 0;
-  double rate = 0;  // bytes/s, smoothed
-  bool first = true;
-  ukai::pb::JobRecord j;
-  auto stub = Connect(g);
-  absl::Time failing_since = absl::InfiniteFuture();
-  while (true) {
-    grpc::Status st = TryGetJob(g, stub.get(), id, &j);
-    absl::Time now = absl::Now();
-    if (!st.ok()) {
-      // Transient (ZooKeeper electing a leader, the admin node restarting):
-      // keep waiting, up to --timeout in a row.
-      bool transient = st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                       st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-      if (failing_since == absl::InfiniteFuture()) failing_since = now;
-      if (!transient || now - failing_since > absl::Seconds(g.timeout_s)) Die(st.error_message());
-      if (tty) fprintf(stderr, "\r%s: cannot reach the cluster (%s); retrying\033[K", id.c_str(),
-                       st.error_message().c_str());
-      absl::SleepFor(absl::Milliseconds(500));
-      stub = Connect(g);
-      continue;
-    }
-    failing_since = absl::InfiniteFuture();
-    if (first) {
-      last_bytes = j.bytes_done();
-      first = false;
-    } else if (now > last_t) {
-      double inst = double(j.bytes_done() - std::min(j.bytes_done(), last_bytes)) /
-                    absl::ToDoubleSeconds(now - last_t);
-      rate = rate == 0 ? inst : 0.7 * rate + 0.3 * inst;
-      last_bytes = j.bytes_done();
-      last_t = now;
-    }
-    if (tty) {
-      double f = JobFraction(j);
-      int width = 30, full = static_cast<int>(f * width);
-      std::string bar = std::string(full, '#') + std::string(width - full, '.');
-      uint64_t left = j.bytes_total() > j.bytes_done() ? j.bytes_total() - j.bytes_done() : 0;
-      std::string eta = rate > 0 && j.bytes_total() ? Duration(double(left) / rate) : "--:--";
-      fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s  ETA %s %s\033[K", id.c_str(), bar.c_str(),
-              100 * f, ukai::FormatSize(j.bytes_done()).c_str(),
-              j.bytes_total() ? ukai::FormatSize(j.bytes_total()).c_str() : "?",
-              ukai::FormatSize(static_cast<uint64_t>(rate)).c_str(), eta.c_str(),
-              j.error().empty() ? "" : ("(" + j.error() + ")").c_str());
-      fflush(stderr);
-    }
-    if (j.state() != ukai::pb::JobRecord::RUNNING) break;
-    absl::SleepFor(absl::Milliseconds(500));
-  }
-  if (tty) fprintf(stderr, "\n");
-  double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  if (g.json) {
-    PrintJson(JobJson(j));
-  } else if (j.state() == ukai::pb::JobRecord::DONE && j.kind() == ukai::pb::JobRecord::SCRUB) {
-    printf("job %s done: disk %s scrubbed in %s: %lu pages checked, %lu failing their checksum, "
-           "%lu differing between replicas\n", id.c_str(), j.disk_name().c_str(), Duration(secs).c_str(),
-           static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
-           static_cast<unsigned long>(j.mismatched_pages()));
-    for (const auto& f : j.findings()) printf("  %s\n", f.c_str());
-  } else if (j.state() == ukai::pb::JobRecord::DONE) {
-    printf("job %s done: disk %s on %s, %s copied in %s\n", id.c_str(), j.disk_name().c_str(),
-           TargetText(j).c_str(), ukai::FormatSize(j.bytes_done()).c_str(),
-           Duration(secs).c_str());
-  }
-  if (j.state() == ukai::pb::JobRecord::CANCELLED) Die("job " + id + " was cancelled");
-  if (j.state() == ukai::pb::JobRecord::FAILED) Die("job " + id + " failed: " + j.error());
 }
 
 }  // namespace
