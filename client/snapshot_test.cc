@@ -36,6 +36,20 @@ class SnapshotTest : public VolumeTest {
     EXPECT_TRUE(v.ok()) << name << ": " << v.status();
     return v.ok() ? *v : nullptr;
   }
+  // Disk "d" of 4 blocks with block 0 written (`v0`) by a writer on a new
+  // host, then snapshot d@s1: where a copy-on-write test starts.
+  struct Snapped {
+    pb::DiskSpec d;
+    Cluster* host;
+    std::shared_ptr<Volume> vol;
+  };
+  Snapped WrittenThenSnapshotted(const std::string& v0) {
+    Snapped out{CreateDisk("d", 4 * kBlock, kBlock), NewHost("h1"), nullptr};
+    out.vol = Open(out.host, "d", true);
+    Put(*out.vol, 0, v0);
+    Snapshot("d", "s1");
+    return out;
+  }
 };
 
 TEST_F(SnapshotTest, ASnapshotKeepsWhatWasWrittenBeforeItWhileTheDiskMovesOn) {
@@ -153,12 +167,8 @@ TEST_F(SnapshotTest, DeletingASnapshotFreesOnlyWhatNoOtherViewReads) {
 }
 
 TEST_F(SnapshotTest, AReplicaThatFailsTheCopyIsMarkedStaleAndTheWriteGoesOn) {
-  auto d = CreateDisk("d", 4 * kBlock, kBlock);
-  Cluster* host = NewHost("h1");
-  auto vol = Open(host, "d", true);
   const std::string v0 = Pattern(kBlock, 20);
-  Put(*vol, 0, v0);
-  Snapshot("d", "s1");
+  auto [d, host, vol] = WrittenThenSnapshotted(v0);
   nodes_["n2"]->gated_io->refuse = true;
   const std::string v1 = Pattern(kBlock, 21);
   Put(*vol, 0, v1);
@@ -174,12 +184,8 @@ TEST_F(SnapshotTest, AReplicaThatJoinsDuringTheCopyIsAskedToCopyNotMarkedStale) 
   // A relocation can make a new replica CLEAN between a copy-on-write's copy
   // and its pointer switch. The switch must not mark that replica stale
   // (its data is sound): it is tried again with the new replica copying too.
-  auto d = CreateDisk("d", 4 * kBlock, kBlock);
-  Cluster* host = NewHost("h1");
-  auto vol = Open(host, "d", true);
   const std::string v0 = Pattern(kBlock, 30);
-  Put(*vol, 0, v0);
-  Snapshot("d", "s1");
+  auto [d, host, vol] = WrittenThenSnapshotted(v0);
   std::atomic<int> copies{0};
   std::atomic<bool> joined{false};
   auto join = [&](uint16_t method) {

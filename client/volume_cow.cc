@@ -6,6 +6,7 @@
 #include <cstring>
 #include <set>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "client/volume_rules.h"
@@ -221,12 +222,9 @@ absl::Status VolumeImpl::SwitchPointers(uint64_t chunk, Switch* mine) {
             pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(sw->block) - base);
             // Every CLEAN replica must have been asked to copy: one that
             // joined since (a relocation's) would otherwise be marked stale.
-            bool asked = true;
-            for (const auto& rep : ptr->replicas()) {
-              asked = asked && (rep.state() != pb::CLEAN ||
-                                std::find(sw->targets.begin(), sw->targets.end(), rep.node()) !=
-                                    sw->targets.end());
-            }
+            const bool asked = absl::c_all_of(ptr->replicas(), [&](const pb::Replica& rep) {
+              return rep.state() != pb::CLEAN || absl::c_linear_search(sw->targets, rep.node());
+            });
             if (ptr->inherited() != sw->inherited || ptr->generation() != sw->from ||
                 now.generation() != sw->gen || !asked) {
               sw->raced = true;  // another switch, snapshot or move: look again
@@ -245,7 +243,7 @@ absl::Status VolumeImpl::SwitchPointers(uint64_t chunk, Switch* mine) {
         },
         &seen);
     absl::Status status = r.status();
-    if (status.ok()) status = AdoptOwnChange(r, any, chunk, std::move(seen));
+    if (status.ok()) status = AdoptOwnChange(*r, any, chunk, std::move(seen));
     switch_mu_.Lock();
     for (Switch* sw : batch) {
       sw->status = status;
@@ -267,17 +265,17 @@ absl::Status VolumeImpl::CatchUp(uint64_t sent) {
   return RefreshLayout(/*arm_watch=*/false);
 }
 
-absl::Status VolumeImpl::AdoptOwnChange(const absl::StatusOr<pb::DiskSpec>& spec, bool changed,
-                                      uint64_t c, pb::BlockChunk chunk) {
+absl::Status VolumeImpl::AdoptOwnChange(const pb::DiskSpec& spec, bool changed, uint64_t c,
+                                        pb::BlockChunk chunk) {
   {
     absl::MutexLock l(&mu_);
-    const uint64_t have = spec_.layout_version(), now = spec->layout_version();
+    const uint64_t have = spec_.layout_version(), now = spec.layout_version();
     // Unchanged, the chunk was read after a spec of the cached version: it
     // is at least that new. Changed, our compare-and-set moved the layout
     // from `have` to `now` with nothing in between: only this chunk differs.
-    if (now == have + (changed ? 1 : 0) && spec->generation() == spec_.generation() &&
-        spec->has_parent() == spec_.has_parent()) {
-      spec_ = *spec;
+    if (now == have + (changed ? 1 : 0) && spec.generation() == spec_.generation() &&
+        spec.has_parent() == spec_.has_parent()) {
+      spec_ = spec;
       chunks_[c] = std::make_shared<const pb::BlockChunk>(std::move(chunk));
       return absl::OkStatus();
     }

@@ -136,7 +136,7 @@ class VolumeImpl {
   // that change left, `chunk` the chunk as written): takes both into the
   // cache without dropping the other chunks, if nothing else can have
   // changed between the cached layout and that one; else re-reads the spec.
-  absl::Status AdoptOwnChange(const absl::StatusOr<pb::DiskSpec>& spec, bool changed, uint64_t c,
+  absl::Status AdoptOwnChange(const pb::DiskSpec& spec, bool changed, uint64_t c,
                               pb::BlockChunk chunk);
   absl::Status RefreshLayout(bool arm_watch);
   // A node turned away a request sent under layout `sent`: re-reads the

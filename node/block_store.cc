@@ -203,6 +203,20 @@ absl::StatusOr<std::vector<uint64_t>> BlockStore::LinkedTo(const ObjectId& obj) 
   return out;
 }
 
+absl::Status BlockStore::SealPage(const ObjectId& obj, std::optional<bool>* linked,
+                                  PageMutation* m) {
+  if (AllZero(m->data, kPage)) {
+    if (!linked->has_value()) {
+      ASSIGN_OR_RETURN(auto to, LinkOf(obj, /*may_block=*/true));
+      *linked = to.has_value();
+    }
+    // A linked copy keeps zero pages: erased, they would read through the link.
+    m->erase = !**linked;
+  }
+  if (!m->erase) m->crc = Crc32c(m->data, kPage);
+  return absl::OkStatus();
+}
+
 absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::string_view data,
                               bool track) {
   if (data.empty()) return absl::OkStatus();
@@ -225,8 +239,7 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
   if (tail_partial) rmw_keys.push_back(key(last));
   std::vector<std::optional<std::string>> old;
   if (!rmw_keys.empty()) RETURN_IF_ERROR(GetResolved(&rmw_keys, &old, /*may_block=*/true));
-  // A linked copy keeps zero pages: erased, they would read through the link.
-  std::optional<bool> linked;
+  std::optional<bool> linked;  // for SealPage
 
   std::vector<PageMutation> batch;
   batch.reserve(last - first + 1);
@@ -251,15 +264,7 @@ absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::strin
       memcpy(page + (from - page_start), data.data() + (from - offset), to - from);
       m.data = page;
     }
-    if (AllZero(m.data, kPage) && !linked) {
-      ASSIGN_OR_RETURN(auto to, LinkOf(obj, /*may_block=*/true));
-      linked = to.has_value();
-    }
-    if (AllZero(m.data, kPage) && !*linked) {
-      m.erase = true;
-    } else {
-      m.crc = Crc32c(m.data, kPage);
-    }
+    RETURN_IF_ERROR(SealPage(obj, &linked, &m));
     batch.push_back(m);
   }
   // Tracked: OR the written sectors into the mark pages, in the same batch.
@@ -377,7 +382,7 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
   std::vector<std::optional<std::string>> local;
   if (!partial.empty()) RETURN_IF_ERROR(pages_->Get(partial, &local));
   std::vector<std::string> merged(partial.size());
-  std::optional<bool> linked;  // as in Write
+  std::optional<bool> linked;  // for SealPage
   std::vector<PageMutation> batch;
   size_t at = 0, pi = 0;
   for (uint32_t i = 0; i < present.size(); ++i) {
@@ -399,15 +404,7 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
       }
       m.data = page.data();
     }
-    if (AllZero(m.data, kPage) && !linked) {
-      ASSIGN_OR_RETURN(auto to, LinkOf(obj, /*may_block=*/true));
-      linked = to.has_value();
-    }
-    if (AllZero(m.data, kPage) && !*linked) {
-      m.erase = true;
-    } else {
-      m.crc = Crc32c(m.data, kPage);
-    }
+    RETURN_IF_ERROR(SealPage(obj, &linked, &m));
     batch.push_back(m);
   }
   if (batch.empty()) return absl::OkStatus();

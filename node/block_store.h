@@ -123,6 +123,11 @@ class BlockStore {
   // that holds it, `vals` has what is stored there.
   absl::Status GetResolved(std::vector<PageKey>* keys,
                            std::vector<std::optional<std::string>>* vals, bool may_block);
+  // A page mutation about to be written to `obj`: a zero page is erased
+  // (absent reads as zeros) unless `obj` is a linked copy, where absent
+  // reads through; others get their checksum. `linked` caches, per batch,
+  // whether `obj` is linked (looked up at the first zero page).
+  absl::Status SealPage(const ObjectId& obj, std::optional<bool>* linked, PageMutation* m);
   // The generations of objects of `obj`'s block that link to it.
   absl::StatusOr<std::vector<uint64_t>> LinkedTo(const ObjectId& obj);
   // Writes `obj`'s link (nullopt: removes it) into `batch`; `page` keeps the

@@ -166,73 +166,78 @@ absl::Status Relocator::RunFlatten(pb::JobRecord* job) {
       }));
       return absl::OkStatus();
     };
-    absl::Status again;  // not this replica's fault: the whole batch again
     // Layouts to fill at, by disk: as read, until a node says they moved.
     std::map<uint64_t, uint64_t> layout_of = {{disk, spec.spec.layout_version()}};
-    if (chunk) {
-      for (const auto& [b, src] : sources) {
-        if (src.zeros || !again.ok()) continue;
-        if (src.replicas.empty()) {
-          again = absl::UnavailableError(
-              absl::StrFormat("block %d: no clean replica of its parent's data is up", b));
-          continue;
-        }
-        const auto& ptr = chunk->chunk.blocks(static_cast<int>(b % kChunkBlocks));
-        for (const auto& r : ptr.replicas()) {
-          if (r.state() != pb::CLEAN) continue;
-          // The parent's replica nearest the destination: same node, then site.
-          std::vector<std::string> from = src.replicas;
-          std::stable_partition(from.begin(), from.end(), [&](const std::string& n) {
-            return n == r.node() || site_of[n] == site_of[r.node()];
-          });
-          pb::FillRequest req;
-          *req.mutable_hdr() = JobHdr(disk, layout_of[disk]);
-          req.set_block(b);
-          req.set_generation(gen);
-          layout_of.emplace(src.disk, src.layout);
-          *req.mutable_source_hdr() = JobHdr(src.disk, layout_of[src.disk]);
-          req.set_source_generation(src.generation);
-          req.set_bandwidth_bps(job->bandwidth_bps());
-          absl::Status last_error;
-          bool ok = false;
-          for (const auto& s : from) {
-            req.set_source(s);
-            req.set_source_io_address(io_of[s]);
-            for (int tries = 1;; ++tries) {
-              if (Crash("fill")) return Crashed("fill");
-              auto got = nodes_->Fill(r.node(), req);
-              if (got.ok()) {
-                bytes += got->bytes();
-                bytes_of[b] += got->bytes();
-                pace_->Acquire(got->bytes());
-                ok = true;
-                break;
-              }
-              last_error = got.status();
-              // A stale layout: the clone's writes switched pointers (or the
-              // parent's did) since it was read. Fill again at the new one.
-              if (!absl::IsFailedPrecondition(last_error) || tries == 3) break;
-              LOG_INFO("job %s: block %d on %s: %s; filling again", id, b, r.node(),
-                       last_error.message());
-              ASSIGN_OR_RETURN(auto mine, catalog_->GetSpec(disk));
-              ASSIGN_OR_RETURN(auto theirs, catalog_->GetSpec(src.disk));
-              layout_of[disk] = mine.spec.layout_version();
-              layout_of[src.disk] = theirs.spec.layout_version();
-              req.mutable_hdr()->set_layout_version(layout_of[disk]);
-              req.mutable_source_hdr()->set_layout_version(layout_of[src.disk]);
-            }
-            if (ok || absl::IsFailedPrecondition(last_error)) break;
+    // Fills `node`'s object of block `b` from the replica of `src` nearest
+    // it (same node, then site; the next one if a source fails). The bytes
+    // copied; FAILED_PRECONDITION if the layouts kept moving under it.
+    auto fill = [&](uint64_t b, const Source& src, const std::string& node) -> absl::StatusOr<uint64_t> {
+      std::vector<std::string> from = src.replicas;
+      std::stable_partition(from.begin(), from.end(), [&](const std::string& n) {
+        return n == node || site_of[n] == site_of[node];
+      });
+      layout_of.emplace(src.disk, src.layout);
+      pb::FillRequest req;
+      *req.mutable_hdr() = JobHdr(disk, layout_of[disk]);
+      req.set_block(b);
+      req.set_generation(gen);
+      *req.mutable_source_hdr() = JobHdr(src.disk, layout_of[src.disk]);
+      req.set_source_generation(src.generation);
+      req.set_bandwidth_bps(job->bandwidth_bps());
+      absl::Status last;
+      for (const auto& s : from) {
+        req.set_source(s);
+        req.set_source_io_address(io_of[s]);
+        for (int tries = 1;; ++tries) {
+          if (Crash("fill")) return Crashed("fill");
+          auto got = nodes_->Fill(node, req);
+          if (got.ok()) {
+            pace_->Acquire(got->bytes());
+            return got->bytes();
           }
-          if (!ok && absl::IsFailedPrecondition(last_error)) {
-            again = last_error;  // the replica is fine; the layout moves too fast
-          } else if (!ok) {
-            LOG_WARN("job %s: block %d on %s: %s", id, b, r.node(), last_error.ToString());
-            failed[b].push_back(r.node());
-          }
-          RETURN_IF_ERROR(show_progress());
-          if (!again.ok()) break;
+          last = got.status();
+          if (!absl::IsFailedPrecondition(last)) break;  // this source failed
+          if (tries == 3) return last;
+          // A stale layout: the clone's writes switched pointers (or the
+          // parent's did) since it was read. Fill again at the new one.
+          LOG_INFO("job %s: block %d on %s: %s; filling again", id, b, node, last.message());
+          ASSIGN_OR_RETURN(auto mine, catalog_->GetSpec(disk));
+          ASSIGN_OR_RETURN(auto theirs, catalog_->GetSpec(src.disk));
+          layout_of[disk] = mine.spec.layout_version();
+          layout_of[src.disk] = theirs.spec.layout_version();
+          req.mutable_hdr()->set_layout_version(layout_of[disk]);
+          req.mutable_source_hdr()->set_layout_version(layout_of[src.disk]);
         }
       }
+      return last;
+    };
+    absl::Status again;  // not a replica's fault: the whole batch again
+    // Blocks with data have a chunk: without one the batch began again above.
+    for (const auto& [b, src] : sources) {
+      if (src.zeros) continue;
+      if (src.replicas.empty()) {
+        again = absl::UnavailableError(
+            absl::StrFormat("block %d: no clean replica of its parent's data is up", b));
+        break;
+      }
+      for (const auto& r : chunk->chunk.blocks(static_cast<int>(b % kChunkBlocks)).replicas()) {
+        if (r.state() != pb::CLEAN) continue;
+        auto got = fill(b, src, r.node());
+        if (got.ok()) {
+          bytes += *got;
+          bytes_of[b] += *got;
+        } else if (crashed_) {
+          return got.status();
+        } else if (absl::IsFailedPrecondition(got.status())) {
+          again = got.status();  // the replica is fine; the layout moves too fast
+          break;
+        } else {
+          LOG_WARN("job %s: block %d on %s: %s", id, b, r.node(), got.status().ToString());
+          failed[b].push_back(r.node());
+        }
+        RETURN_IF_ERROR(show_progress());
+      }
+      if (!again.ok()) break;
     }
     if (!again.ok()) {
       RETURN_IF_ERROR(take_back());
