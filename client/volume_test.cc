@@ -13,11 +13,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "client/cluster_internal.h"
-#include "client/volume_fixture_testing.h"
+#include "testing/volume_fixture.h"
 #include "meta/catalog.h"
 
 namespace ukai::client {
 namespace {
+
+using harness::Policy;
+using harness::VolumeTest;
 
 TEST_F(VolumeTest, UnalignedCrossBlockWritesReadBackAndReachEveryReplica) {
   auto d = CreateDisk("d", 1 << 20, 64 << 10);

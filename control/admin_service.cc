@@ -1,7 +1,6 @@
-#include "node/admin_service.h"
+#include "control/admin_service.h"
 
 #include <algorithm>
-#include <thread>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -11,7 +10,7 @@
 #include "common/status.h"
 #include "meta/layout.h"
 
-namespace ukai::node {
+namespace ukai::control {
 namespace {
 constexpr auto kStatDeadline = std::chrono::milliseconds(1500);
 }  // namespace
@@ -27,20 +26,18 @@ absl::StatusOr<std::vector<AdminService::NodeStat>> AdminService::StatNodes() {
   ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
   ASSIGN_OR_RETURN(auto live, catalog_->LiveNodes());
   std::vector<NodeStat> out(nodes.size());
-  std::vector<std::thread> threads;
   for (size_t i = 0; i < nodes.size(); ++i) {
     out[i].info = nodes[i];
     out[i].live = live.count(nodes[i].id()) > 0;
-    if (!out[i].live) continue;
-    threads.emplace_back([this, &out, i] {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + kStatDeadline);
-      pb::StatResponse resp;
-      grpc::Status s = Stub(out[i].info.address())->Stat(&ctx, pb::StatRequest(), &resp);
-      out[i].stat = s.ok() ? absl::StatusOr<pb::StatResponse>(resp) : FromGrpc(s);
-    });
   }
-  for (auto& t : threads) t.join();
+  ParallelFor(executor_, out.size(), out.size(), [&](size_t i) {
+    if (!out[i].live) return;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + kStatDeadline);
+    pb::StatResponse resp;
+    grpc::Status s = Stub(out[i].info.address())->Stat(&ctx, pb::StatRequest(), &resp);
+    out[i].stat = s.ok() ? absl::StatusOr<pb::StatResponse>(resp) : FromGrpc(s);
+  });
   return out;
 }
 
@@ -368,4 +365,4 @@ grpc::Status AdminService::CancelJob(grpc::ServerContext*, const pb::JobRequest*
   return grpc::Status::OK;
 }
 
-}  // namespace ukai::node
+}  // namespace ukai::control

@@ -1,24 +1,27 @@
 // The Admin gRPC service every node serves: the cluster's control plane for
 // ukaictl and cloud controllers. It changes only the catalog (ZooKeeper) and
 // asks nodes for their stats; it never holds disk data. Thread-safe.
-#ifndef UKAI_NODE_ADMIN_SERVICE_H_
-#define UKAI_NODE_ADMIN_SERVICE_H_
+#ifndef UKAI_CONTROL_ADMIN_SERVICE_H_
+#define UKAI_CONTROL_ADMIN_SERVICE_H_
 
 #include <map>
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "common/executor.h"
+#include "control/node_peers.h"
 #include "meta/catalog.h"
-#include "node/relocator.h"
 #include "ukai.grpc.pb.h"
 
-namespace ukai::node {
+namespace ukai::control {
 
 class AdminService final : public pb::Admin::Service {
  public:
-  // `nodes` (may be null in tests) fences and collects on other nodes.
-  explicit AdminService(meta::Catalog* catalog, CopyNodes* nodes = nullptr)
-      : catalog_(catalog), nodes_(nodes) {}
+  // `nodes` (may be null in tests) fences and collects on other nodes;
+  // `executor` (may be null: one call at a time) asks them all at once.
+  explicit AdminService(meta::Catalog* catalog, NodePeers* nodes = nullptr,
+                        Executor* executor = nullptr)
+      : catalog_(catalog), nodes_(nodes), executor_(executor) {}
 
   grpc::Status ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
                          pb::ListNodesResponse*) override;
@@ -40,7 +43,7 @@ class AdminService final : public pb::Admin::Service {
                         pb::ListJobsResponse*) override;
   grpc::Status GetJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const pb::JobRequest*, pb::JobRecord*) override;
-  // node/admin_snapshots.cc
+  // control/admin_snapshots.cc
   grpc::Status CreateSnapshot(grpc::ServerContext*, const pb::SnapshotRequest*,
                               pb::CreateSnapshotResponse*) override;
   grpc::Status ListSnapshots(grpc::ServerContext*, const pb::DiskRequest*,
@@ -68,15 +71,14 @@ class AdminService final : public pb::Admin::Service {
   absl::StatusOr<SiteRtt> RttBySite();
   pb::NodeData::Stub* Stub(const std::string& address);
   absl::StatusOr<std::vector<pb::SnapshotInfo>> SnapshotInfos(const pb::DiskSpec& spec);
-  absl::StatusOr<pb::DiskSpec> DoRollback(const std::string& disk, const std::string& snap,
-                                          bool force);
 
   meta::Catalog* catalog_;
-  CopyNodes* nodes_;
+  NodePeers* nodes_;
+  Executor* executor_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<pb::NodeData::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace ukai::node
+}  // namespace ukai::control
 
-#endif  // UKAI_NODE_ADMIN_SERVICE_H_
+#endif  // UKAI_CONTROL_ADMIN_SERVICE_H_

@@ -1,4 +1,4 @@
-#include "node/job_runner.h"
+#include "control/grpc_node_peers.h"
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -8,7 +8,7 @@
 #include "common/status.h"
 #include "common/wire_format.h"
 
-namespace ukai::node {
+namespace ukai::control {
 namespace {
 
 // A block copy may take a while under a bandwidth limit; anything else is quick.
@@ -23,7 +23,7 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<GrpcCopyNodes::Peer>> GrpcCopyNodes::PeerOf(const std::string& node) {
+absl::StatusOr<std::shared_ptr<GrpcNodePeers::Peer>> GrpcNodePeers::PeerOf(const std::string& node) {
   ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
   for (const auto& n : nodes) {
     if (n.id() != node) continue;
@@ -42,7 +42,7 @@ absl::StatusOr<std::shared_ptr<GrpcCopyNodes::Peer>> GrpcCopyNodes::PeerOf(const
   return absl::NotFoundError("no node '" + node + "' in the catalog");
 }
 
-absl::Status GrpcCopyNodes::Fence(const std::string& node, uint64_t disk, uint64_t layout) {
+absl::Status GrpcNodePeers::Fence(const std::string& node, uint64_t disk, uint64_t layout) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::FenceRequest req;
   req.set_disk_id(disk);
@@ -54,7 +54,7 @@ absl::Status GrpcCopyNodes::Fence(const std::string& node, uint64_t disk, uint64
   return Annotate(FromGrpc(p->copy->Fence(&ctx, req, &resp)), "node " + node);
 }
 
-absl::StatusOr<uint64_t> GrpcCopyNodes::Copy(const std::string& dst, const std::string& src,
+absl::StatusOr<uint64_t> GrpcNodePeers::Copy(const std::string& dst, const std::string& src,
                                              const pb::IoHeader& hdr, uint64_t block,
                                              uint64_t generation, uint64_t bandwidth_bps) {
   ASSIGN_OR_RETURN(auto d, PeerOf(dst));
@@ -74,7 +74,7 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::Copy(const std::string& dst, const std::
   return resp.bytes();
 }
 
-absl::StatusOr<std::vector<uint64_t>> GrpcCopyNodes::Finish(
+absl::StatusOr<std::vector<uint64_t>> GrpcNodePeers::Finish(
     const std::string& node, const pb::IoHeader& hdr, const std::vector<pb::ObjectRef>& objects,
     pb::FinishObjectRequest::What what) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
@@ -89,7 +89,7 @@ absl::StatusOr<std::vector<uint64_t>> GrpcCopyNodes::Finish(
   return std::vector<uint64_t>(resp.refused_blocks().begin(), resp.refused_blocks().end());
 }
 
-absl::StatusOr<std::vector<pb::ObjectRef>> GrpcCopyNodes::Objects(const std::string& node,
+absl::StatusOr<std::vector<pb::ObjectRef>> GrpcNodePeers::Objects(const std::string& node,
                                                                   const pb::IoHeader& hdr,
                                                                   uint64_t first, uint64_t n) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
@@ -104,7 +104,7 @@ absl::StatusOr<std::vector<pb::ObjectRef>> GrpcCopyNodes::Objects(const std::str
   return std::vector<pb::ObjectRef>(resp.objects().begin(), resp.objects().end());
 }
 
-absl::StatusOr<pb::ChecksumsResponse> GrpcCopyNodes::Checksums(const std::string& node,
+absl::StatusOr<pb::ChecksumsResponse> GrpcNodePeers::Checksums(const std::string& node,
                                                                 const pb::IoHeader& hdr,
                                                                 uint64_t block, uint64_t generation) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
@@ -119,7 +119,7 @@ absl::StatusOr<pb::ChecksumsResponse> GrpcCopyNodes::Checksums(const std::string
   return resp;
 }
 
-absl::Status GrpcCopyNodes::Sync(const std::string& node) {
+absl::Status GrpcNodePeers::Sync(const std::string& node) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::FinishObjectResponse resp;
   grpc::ClientContext ctx;
@@ -127,7 +127,7 @@ absl::Status GrpcCopyNodes::Sync(const std::string& node) {
   return Annotate(FromGrpc(p->copy->Sync(&ctx, pb::FlushRequest(), &resp)), "node " + node);
 }
 
-absl::StatusOr<uint64_t> GrpcCopyNodes::Collect(const std::string& node, uint64_t disk) {
+absl::StatusOr<uint64_t> GrpcNodePeers::Collect(const std::string& node, uint64_t disk) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::CollectRequest req;
   req.set_disk_id(disk);
@@ -138,7 +138,7 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::Collect(const std::string& node, uint64_
   return resp.objects_dropped();
 }
 
-absl::StatusOr<pb::FillResponse> GrpcCopyNodes::Fill(const std::string& node,
+absl::StatusOr<pb::FillResponse> GrpcNodePeers::Fill(const std::string& node,
                                                      const pb::FillRequest& req) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::FillResponse resp;
@@ -148,7 +148,7 @@ absl::StatusOr<pb::FillResponse> GrpcCopyNodes::Fill(const std::string& node,
   return resp;
 }
 
-absl::Status GrpcCopyNodes::CopyUp(const std::string& node, const pb::CopyUpRequest& req) {
+absl::Status GrpcNodePeers::CopyUp(const std::string& node, const pb::CopyUpRequest& req) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   wire::WireClient* io;
   {
@@ -165,7 +165,7 @@ absl::Status GrpcCopyNodes::CopyUp(const std::string& node, const pb::CopyUpRequ
   return Annotate(call.status, "node " + node);
 }
 
-absl::StatusOr<uint64_t> GrpcCopyNodes::StoredBytes(const std::string& node, uint64_t disk) {
+absl::StatusOr<uint64_t> GrpcNodePeers::StoredBytes(const std::string& node, uint64_t disk) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::StatRequest req;
   pb::StatResponse resp;
@@ -176,70 +176,4 @@ absl::StatusOr<uint64_t> GrpcCopyNodes::StoredBytes(const std::string& node, uin
   return it == resp.disk_bytes().end() ? 0 : it->second;
 }
 
-void JobRunner::Start() {
-  loop_ = std::thread([this] { Loop(); });
-}
-
-void JobRunner::Stop() {
-  if (stopping_.HasBeenNotified()) return;
-  stopping_.Notify();
-  if (loop_.joinable()) loop_.join();
-  std::map<std::string, Running> running;
-  {
-    absl::MutexLock l(&mu_);
-    running.swap(running_);
-  }
-  for (auto& [id, r] : running) {
-    r.thread.join();
-    (void)catalog_->store().Delete(catalog_->paths().job_runner(id));
-  }
-}
-
-bool JobRunner::ShouldStop(const std::string& id) {
-  if (stopping_.HasBeenNotified()) return true;
-  auto v = catalog_->store().Get(catalog_->paths().job_runner(id));
-  // Lost (session expired, someone else claimed it): let go at once.
-  if (v.ok() && v->data != self_) return true;
-  return absl::IsNotFound(v.status());
-}
-
-void JobRunner::Loop() {
-  do {
-    auto jobs = catalog_->ListJobs();
-    absl::MutexLock l(&mu_);
-    // Reap jobs that ended.
-    for (auto it = running_.begin(); it != running_.end();) {
-      if (*it->second.done) {
-        it->second.thread.join();
-        it = running_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (jobs.ok()) {
-      for (const auto& j : *jobs) {
-        if (j.state() == pb::JobRecord::RUNNING && !running_.count(j.id())) Claim(j);
-      }
-    }
-  } while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1)));
-}
-
-void JobRunner::Claim(const pb::JobRecord& job) {
-  auto c = catalog_->store().Create(catalog_->paths().job_runner(job.id()), self_,
-                                    meta::CreateMode::kEphemeral);
-  if (!c.ok()) return;  // someone runs it (ALREADY_EXISTS), or ZooKeeper is away
-  LOG_INFO("job %s: claimed", job.id());
-  auto done = std::make_shared<std::atomic<bool>>(false);
-  std::string id = job.id();
-  running_[id].done = done;
-  running_[id].thread = std::thread([this, id, done] {
-    Relocator r(self_, catalog_, nodes_, opts_);
-    absl::Status s = r.Run(id, [this, id] { return ShouldStop(id); });
-    if (!s.ok()) LOG_WARN("job %s: stopped: %s", id, s.ToString());
-    // Released whether it ended or stopped: another node may go on.
-    (void)catalog_->store().Delete(catalog_->paths().job_runner(id));
-    *done = true;
-  });
-}
-
-}  // namespace ukai::node
+}  // namespace ukai::control

@@ -1,4 +1,4 @@
-// Relocation's block state machine (node/relocator.h) against real node
+// Relocation's block state machine (control/relocate_job.h) against real node
 // services on in-memory stores, with a writer going through libukai the
 // whole time: every block ends on the target nodes byte-exact, old replicas
 // drop their data, and a runner that dies at any step leaves a job the next
@@ -12,11 +12,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "client/relocation_fixture_testing.h"
+#include "testing/relocation_fixture.h"
 #include "common/wire_server.h"
+#include "control/repair_plan.h"
 
-namespace ukai::client {
+namespace ukai::control {
 namespace {
+
+using harness::kBlock;
+using harness::kSize;
+using harness::RelocationTest;
+using client::Cluster;
+using client::Volume;
 
 TEST_F(RelocationTest, MovesEveryBlockWhileAWriterKeepsWriting) {
   MakeDisk();
@@ -52,7 +59,7 @@ TEST_F(RelocationTest, ResumesAfterTheRunnerDiesAtAnyStep) {
     StartWriter();
     auto job = StartJob({"b"});
     int hits = 0;
-    node::RelocatorOptions crash;
+    JobOptions crash;
     const bool once = std::string(point) == "start";
     crash.crash_at = [&](const std::string& p) { return p == point && (++hits == 2 || once); };
     absl::Status s = RunJob(job.id(), crash);
@@ -71,7 +78,7 @@ TEST_F(RelocationTest, CancelLeavesEveryBlockReadableAndRestoresThePolicy) {
   MakeDisk();
   StartWriter();
   auto job = StartJob({"b"});
-  node::RelocatorOptions o;
+  JobOptions o;
   int copied = 0;
   // Cancel while the second batch is being copied (32 blocks, two new
   // replicas each: copy 65 is the second batch's first): it is taken back.
@@ -98,7 +105,7 @@ TEST_F(RelocationTest, CancelLeavesEveryBlockReadableAndRestoresThePolicy) {
 TEST_F(RelocationTest, ANewReplicaThatWentStaleIsCopiedAgain) {
   MakeDisk();
   auto job = StartJob({"b"});
-  node::RelocatorOptions o;
+  JobOptions o;
   int copied = 0;
   o.crash_at = [&](const std::string& p) {
     // After the first batch's last copy (32 blocks, two new replicas each):
@@ -123,7 +130,7 @@ TEST_F(RelocationTest, CopiesOnlyWrittenBlocks) {
   uint64_t written = 0;
   for (uint64_t b = 0; b < kSize / kBlock; b += 3) ++written;
   auto job = StartJob({"b"});
-  node::RelocatorOptions o;
+  JobOptions o;
   int copies = 0;
   o.crash_at = [&](const std::string& p) {
     copies += p == "copied";
@@ -157,7 +164,7 @@ TEST_F(RelocationTest, CopiesFromASourceThatWentStaleAreNotTrusted) {
   const std::string first = admin_->ReadChunks(disk_.id())->at(0).blocks(0).replicas(0).node();
   ASSERT_TRUE(nodes_[first]->store->Write({disk_.id(), 0, 0}, 0, std::string(4096, 'Z')).ok());
   auto job = StartJob({"b"});
-  node::RelocatorOptions o;
+  JobOptions o;
   int copied = 0;
   o.crash_at = [&](const std::string& p) {
     // The first batch is copied; then the client that saw the write fail
@@ -193,7 +200,7 @@ TEST_F(RelocationTest, UnwrittenStretchesMoveInGrowingBatches) {
   to.add_sites("b");
   auto job = admin_->StartRelocation("big", to, 0);
   ASSERT_TRUE(job.ok()) << job.status();
-  node::RelocatorOptions o;
+  JobOptions o;
   int batches = 0;
   o.crash_at = [&](const std::string& p) {
     batches += p == "syncing";
@@ -341,7 +348,7 @@ TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {
   to.set_replicas(2);
   to.add_sites("b");
   for (uint64_t seed = 0; seed < 6; ++seed) {
-    auto t = node::RelocationTargets(ptr, to, nodes, live, seed);
+    auto t = RelocationTargets(ptr, to, nodes, live, seed);
     ASSERT_TRUE(t.ok());
     EXPECT_EQ((*t)[0], "n4");  // already there: stays
     EXPECT_NE((*t)[1], "n4");
@@ -349,8 +356,8 @@ TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {
   }
   ptr.mutable_replicas(1)->set_state(pb::STALE);  // a stale copy does not count as in place
   live = {"n1", "n2", "n3"};                     // and n4, n5 are down
-  EXPECT_TRUE(absl::IsUnavailable(node::RelocationTargets(ptr, to, nodes, live, 0).status()));
+  EXPECT_TRUE(absl::IsUnavailable(RelocationTargets(ptr, to, nodes, live, 0).status()));
 }
 
 }  // namespace
-}  // namespace ukai::client
+}  // namespace ukai::control

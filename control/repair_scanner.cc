@@ -1,12 +1,12 @@
-#include "node/repair_scanner.h"
+#include "control/repair_scanner.h"
 
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "meta/layout.h"
-#include "node/relocator.h"
+#include "control/repair_plan.h"
 
-namespace ukai::node {
+namespace ukai::control {
 
 void RepairScanner::Start() {
   if (interval_ <= absl::ZeroDuration()) return;
@@ -91,4 +91,4 @@ std::vector<std::string> RepairScanner::ScanOnce() {
   return started;
 }
 
-}  // namespace ukai::node
+}  // namespace ukai::control

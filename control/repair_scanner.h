@@ -4,14 +4,14 @@
 //  - decides which nodes' replicas must move: those draining (`ukaictl node
 //    drain`) and those down for longer than `grace`;
 //  - starts a repair job (Catalog::StartRepair) for each disk with a block
-//    PlanRepair (node/relocator.h) finds work for: a stale replica on a live
+//    PlanRepair (control/repair_plan.h) finds work for: a stale replica on a live
 //    node to catch up, or a replica on a leaving node to rebuild elsewhere.
 //    Its copy rate is capped at `bandwidth_bps` (0: none).
 // Every node scans; the one-job-per-disk marker makes the first start win,
 // and a disk with a job running (a relocation, say) is looked at again on a
 // later pass.
-#ifndef UKAI_NODE_REPAIR_SCANNER_H_
-#define UKAI_NODE_REPAIR_SCANNER_H_
+#ifndef UKAI_CONTROL_REPAIR_SCANNER_H_
+#define UKAI_CONTROL_REPAIR_SCANNER_H_
 
 #include <set>
 #include <string>
@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "meta/catalog.h"
 
-namespace ukai::node {
+namespace ukai::control {
 
 class RepairScanner {
  public:
@@ -49,6 +49,6 @@ class RepairScanner {
   std::thread thread_;
 };
 
-}  // namespace ukai::node
+}  // namespace ukai::control
 
-#endif  // UKAI_NODE_REPAIR_SCANNER_H_
+#endif  // UKAI_CONTROL_REPAIR_SCANNER_H_

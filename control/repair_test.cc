@@ -1,5 +1,5 @@
-// Repair, re-replication and scrub (node/relocator.h PlanRepair,
-// node/repair_scanner.h, node/scrub.cc) on the relocation fixture: stale
+// Repair, re-replication and scrub (control/repair_plan.h PlanRepair,
+// control/repair_scanner.h, control/scrub_job.h) on the relocation fixture: stale
 // replicas catch up, leaving nodes' replicas are rebuilt where the policy
 // allows, rotten pages are found and copied back, with a writer running
 // where it matters.
@@ -8,12 +8,19 @@
 #include <algorithm>
 
 #include "absl/strings/str_join.h"
-#include "client/relocation_fixture_testing.h"
+#include "testing/relocation_fixture.h"
+#include "control/repair_plan.h"
 #include "node/local_scrubber.h"
-#include "node/repair_scanner.h"
+#include "control/repair_scanner.h"
 
-namespace ukai::client {
+namespace ukai::control {
 namespace {
+
+using harness::kBlock;
+using harness::kSize;
+using harness::RelocationTest;
+using client::Cluster;
+using client::Volume;
 
 // A repair (JobRecord REPAIR) with a writer running: n2 missed writes to
 // blocks 5 and 40 (marked stale, as a client does when a write to it
@@ -42,7 +49,7 @@ TEST_F(RelocationTest, RepairCopiesBackOnlyTheStaleBlocks) {
   EXPECT_NE(again.status().message().find("already being repaired by " + job->id()),
             std::string::npos) << again.status();
 
-  node::RelocatorOptions o;
+  JobOptions o;
   std::vector<std::string> steps;
   o.crash_at = [&](const std::string& p) {
     steps.push_back(p);
@@ -95,8 +102,8 @@ TEST_F(RelocationTest, RepairWaitsForACleanSourceAndLeavesDownNodesAlone) {
 // one runs.
 TEST_F(RelocationTest, RepairScanStartsOneJobForStaleReplicas) {
   MakeDisk();
-  node::RepairScanner n1("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
-  node::RepairScanner n3("n3", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 64 << 20);
+  RepairScanner n1("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
+  RepairScanner n3("n3", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 64 << 20);
   EXPECT_TRUE(n1.ScanOnce().empty());  // nothing stale
   ASSERT_TRUE(admin_->MarkStale(disk_.id(), 7, "n2").ok());
   EXPECT_EQ(n3.ScanOnce(), std::vector<std::string>{"d"});  // any node's scan
@@ -119,7 +126,7 @@ TEST_F(RelocationTest, DrainMovesReplicasWhereThePolicyAllows) {
     s->set_draining(true);
     return true;
   }).ok());
-  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
+  RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
   EXPECT_TRUE(scan.ScanOnce().empty());  // pinned to n1,n2; site a has no other node
   pb::Placement anywhere;
   anywhere.set_replicas(2);
@@ -167,7 +174,7 @@ TEST_F(RelocationTest, ANodeDownPastTheGraceTimeIsRebuiltElsewhere) {
   anywhere.set_replicas(2);
   ASSERT_TRUE(admin_->SetPlacement(disk_.id(), anywhere).ok());
   nodes_["n2"]->Kill();
-  node::RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Milliseconds(200), 0);
+  RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Milliseconds(200), 0);
   EXPECT_TRUE(scan.ScanOnce().empty());  // down, not yet for long
   auto states = admin_->NodeStates();
   ASSERT_TRUE(states.ok());
@@ -271,19 +278,19 @@ TEST(PlanRepair, RebuildsLeavingReplicasInTheirSiteFirst) {
     }
     return p;
   };
-  node::RepairScope scope;
+  RepairScope scope;
   scope.nodes = nodes;
   scope.live = {"n1", "n3", "n4"};  // n2 down
   scope.placement.set_replicas(2);
   // n2 briefly down: left as it is; nothing to do.
-  auto p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::STALE}}), scope, 0);
+  auto p = PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::STALE}}), scope, 0);
   EXPECT_FALSE(p.work);
   EXPECT_EQ(p.targets, std::vector<std::string>{"n1"});
   ASSERT_EQ(p.kept.size(), 1u);
   // n2 gone for good: rebuilt on n3, its site, never on n4 while n3 can.
   scope.replace = {"n2"};
   for (uint64_t seed = 0; seed < 4; ++seed) {
-    p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, seed);
+    p = PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, seed);
     EXPECT_TRUE(p.work);
     EXPECT_EQ(p.targets, (std::vector<std::string>{"n1", "n3"})) << seed;
     EXPECT_TRUE(p.kept.empty());
@@ -292,14 +299,14 @@ TEST(PlanRepair, RebuildsLeavingReplicasInTheirSiteFirst) {
   scope.live = {"n1", "n4"};
   scope.placement.add_nodes("n1");
   scope.placement.add_nodes("n2");
-  p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, 0);
+  p = PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, 0);
   EXPECT_FALSE(p.work);
   EXPECT_EQ(p.kept.size(), 1u);
   scope.placement.clear_nodes();
-  p = node::PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, 0);
+  p = PlanRepair(block({{"n1", pb::CLEAN}, {"n2", pb::CLEAN}}), scope, 0);
   EXPECT_EQ(p.targets, (std::vector<std::string>{"n1", "n4"}));
   // No clean replica up: nothing moves, the stale copy stays.
-  p = node::PlanRepair(block({{"n1", pb::STALE}, {"n2", pb::CLEAN}}), scope, 0);
+  p = PlanRepair(block({{"n1", pb::STALE}, {"n2", pb::CLEAN}}), scope, 0);
   EXPECT_FALSE(p.work);
   EXPECT_TRUE(p.targets.empty());
   EXPECT_EQ(p.kept.size(), 2u);
@@ -341,4 +348,4 @@ TEST_F(RelocationTest, LocalScrubMarksARottenReplicaStaleButNeverTheLastClean) {
 }
 
 }  // namespace
-}  // namespace ukai::client
+}  // namespace ukai::control

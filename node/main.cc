@@ -14,15 +14,17 @@
 #include "meta/catalog.h"
 #include "common/wire_server.h"
 #include "common/wire_socket.h"
-#include "node/admin_service.h"
+#include "common/executor.h"
+#include "control/admin_service.h"
+#include "control/grpc_node_peers.h"
+#include "control/job_runner.h"
+#include "control/repair_scanner.h"
 #include "node/block_io.h"
 #include "node/copy_service.h"
 #include "node/data_service.h"
 #include "node/disk_registry.h"
-#include "node/job_runner.h"
 #include "node/collector.h"
 #include "node/local_scrubber.h"
-#include "node/repair_scanner.h"
 
 namespace {
 
@@ -187,8 +189,10 @@ int main(int argc, char** argv) {
   self.set_io_address(io_address);
   ukai::node::DataService data_service(self, &disks, &store);
   data_service.SetOtherSiteDelay(site_delay);
-  ukai::node::GrpcCopyNodes copy_nodes(&catalog);
-  ukai::node::AdminService admin_service(&catalog, &copy_nodes);
+  ukai::control::GrpcNodePeers peers(&catalog);
+  // The control plane's fan-outs (node stats, fences, block copies).
+  ukai::Executor control_pool("ukai-control", 32, 1024);
+  ukai::control::AdminService admin_service(&catalog, &peers, &control_pool);
   ukai::node::CopyService copy_service(id, &catalog, &disks, &store, *copy_cap);
   grpc::ServerBuilder builder;
   ukai::ConfigureServer(builder);
@@ -216,9 +220,14 @@ int main(int argc, char** argv) {
     if (!s.ok()) LOG_WARN("re-registering after session expiry: %s", s.ToString());
   });
   // Jobs (relocation) run on whichever node claims them first.
-  ukai::node::JobRunner jobs(id, &catalog, &copy_nodes);
+  ukai::control::JobEnv job_env;
+  job_env.self = id;
+  job_env.catalog = &catalog;
+  job_env.peers = &peers;
+  job_env.executor = &control_pool;
+  ukai::control::JobRunner jobs(job_env);
   jobs.Start();
-  ukai::node::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s),
+  ukai::control::RepairScanner repairs(id, &catalog, absl::Seconds(repair_interval_s),
                                     absl::Seconds(rereplicate_after_s), *repair_cap);
   repairs.Start();
   ukai::node::LocalScrubber scrubber(id, &catalog, &store, absl::Seconds(scrub_every_s), *scrub_cap);

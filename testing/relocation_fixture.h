@@ -1,9 +1,9 @@
 // The relocation and repair tests' fixture: four nodes (n1, n2 in site a;
 // n3, n4 in site b) with real node services on in-memory stores, a libukai
 // volume on a disk of 64 blocks, a writer that keeps a byte model, and
-// jobs run to their end by a Relocator of the test's own.
-#ifndef UKAI_CLIENT_RELOCATION_FIXTURE_TESTING_H_
-#define UKAI_CLIENT_RELOCATION_FIXTURE_TESTING_H_
+// jobs run to their end by the test itself (control::RunJob).
+#ifndef UKAI_TESTING_RELOCATION_FIXTURE_H_
+#define UKAI_TESTING_RELOCATION_FIXTURE_H_
 
 #include <gtest/gtest.h>
 
@@ -18,12 +18,18 @@
 
 #include "absl/synchronization/mutex.h"
 #include "client/cluster_internal.h"
-#include "client/test_nodes_testing.h"
+#include "common/executor.h"
+#include "control/grpc_node_peers.h"
+#include "control/jobs.h"
 #include "meta/catalog.h"
-#include "node/job_runner.h"
-#include "node/relocator.h"
+#include "testing/test_nodes.h"
 
-namespace ukai::client {
+namespace ukai::harness {
+
+using client::Cluster;
+using client::ClusterOptions;
+using client::ConnectCluster;
+using client::Volume;
 
 constexpr uint32_t kBlock = 64 << 10;
 constexpr uint64_t kSize = 4 << 20;  // 64 blocks: two batches of 32
@@ -38,7 +44,7 @@ class RelocationTest : public ::testing::Test {
     for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}}) {
       nodes_[id] = std::make_unique<TestNode>(tree_, id, site, copy_cap_bps_);
     }
-    copy_nodes_ = std::make_unique<node::GrpcCopyNodes>(admin_.get(), InProcess(&nodes_));
+    copy_nodes_ = std::make_unique<control::GrpcNodePeers>(admin_.get(), InProcess(&nodes_));
     ClusterOptions o;
     o.host = "h1";
     o.site = "a";
@@ -120,11 +126,11 @@ class RelocationTest : public ::testing::Test {
     EXPECT_TRUE(j.ok()) << j.status();
     return *j;
   }
-  absl::Status RunJob(const std::string& id, node::RelocatorOptions o = {}) {
+  absl::Status RunJob(const std::string& id, control::JobOptions o = {}) {
     o.retry_min = absl::Milliseconds(10);
     o.retry_max = absl::Milliseconds(50);
-    node::Relocator r("runner", admin_.get(), copy_nodes_.get(), o);
-    return r.Run(id, [] { return false; });
+    control::JobEnv env{"runner", admin_.get(), copy_nodes_.get(), &executor_, SystemClock(), o};
+    return control::RunJob(env, id, [] { return false; });
   }
 
   // Every block's replicas, and every replica's bytes against the model.
@@ -167,7 +173,8 @@ class RelocationTest : public ::testing::Test {
   std::unique_ptr<meta::MetaStore> admin_meta_;
   std::unique_ptr<meta::Catalog> admin_;
   std::map<std::string, std::unique_ptr<TestNode>> nodes_;
-  std::unique_ptr<node::GrpcCopyNodes> copy_nodes_;
+  std::unique_ptr<control::GrpcNodePeers> copy_nodes_;
+  Executor executor_{"test-jobs", 8, 64};
   std::unique_ptr<Cluster> cluster_;
   std::shared_ptr<Volume> vol_;
   pb::DiskSpec disk_;
@@ -178,6 +185,6 @@ class RelocationTest : public ::testing::Test {
   std::atomic<int> writes_{0};
 };
 
-}  // namespace ukai::client
+}  // namespace ukai::harness
 
-#endif  // UKAI_CLIENT_RELOCATION_FIXTURE_TESTING_H_
+#endif  // UKAI_TESTING_RELOCATION_FIXTURE_H_

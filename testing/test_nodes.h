@@ -1,9 +1,9 @@
 // For tests of the data path: storage nodes in one process, on in-memory
 // stores (MemMetaStore for ZooKeeper, MemPageStore for RocksDB), serving the
 // block I/O transport on loopback and their gRPC services in-process.
-// Header-only, test-only.
-#ifndef UKAI_CLIENT_TEST_NODES_TESTING_H_
-#define UKAI_CLIENT_TEST_NODES_TESTING_H_
+// Test-only (the ukai_testing library).
+#ifndef UKAI_TESTING_TEST_NODES_H_
+#define UKAI_TESTING_TEST_NODES_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -22,12 +22,12 @@
 #include "node/data_service.h"
 #include "node/disk_registry.h"
 
-namespace ukai::client {
+namespace ukai::harness {
 
 struct TestNode;
 
 // Channels to "inproc:<id>" addresses: the in-process channel of node <id>.
-inline ChannelFactory InProcess(const std::map<std::string, std::unique_ptr<TestNode>>* nodes);
+ChannelFactory InProcess(const std::map<std::string, std::unique_ptr<TestNode>>* nodes);
 
 // Forwards to the real DataService until the node is "killed", then answers
 // UNAVAILABLE like a dead peer. (gRPC 1.51's in-process transport crashes on
@@ -83,48 +83,12 @@ class GatedIo final : public wire::WireHandler {
 struct TestNode {
   // `copy_cap_bps`: the node's cap on copies into it (ukai-node --copy-bandwidth).
   TestNode(std::shared_ptr<meta::MemMetaTree> tree, const std::string& id, const std::string& site,
-           uint64_t copy_cap_bps = 0) {
-    meta = meta::NewMemMetaStore(tree);
-    catalog = std::make_unique<meta::Catalog>(meta.get(), "/ukai");
-    auto mem = std::make_unique<node::MemPageStore>();
-    pages = mem.get();
-    store = std::make_unique<node::BlockStore>(std::move(mem));
-    registry = std::make_unique<node::DiskRegistry>(catalog.get(), store.get());
-    info.set_id(id);
-    info.set_site(site);
-    info.set_address("inproc:" + id);
-    io = std::make_unique<node::BlockIo>(registry.get(), store.get());
-    gated_io = std::make_unique<GatedIo>(io.get());
-    io_server = std::make_unique<wire::WireServer>(gated_io.get());
-    EXPECT_TRUE(io_server->Start("127.0.0.1:0").ok());
-    info.set_io_address("127.0.0.1:" + std::to_string(io_server->port()));
-    service = std::make_unique<node::DataService>(info, registry.get(), store.get());
-    gate = std::make_unique<GatedService>(service.get());
-    copy = std::make_unique<node::CopyService>(id, catalog.get(), registry.get(), store.get(),
-                                               copy_cap_bps, absl::Milliseconds(500));
-    grpc::ServerBuilder b;
-    b.RegisterService(gate.get());
-    b.RegisterService(copy.get());
-    server = b.BuildAndStart();
-    channel = server->InProcessChannel(grpc::ChannelArguments());
-    EXPECT_TRUE(catalog->RegisterNode(info, pb::NodeLive()).ok());
-    EXPECT_TRUE(registry->Start().ok());
-  }
-  ~TestNode() {
-    io_server->Shutdown();
-    server->Shutdown();
-  }
+           uint64_t copy_cap_bps = 0);
+  ~TestNode();
   // Like kill -9: the node stops answering and its liveness record goes.
-  void Kill() {
-    gate->dead = true;
-    io_server->Shutdown();
-    (void)meta->Delete("/ukai/live/" + info.id());
-  }
-  std::string Stored(uint64_t disk, uint64_t block, uint32_t off, uint32_t len) {
-    std::string out;
-    EXPECT_TRUE(store->Read({disk, block, 0}, off, len, &out).ok());
-    return out;
-  }
+  void Kill();
+  // What the node's store holds of object (disk, block, generation 0).
+  std::string Stored(uint64_t disk, uint64_t block, uint32_t off, uint32_t len);
 
   pb::NodeInfo info;
   std::unique_ptr<meta::MetaStore> meta;
@@ -142,12 +106,6 @@ struct TestNode {
   std::shared_ptr<grpc::Channel> channel;
 };
 
-inline ChannelFactory InProcess(const std::map<std::string, std::unique_ptr<TestNode>>* nodes) {
-  return [nodes](const std::string& addr) -> std::shared_ptr<grpc::Channel> {
-    return nodes->at(addr.substr(strlen("inproc:")))->channel;
-  };
-}
+}  // namespace ukai::harness
 
-}  // namespace ukai::client
-
-#endif  // UKAI_CLIENT_TEST_NODES_TESTING_H_
+#endif  // UKAI_TESTING_TEST_NODES_H_

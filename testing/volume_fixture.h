@@ -1,8 +1,9 @@
-// The fixture of libukai's data-path tests (volume_test.cc, snapshot_test.cc):
+// The fixture of libukai's data-path tests (client/volume_test.cc,
+// client/snapshot_test.cc, control/snapshot_jobs_test.cc):
 // three real node services on in-memory stores (n1, n2 in site a; n3 in b),
 // hosts connected to them, and helpers to make disks and look at them.
-#ifndef UKAI_CLIENT_VOLUME_FIXTURE_TESTING_H_
-#define UKAI_CLIENT_VOLUME_FIXTURE_TESTING_H_
+#ifndef UKAI_TESTING_VOLUME_FIXTURE_H_
+#define UKAI_TESTING_VOLUME_FIXTURE_H_
 
 #include <gtest/gtest.h>
 
@@ -14,10 +15,15 @@
 
 #include "absl/synchronization/notification.h"
 #include "client/cluster_internal.h"
-#include "client/test_nodes_testing.h"
 #include "meta/catalog.h"
+#include "testing/test_nodes.h"
 
-namespace ukai::client {
+namespace ukai::harness {
+
+using client::Cluster;
+using client::ClusterOptions;
+using client::ConnectCluster;
+using client::Volume;
 
 inline pb::FailurePolicy Policy(pb::FailurePolicy::OnReplicaFailure mode, uint32_t hold_ms,
                          uint32_t min_replicas = 0) {
@@ -135,6 +141,6 @@ class VolumeTest : public ::testing::Test {
   std::map<std::string, meta::MetaStore*> host_stores_;  // each host's ZooKeeper session
 };
 
-}  // namespace ukai::client
+}  // namespace ukai::harness
 
-#endif  // UKAI_CLIENT_VOLUME_FIXTURE_TESTING_H_
+#endif  // UKAI_TESTING_VOLUME_FIXTURE_H_
