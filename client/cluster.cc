@@ -70,7 +70,7 @@ class ClusterImpl : public Cluster {
         pool_(&catalog_, opts_.site, opts_.host, std::move(channels), IoOptions(opts_)) {}
   ~ClusterImpl() override {
     guard_.Kill();
-    async_ops_.WaitIdle();  // their callbacks use the pool and catalog
+    async_.ops.WaitIdle();  // their callbacks use the pool and catalog
   }
 
   absl::Status Start() {
@@ -136,7 +136,7 @@ class ClusterImpl : public Cluster {
     }
     if (!impl) {
       impl = std::make_shared<VolumeImpl>(&catalog_, &pool_, &opts_, id, [this] { Notify(); },
-                                          &async_ops_, ref.snapshot);
+                                          &async_, ref.snapshot);
       absl::Status s = impl->Init();
       if (absl::IsNotFound(s)) {
         return absl::NotFoundError(ref.snapshot.empty() ? "no disk named '" + name + "'"
@@ -230,7 +230,7 @@ class ClusterImpl : public Cluster {
   std::unique_ptr<meta::MetaStore> store_;
   meta::Catalog catalog_;
   NodePool pool_;
-  OpCounter async_ops_;  // after pool_: destroyed first, waited for in the destructor
+  AsyncIo async_;  // after pool_: destroyed first, waited for in the destructor
   absl::Mutex mu_;
   using VolumeKey = std::pair<uint64_t, std::string>;  // disk id, snapshot ("": the disk)
   std::map<VolumeKey, std::weak_ptr<VolumeImpl>> volumes_ ABSL_GUARDED_BY(mu_);

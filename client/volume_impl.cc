@@ -45,14 +45,14 @@ absl::Status ForEachSegment(uint64_t offset, size_t len, uint32_t block_size, Fn
 }  // namespace
 
 VolumeImpl::VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts,
-                       uint64_t id, std::function<void()> on_change, OpCounter* async_ops,
+                       uint64_t id, std::function<void()> on_change, AsyncIo* async,
                        std::string snapshot)
     : catalog_(catalog),
       pool_(pool),
       opts_(opts),
       id_(id),
       on_change_(std::move(on_change)),
-      async_ops_(async_ops),
+      async_(async),
       snapshot_(std::move(snapshot)) {}
 
 VolumeImpl::~VolumeImpl() { guard_.Kill(); }
@@ -269,7 +269,7 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
   // The fast path: one call to the nearest clean replica, answered from the
   // transport's reader thread. Anything but a full reply (a dead node, a
   // stale layout, a bad page) goes to ReadSegment, which knows every
-  // fallback, on a thread of its own: the reader thread must never block.
+  // fallback, on the slow-path pool: the reader thread must never block.
   struct Op {
     std::shared_ptr<wire::WireClient> io;
     wire::WireCall call;
@@ -285,7 +285,7 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
   // `done` may hold the last reference to this volume: it is destroyed
   // before the operation counts as finished, and nothing of `this` is
   // touched after it.
-  OpCounter* ops = async_ops_;
+  OpCounter* ops = &async_->ops;
   ops->Add();
   auto finish = [this, op, ops, block, off, len, out] {
     std::unique_ptr<Op> own(op);
@@ -297,17 +297,29 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
     }
     LOG_DEBUG("disk %d block %d: %s; retrying off the fast path", id_, block,
               own->call.status.ToString());
-    std::thread([this, ops, block, off, len, out, done = std::move(own->done)]() mutable {
-      done(ReadSegment(block, off, static_cast<uint32_t>(len), out));
+    OffFastPath([this, ops, block, off, len, out, done = std::move(own->done)](
+                    const absl::Status& admitted) mutable {
+      done(admitted.ok() ? ReadSegment(block, off, static_cast<uint32_t>(len), out) : admitted);
       done = nullptr;
       ops->Done();
-    }).detach();
+    });
   };
   op->call.on_done = [op, finish] {
     if (--op->holds == 0) finish();
   };
   op->io->Start(&op->call, nullptr);
   if (--op->holds == 0) finish();
+}
+
+void VolumeImpl::OffFastPath(std::function<void(const absl::Status&)> task) {
+  // One object, shared by the pool's copy and this frame: the task resets
+  // what it holds itself, so whichever lets go last frees nothing of the
+  // volume's.
+  auto shared = std::make_shared<std::function<void(const absl::Status&)>>(std::move(task));
+  if (async_->slow_path.TrySchedule([shared] { (*shared)(absl::OkStatus()); })) return;
+  LOG_WARN("disk %d: %d threads busy and %d I/Os queued off the fast path; failing one", id_,
+           AsyncIo::kSlowPathThreads, AsyncIo::kSlowPathQueue);
+  (*shared)(absl::UnavailableError("too many I/Os waiting off the fast path"));
 }
 
 absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out) {
@@ -648,9 +660,9 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   // Runs once every replica answered, on the reader thread of the last one.
   // All well: acknowledge there. Anything else (a dead replica to mark
   // stale in ZooKeeper, a layout to re-read and retry) is WriteSegment's
-  // work, on a thread of its own. As in ReadAsync, nothing of `this` is
+  // work, on the slow-path pool. As in ReadAsync, nothing of `this` is
   // touched after `done` is gone.
-  OpCounter* ops = async_ops_;
+  OpCounter* ops = &async_->ops;
   auto finish = [this, op, ops, block, off, len] {
     std::unique_ptr<Op> own(op);
     bool all_ok = true;
@@ -663,7 +675,14 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
       ops->Done();
       return;
     }
-    std::thread([this, ops, block, off, len, own = std::move(own)]() mutable {
+    OffFastPath([this, ops, block, off, len, own = std::shared_ptr<Op>(std::move(own))](
+                    const absl::Status& admitted) mutable {
+      if (!admitted.ok()) {
+        own->done(admitted);
+        own.reset();
+        ops->Done();
+        return;
+      }
       bool retry;
       absl::Status st = ConcludeWrite(&own->attempt, &retry);
       if ((st.ok() && retry) || own->attempt.short_of_replicas ||
@@ -676,7 +695,7 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
       own->done(st);
       own.reset();
       ops->Done();
-    }).detach();
+    });
   };
   ops->Add();
   op->open = static_cast<int>(op->attempt.calls.size()) + 1;

@@ -28,6 +28,7 @@
 #include "absl/time/time.h"
 #include "client/include/ukai/cluster.h"
 #include "client/node_pool.h"
+#include "common/executor.h"
 #include "common/lifetime.h"
 #include "common/wire_client.h"
 #include "meta/catalog.h"
@@ -56,14 +57,26 @@ class OpCounter {
   int n_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
+// What a cluster's volumes share for their asynchronous I/O: the count of
+// calls in flight (waited for before the cluster goes), and the bounded pool
+// that runs the I/O the fast path handed off (a replica down, a stale
+// layout), so a node outage costs a fixed number of threads.
+struct AsyncIo {
+  static constexpr size_t kSlowPathThreads = 128;  // the kernel's FUSE queue depth
+  static constexpr size_t kSlowPathQueue = 16384;
+  OpCounter ops;
+  Executor slow_path{"ukai-slowpath", kSlowPathThreads, kSlowPathQueue};  // goes before ops
+};
+
 class VolumeImpl {
  public:
   using Done = std::function<void(absl::Status)>;
 
-  // `async_ops` counts ReadAsync calls in flight; it outlives the volume's owner.
+  // `async` counts ReadAsync and WriteAsync calls in flight and runs their
+  // slow path; it outlives the volume's owner.
   // `snapshot`: empty for the disk itself, else the snapshot to view.
   VolumeImpl(meta::Catalog* catalog, NodePool* pool, const ClusterOptions* opts, uint64_t id,
-             std::function<void()> on_change, OpCounter* async_ops, std::string snapshot = "");
+             std::function<void()> on_change, AsyncIo* async, std::string snapshot = "");
   ~VolumeImpl();
 
   absl::Status Init();  // reads the spec and watches it; NOT_FOUND for a missing snapshot
@@ -72,9 +85,9 @@ class VolumeImpl {
   uint64_t size() const;
   absl::Status Read(uint64_t offset, size_t len, char* out);
   // Read, answered through `done`: on the transport's thread when the nearest
-  // replica answers at once (no thread waits), otherwise from a thread of its
-  // own that runs Read's retries. The caller keeps the volume and `out` alive
-  // until then.
+  // replica answers at once (no thread waits), otherwise from the slow-path
+  // pool (OffFastPath) that runs Read's retries. The caller keeps the volume
+  // and `out` alive until then.
   void ReadAsync(uint64_t offset, size_t len, char* out, Done done);
   // Write, answered through `done` as ReadAsync. `data` is only read before
   // WriteAsync returns (small writes are copied, large ones run inline).
@@ -148,6 +161,11 @@ class VolumeImpl {
   // Reads from the nearest clean replica that answers; with the WAIT policy,
   // holds (retrying) while none does, up to the policy's hold time. A layout
   // that keeps moving is waited out the same way, whatever the policy.
+  // Runs task(OK) on the cluster's slow-path pool; if that is full, runs
+  // task(UNAVAILABLE) here at once, which must then only answer. The task
+  // lets go of what it holds (a `done` may hold the volume's last reference)
+  // before it counts its operation finished.
+  void OffFastPath(std::function<void(const absl::Status&)> task);
   absl::Status ReadSegment(uint64_t block, uint32_t off, uint32_t len, char* out);
   // One round of tries; ABORTED if the layout moved under every one of them.
   absl::Status ReadSegmentOnce(uint64_t block, uint32_t off, uint32_t len, char* out);
@@ -228,7 +246,7 @@ class VolumeImpl {
   const ClusterOptions* opts_;
   const uint64_t id_;
   std::function<void()> on_change_;
-  OpCounter* async_ops_;
+  AsyncIo* async_;
   const std::string snapshot_;
 
   // Blocks getting an object of their own: one writer at a time per block.

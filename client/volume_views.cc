@@ -33,7 +33,7 @@ absl::StatusOr<std::shared_ptr<VolumeImpl>> VolumeImpl::Parent() {
   }
   // A view of the parent's snapshot, watched like any volume; it cannot be
   // deleted while this clone depends on it.
-  auto p = std::make_shared<VolumeImpl>(catalog_, pool_, opts_, ref.disk_id(), nullptr, async_ops_,
+  auto p = std::make_shared<VolumeImpl>(catalog_, pool_, opts_, ref.disk_id(), nullptr, async_,
                                         ref.snapshot());
   absl::Status s = p->Init();
   if (absl::IsNotFound(s)) {
