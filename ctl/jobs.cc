@@ -8,7 +8,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/status.h"
 #include "common/units.h"
+#include "ctl/format.h"
 
 namespace ukai::ctl {
 
@@ -71,13 +73,14 @@ double JobFraction(const pb::JobRecord& j) {
   return 0.0;
 }
 
-void JobList(const Globals& g) {
-  auto resp = Call<pb::ListJobsRequest, pb::ListJobsResponse>(
-      g, &Admin::Stub::ListJobs, pb::ListJobsRequest());
-  if (g.json) {
+absl::Status JobList(const Cli& cli) {
+  ASSIGN_OR_RETURN(auto resp, (Call<pb::ListJobsRequest, pb::ListJobsResponse>(
+                                  cli, &AdminStub::ListJobs, pb::ListJobsRequest())));
+  if (cli.g.json) {
     json arr = json::array();
     for (const auto& j : resp.jobs()) arr.push_back(JobJson(j));
-    return PrintJson(arr);
+    PrintJson(arr);
+    return absl::OkStatus();
   }
   printf("%-14s %-9s %-16s %-18s %-10s %6s %21s  %s\n", "JOB", "KIND", "DISK", "TO", "STATE", "DONE",
          "COPIED", "NOTE");
@@ -93,27 +96,7 @@ void JobList(const Globals& g) {
            j.disk_name().c_str(), TargetText(j).c_str(), JobState(j.state()),
            100 * JobFraction(j), copied.c_str(), note.c_str());
   }
-}
-
-namespace {
-
-// One GetJob; the status instead of dying, so a waiter can ride out a
-// ZooKeeper leader change or a restarting node.
-grpc::Status TryGetJob(const Globals& g, Admin::Stub* stub, const std::string& id,
-                       pb::JobRecord* out) {
-  pb::JobRequest req;
-  req.set_id(id);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
-  return stub->GetJob(&ctx, req, out);
-}
-
-}  // namespace
-
-pb::JobRecord GetJob(const Globals& g, const std::string& id) {
-  pb::JobRequest req;
-  req.set_id(id);
-  return Call<pb::JobRequest, pb::JobRecord>(g, &Admin::Stub::GetJob, req);
+  return absl::OkStatus();
 }
 
 std::string Duration(double s) {
@@ -123,75 +106,159 @@ std::string Duration(double s) {
                    : absl::StrFormat("%d:%02d", t / 60, t % 60);
 }
 
-void JobWait(const Globals& g, const std::string& id) {
-  const bool tty = isatty(STDERR_FILENO) && !g.json;
-  absl::Time start = absl::Now(), last_t = start;
-  uint64_t last_bytes = 0;
-  double rate = 0;  // bytes/s, smoothed
-  bool first = true;
-  pb::JobRecord j;
-  auto stub = Connect(g);
-  absl::Time failing_since = absl::InfiniteFuture();
-  while (true) {
-    grpc::Status st = TryGetJob(g, stub.get(), id, &j);
-    absl::Time now = absl::Now();
-    if (!st.ok()) {
-      // Transient (ZooKeeper electing a leader, the admin node restarting):
-      // keep waiting, up to --timeout in a row.
-      bool transient = st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                       st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
-      if (failing_since == absl::InfiniteFuture()) failing_since = now;
-      if (!transient || now - failing_since > absl::Seconds(g.timeout_s)) Die(st.error_message());
-      if (tty) fprintf(stderr, "\r%s: cannot reach the cluster (%s); retrying\033[K", id.c_str(),
-                       st.error_message().c_str());
-      absl::SleepFor(absl::Milliseconds(500));
-      stub = Connect(g);
-      continue;
-    }
-    failing_since = absl::InfiniteFuture();
-    if (first) {
-      last_bytes = j.bytes_done();
-      first = false;
-    } else if (now > last_t) {
-      double inst = double(j.bytes_done() - std::min(j.bytes_done(), last_bytes)) /
-                    absl::ToDoubleSeconds(now - last_t);
-      rate = rate == 0 ? inst : 0.7 * rate + 0.3 * inst;
-      last_bytes = j.bytes_done();
-      last_t = now;
-    }
-    if (tty) {
-      double f = JobFraction(j);
-      int width = 30, full = static_cast<int>(f * width);
-      std::string bar = std::string(full, '#') + std::string(width - full, '.');
-      uint64_t left = j.bytes_total() > j.bytes_done() ? j.bytes_total() - j.bytes_done() : 0;
-      std::string eta = rate > 0 && j.bytes_total() ? Duration(double(left) / rate) : "--:--";
-      fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s  ETA %s %s\033[K", id.c_str(), bar.c_str(),
-              100 * f, FormatSize(j.bytes_done()).c_str(),
-              j.bytes_total() ? FormatSize(j.bytes_total()).c_str() : "?",
-              FormatSize(static_cast<uint64_t>(rate)).c_str(), eta.c_str(),
-              j.error().empty() ? "" : ("(" + j.error() + ")").c_str());
-      fflush(stderr);
-    }
-    if (j.state() != pb::JobRecord::RUNNING) break;
-    absl::SleepFor(absl::Milliseconds(500));
+void PrintJobText(const pb::JobRecord& j) {
+  printf("job:       %s (%s)\n", j.id().c_str(), JobKind(j));
+  printf("disk:      %s\n", j.disk_name().c_str());
+  printf("to:        %s\n", TargetText(j).c_str());
+  printf("state:     %s%s\n", JobState(j.state()),
+         j.cancel_requested() && j.state() == pb::JobRecord::RUNNING ? " (cancelling)" : "");
+  printf("progress:  %.0f%%, %s of ~%s, %lu of %lu blocks\n", 100 * JobFraction(j),
+         FormatSize(j.bytes_done()).c_str(), FormatSize(j.bytes_total()).c_str(),
+         static_cast<unsigned long>(j.blocks_done()), static_cast<unsigned long>(j.blocks_total()));
+  if (j.bandwidth_bps()) printf("bandwidth: %s/s\n", FormatSize(j.bandwidth_bps()).c_str());
+  if (!j.runner().empty()) printf("runner:    %s\n", j.runner().c_str());
+  printf("started:   %s\n", Time(j.created_ms()).c_str());
+  if (j.finished_ms()) printf("ended:     %s\n", Time(j.finished_ms()).c_str());
+  if (!j.error().empty()) printf("note:      %s\n", j.error().c_str());
+  if (!j.replace_nodes().empty()) {
+    printf("moving:    replicas off %s\n", absl::StrJoin(j.replace_nodes(), ",").c_str());
   }
-  if (tty) fprintf(stderr, "\n");
-  double secs = absl::ToDoubleSeconds(absl::Now() - start);
-  if (g.json) {
+  if (j.kind() == pb::JobRecord::SCRUB) {
+    printf("checked:   %lu pages, %lu failing their checksum, %lu differing between replicas\n",
+           static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
+           static_cast<unsigned long>(j.mismatched_pages()));
+    for (const auto& f : j.findings()) printf("  %s\n", f.c_str());
+  }
+}
+
+namespace {
+
+// A job's copy rate as `job wait` sees it, smoothed over its polls.
+class RateMeter {
+ public:
+  double Update(const pb::JobRecord& j, absl::Time now) {
+    if (first_) {
+      last_bytes_ = j.bytes_done();
+      last_t_ = now;
+      first_ = false;
+    } else if (now > last_t_) {
+      double inst = double(j.bytes_done() - std::min(j.bytes_done(), last_bytes_)) /
+                    absl::ToDoubleSeconds(now - last_t_);
+      rate_ = rate_ == 0 ? inst : 0.7 * rate_ + 0.3 * inst;
+      last_bytes_ = j.bytes_done();
+      last_t_ = now;
+    }
+    return rate_;
+  }
+
+ private:
+  bool first_ = true;
+  uint64_t last_bytes_ = 0;
+  absl::Time last_t_;
+  double rate_ = 0;  // bytes/s
+};
+
+void DrawBar(const pb::JobRecord& j, double rate) {
+  double f = JobFraction(j);
+  int width = 30, full = static_cast<int>(f * width);
+  std::string bar = std::string(full, '#') + std::string(width - full, '.');
+  uint64_t left = j.bytes_total() > j.bytes_done() ? j.bytes_total() - j.bytes_done() : 0;
+  std::string eta = rate > 0 && j.bytes_total() ? Duration(double(left) / rate) : "--:--";
+  fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s  ETA %s %s\033[K", j.id().c_str(),
+          bar.c_str(), 100 * f, FormatSize(j.bytes_done()).c_str(),
+          j.bytes_total() ? FormatSize(j.bytes_total()).c_str() : "?",
+          FormatSize(static_cast<uint64_t>(rate)).c_str(), eta.c_str(),
+          j.error().empty() ? "" : ("(" + j.error() + ")").c_str());
+  fflush(stderr);
+}
+
+// One GetJob; a transient failure (ZooKeeper electing a leader, the admin
+// node restarting) is ridden out for up to --timeout in a row.
+absl::StatusOr<bool> PollJob(const Cli& cli, const std::string& id, bool tty,
+                             absl::Time* failing_since, pb::JobRecord* j) {
+  pb::JobRequest req;
+  req.set_id(id);
+  auto got = Call<pb::JobRequest, pb::JobRecord>(cli, &AdminStub::GetJob, req);
+  const absl::Time now = absl::Now();
+  if (got.ok()) {
+    *failing_since = absl::InfiniteFuture();
+    *j = *std::move(got);
+    return true;
+  }
+  const bool transient = absl::IsUnavailable(got.status()) || absl::IsDeadlineExceeded(got.status());
+  if (*failing_since == absl::InfiniteFuture()) *failing_since = now;
+  if (!transient || now - *failing_since > absl::Seconds(cli.g.timeout_s)) return got.status();
+  if (tty) {
+    fprintf(stderr, "\r%s: cannot reach the cluster (%s); retrying\033[K", id.c_str(),
+            std::string(got.status().message()).c_str());
+  }
+  return false;
+}
+
+absl::Status PrintJobEnd(const Cli& cli, const pb::JobRecord& j, double secs) {
+  const std::string& id = j.id();
+  if (cli.g.json) {
     PrintJson(JobJson(j));
   } else if (j.state() == pb::JobRecord::DONE && j.kind() == pb::JobRecord::SCRUB) {
     printf("job %s done: disk %s scrubbed in %s: %lu pages checked, %lu failing their checksum, "
-           "%lu differing between replicas\n", id.c_str(), j.disk_name().c_str(), Duration(secs).c_str(),
+           "%lu differing between replicas\n",
+           id.c_str(), j.disk_name().c_str(), Duration(secs).c_str(),
            static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
            static_cast<unsigned long>(j.mismatched_pages()));
     for (const auto& f : j.findings()) printf("  %s\n", f.c_str());
   } else if (j.state() == pb::JobRecord::DONE) {
     printf("job %s done: disk %s on %s, %s copied in %s\n", id.c_str(), j.disk_name().c_str(),
-           TargetText(j).c_str(), FormatSize(j.bytes_done()).c_str(),
-           Duration(secs).c_str());
+           TargetText(j).c_str(), FormatSize(j.bytes_done()).c_str(), Duration(secs).c_str());
   }
-  if (j.state() == pb::JobRecord::CANCELLED) Die("job " + id + " was cancelled");
-  if (j.state() == pb::JobRecord::FAILED) Die("job " + id + " failed: " + j.error());
+  if (j.state() == pb::JobRecord::CANCELLED) return absl::CancelledError("job " + id + " was cancelled");
+  if (j.state() == pb::JobRecord::FAILED) return absl::AbortedError("job " + id + " failed: " + j.error());
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status JobWait(const Cli& cli, const std::string& id) {
+  const bool tty = isatty(STDERR_FILENO) && !cli.g.json;
+  const absl::Time start = absl::Now();
+  RateMeter meter;
+  pb::JobRecord j;
+  absl::Time failing_since = absl::InfiniteFuture();
+  while (true) {
+    ASSIGN_OR_RETURN(bool got, PollJob(cli, id, tty, &failing_since, &j));
+    if (got) {
+      const double rate = meter.Update(j, absl::Now());
+      if (tty) DrawBar(j, rate);
+      if (j.state() != pb::JobRecord::RUNNING) break;
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  if (tty) fprintf(stderr, "\n");
+  return PrintJobEnd(cli, j, absl::ToDoubleSeconds(absl::Now() - start));
+}
+
+absl::Status ShowStartedJob(const Cli& cli, const pb::JobRecord& j, bool wait) {
+  if (wait) return JobWait(cli, j.id());
+  if (cli.g.json) {
+    PrintJson(JobJson(j));
+  } else {
+    printf("%s\n", j.id().c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StartDiskJob(const Cli& cli,
+                          grpc::Status (AdminStub::*method)(grpc::ClientContext*,
+                                                            const pb::RepairRequest&,
+                                                            pb::JobRecord*),
+                          const std::string& name, const std::string& bandwidth, bool wait) {
+  pb::RepairRequest req;
+  req.set_name(name);
+  if (!bandwidth.empty()) {
+    ASSIGN_OR_RETURN(uint64_t bps, SizeArg(bandwidth));
+    req.set_bandwidth_bps(bps);
+  }
+  ASSIGN_OR_RETURN(auto j, (Call<pb::RepairRequest, pb::JobRecord>(cli, method, req)));
+  return ShowStartedJob(cli, j, wait);
 }
 
 }  // namespace ukai::ctl

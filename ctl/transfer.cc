@@ -335,63 +335,59 @@ absl::StatusOr<TransferResult> Backup(client::Cluster* cluster, const std::strin
   return r;
 }
 
-absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps& admin,
-                                       const std::string& file, const std::string& disk,
-                                       const TransferOptions& opts) {
-  const absl::Time start = absl::Now();
-  RETURN_IF_ERROR(ValidateDiskName(disk));
-  // Pass 1: the whole file checks out, or nothing is touched.
-  pb::BackupHeader h;
-  {
-    In in;
-    RETURN_IF_ERROR(in.Open(file));
-    ASSIGN_OR_RETURN(h, ReadBackup(in, [](uint64_t, const std::string&) { return absl::OkStatus(); }));
+namespace {
+
+// A full backup: a new disk of its geometry. The target must not exist.
+absl::Status CreateTarget(const AdminOps& admin, const pb::BackupHeader& h,
+                          const std::string& disk,
+                          const absl::StatusOr<pb::DiskSpec>& target) {
+  if (target.ok()) {
+    return absl::AlreadyExistsError(absl::StrFormat(
+        "disk '%s' exists; a full backup restores into a new disk (pick another name)", disk));
   }
-  auto target = admin.get_disk(disk);
-  if (h.base_snapshot().empty()) {
-    if (target.ok()) {
-      return absl::AlreadyExistsError(absl::StrFormat(
-          "disk '%s' exists; a full backup restores into a new disk (pick another name)", disk));
-    }
-    if (!absl::IsNotFound(target.status())) return target.status();
-    pb::CreateDiskRequest req;
-    req.set_name(disk);
-    req.set_size(h.size());
-    req.set_block_size(h.block_size());
-    RETURN_IF_ERROR(admin.create_disk(req));
-  } else {
-    if (!target.ok()) {
-      return absl::Status(target.status().code(),
-                          absl::StrFormat("%s (an incremental backup restores onto the disk its base "
-                                          "%s@%s was restored to)", target.status().message(),
-                                          h.disk(), h.base_snapshot()));
-    }
-    const std::string want = SourceId(h.disk_id(), h.base_snapshot(), h.base_generation());
-    const pb::Snapshot* newest =
-        target->snapshots().empty() ? nullptr : &target->snapshots(target->snapshots_size() - 1);
-    if (newest == nullptr || newest->restored_from() != want) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "%s holds the changes since %s@%s, but disk '%s' was last restored from %s; restore "
-          "the backups of the chain in order", file, h.disk(), h.base_snapshot(), disk,
-          newest == nullptr || newest->restored_from().empty() ? "no backup"
-                                                               : newest->restored_from()));
-    }
-    if (target->size() != h.size() || target->block_size() != h.block_size()) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "disk '%s' is %d bytes in blocks of %d; the backup is of %d in %d", disk,
-          target->size(), target->block_size(), h.size(), h.block_size()));
-    }
+  if (!absl::IsNotFound(target.status())) return target.status();
+  pb::CreateDiskRequest req;
+  req.set_name(disk);
+  req.set_size(h.size());
+  req.set_block_size(h.block_size());
+  return admin.create_disk(req);
+}
+
+// An incremental: the target is the disk its base was last restored to,
+// of the same geometry.
+absl::Status CheckIncrementalTarget(const pb::BackupHeader& h, const std::string& file,
+                                    const std::string& disk,
+                                    const absl::StatusOr<pb::DiskSpec>& target) {
+  if (!target.ok()) {
+    return absl::Status(target.status().code(),
+                        absl::StrFormat("%s (an incremental backup restores onto the disk its "
+                                        "base %s@%s was restored to)",
+                                        target.status().message(), h.disk(), h.base_snapshot()));
   }
-  ASSIGN_OR_RETURN(auto vol, cluster->Open(disk, true));
-  if (!h.base_snapshot().empty()) {
-    ASSIGN_OR_RETURN(auto since, vol->ChangedBlocks(target->snapshots(target->snapshots_size() - 1).name()));
-    if (!since.empty()) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "disk '%s' was written after its last restore (%d block(s)); an incremental restore "
-          "onto it would mix the two", disk, since.size()));
-    }
+  const std::string want = SourceId(h.disk_id(), h.base_snapshot(), h.base_generation());
+  const pb::Snapshot* newest =
+      target->snapshots().empty() ? nullptr : &target->snapshots(target->snapshots_size() - 1);
+  if (newest == nullptr || newest->restored_from() != want) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s holds the changes since %s@%s, but disk '%s' was last restored from %s; restore "
+        "the backups of the chain in order",
+        file, h.disk(), h.base_snapshot(), disk,
+        newest == nullptr || newest->restored_from().empty() ? "no backup"
+                                                             : newest->restored_from()));
   }
-  // Pass 2: write, `parallel` blocks at a time.
+  if (target->size() != h.size() || target->block_size() != h.block_size()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("disk '%s' is %d bytes in blocks of %d; the backup is of %d in %d", disk,
+                        target->size(), target->block_size(), h.size(), h.block_size()));
+  }
+  return absl::OkStatus();
+}
+
+// Pass 2 of a restore: every block of the file onto `vol`, `parallel` at a time.
+absl::StatusOr<TransferResult> WriteBackupBlocks(client::Volume* vol, const std::string& file,
+                                                 const pb::BackupHeader& h,
+                                                 const std::string& disk,
+                                                 const TransferOptions& opts) {
   uint64_t total = 0;
   {
     In in;
@@ -416,19 +412,48 @@ absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps&
     batch.clear();
     return absl::OkStatus();
   };
+  In in;
+  RETURN_IF_ERROR(in.Open(file));
+  RETURN_IF_ERROR(ReadBackup(in, [&](uint64_t b, const std::string& data) {
+                    r.bytes += data.size();
+                    batch.emplace_back(b, data);
+                    if (batch.size() >= static_cast<size_t>(std::max(1, opts.parallel)) * 2) {
+                      return flush_batch();
+                    }
+                    return absl::OkStatus();
+                  }).status());
+  RETURN_IF_ERROR(flush_batch());
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps& admin,
+                                       const std::string& file, const std::string& disk,
+                                       const TransferOptions& opts) {
+  const absl::Time start = absl::Now();
+  RETURN_IF_ERROR(ValidateDiskName(disk));
+  // Pass 1: the whole file checks out, or nothing is touched.
+  pb::BackupHeader h;
   {
     In in;
     RETURN_IF_ERROR(in.Open(file));
-    RETURN_IF_ERROR(ReadBackup(in, [&](uint64_t b, const std::string& data) {
-                      r.bytes += data.size();
-                      batch.emplace_back(b, data);
-                      if (batch.size() >= static_cast<size_t>(std::max(1, opts.parallel)) * 2) {
-                        return flush_batch();
-                      }
-                      return absl::OkStatus();
-                    }).status());
+    ASSIGN_OR_RETURN(h, ReadBackup(in, [](uint64_t, const std::string&) { return absl::OkStatus(); }));
   }
-  RETURN_IF_ERROR(flush_batch());
+  auto target = admin.get_disk(disk);
+  const bool incremental = !h.base_snapshot().empty();
+  RETURN_IF_ERROR(incremental ? CheckIncrementalTarget(h, file, disk, target)
+                              : CreateTarget(admin, h, disk, target));
+  ASSIGN_OR_RETURN(auto vol, cluster->Open(disk, true));
+  if (incremental) {
+    ASSIGN_OR_RETURN(auto since, vol->ChangedBlocks(target->snapshots(target->snapshots_size() - 1).name()));
+    if (!since.empty()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "disk '%s' was written after its last restore (%d block(s)); an incremental restore "
+          "onto it would mix the two", disk, since.size()));
+    }
+  }
+  ASSIGN_OR_RETURN(TransferResult r, WriteBackupBlocks(vol.get(), file, h, disk, opts));
   RETURN_IF_ERROR(vol->Flush());
   vol.reset();  // the writer lets go before the snapshot
   RETURN_IF_ERROR(admin.snapshot(disk, h.snapshot(), SourceId(h.disk_id(), h.snapshot(), h.generation())));

@@ -2,102 +2,162 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/channel.h"
-#include "common/grpc_status.h"
+#include "common/status.h"
 #include "common/units.h"
 
 namespace ukai::ctl {
+namespace {
 
-void Die(const std::string& msg) {
-  fprintf(stderr, "ukaictl: %s\n", msg.c_str());
-  exit(1);
+std::string Env(const char* name) {
+  const char* v = getenv(name);
+  return v ? v : "";
 }
 
-// The first admin address (of a comma-separated list) that accepts a connection.
-std::unique_ptr<Admin::Stub> Connect(const Globals& g) {
-  std::string list = g.admin;
+constexpr char kAbout[] =
+    "ukaictl: manage UKAI virtual disks.\n"
+    "Talks to the admin service of any ukai-node (UKAI_ADMIN=host:port[,host:port] or "
+    "--admin). Sizes take K/M/G/T/P suffixes (powers of 1024).";
+
+constexpr char kExamples[] = R"(Examples:
+  ukaictl node list
+  ukaictl disk create vm1 --size 20G --replicas 2 --sites site-a,site-b
+  ukaictl disk info vm1 --json
+  ukaictl disk resize vm1 --size 40G      (online; mounts see the new size)
+  ukaictl disk policy vm1 --on-replica-failure wait --hold 2m
+  ukaictl disk delete vm1 [--force]      (refused while open for writing)
+  ukaictl snap create vm1@before-upgrade   (constant time, while the VM runs)
+  ukaictl clone gold@v3 vm9               (instant; writable at once)
+  ukaictl backup vm1@mon vm1-mon.ukb --since sun   (incremental, no mount)
+  ukaictl restore vm1-sun.ukb vm1r && ukaictl restore vm1-mon.ukb vm1r
+  ukaictl relocate vm1 --sites site-b --bandwidth 200M   (prints a job id)
+  ukaictl job wait job-1a2b3c4d          (progress bar; exit 0 when done)
+
+Exit status: 0 on success; 1 on failure, with one line "ukaictl: <reason>" on
+stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)";
+
+void AddGlobalOptions(CLI::App* app, Globals* g) {
+  app->add_option("--admin", g->admin, "admin address(es), comma-separated; default $UKAI_ADMIN");
+  app->add_flag("--json", g->json, "print machine-readable JSON");
+  app->add_option("--timeout", g->timeout_s, "seconds to wait for the admin service")
+      ->capture_default_str();
+  app->add_option("--zk", g->zk,
+                  "ZooKeeper, for backup/restore/export/import (they read and write the disks "
+                  "themselves); default $UKAI_ZK or 127.0.0.1:2181");
+  app->add_option("--zk-root", g->zk_root, "the cluster's root znode")->capture_default_str();
+  app->add_option("--site", g->site,
+                  "this host's site: data is read from replicas there first (default "
+                  "$UKAI_SITE)");
+  app->add_option("--parallel", g->parallel, "blocks in flight when moving data")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AdminStub>> ConnectAdmin(const Globals& g) {
+  const std::string list = g.admin.empty() ? Env("UKAI_ADMIN") : g.admin;
   if (list.empty()) {
-    const char* env = getenv("UKAI_ADMIN");
-    if (env) list = env;
+    return absl::InvalidArgumentError("no admin address: set UKAI_ADMIN=host:port or pass --admin");
   }
-  if (list.empty()) Die("no admin address: set UKAI_ADMIN=host:port or pass --admin");
   for (absl::string_view addr : absl::StrSplit(list, ',', absl::SkipEmpty())) {
     auto ch = MakeChannel(std::string(addr));
     if (ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
-      return Admin::NewStub(ch);
+      return std::unique_ptr<AdminStub>(Admin::NewStub(ch));
     }
   }
-  Die("cannot reach the admin service at " + list + " (is a ukai-node running?)");
+  return absl::UnavailableError("cannot reach the admin service at " + list +
+                                " (is a ukai-node running?)");
+}
+
+void OnRun(CLI::App* cmd, Cli* cli, std::function<absl::Status()> fn) {
+  cmd->callback([cli, fn = std::move(fn)] { cli->result = fn(); });
 }
 
 void PrintJson(const json& j) { printf("%s\n", j.dump(2).c_str()); }
 
-std::unique_ptr<client::Cluster> ConnectData(const Globals& g) {
-  client::ClusterOptions o;
-  o.zk = g.zk;
-  if (o.zk.empty()) {
-    const char* env = getenv("UKAI_ZK");
-    o.zk = env ? env : "127.0.0.1:2181";
-  }
-  o.root = g.zk_root;
-  o.site = g.site;
-  if (o.site.empty()) {
-    const char* env = getenv("UKAI_SITE");
-    if (env) o.site = env;
-  }
-  o.host = absl::StrFormat("ukaictl-%d", getpid());
-  auto c = client::Cluster::Connect(o);
-  if (!c.ok()) Die(std::string(c.status().message()));
-  return *std::move(c);
+absl::StatusOr<uint64_t> SizeArg(const std::string& text) { return ParseSize(text); }
+
+std::vector<std::string> ListArg(const std::string& text) {
+  std::vector<std::string> out = absl::StrSplit(text, ',', absl::SkipEmpty());
+  return out;
 }
 
-AdminOps MakeAdminOps(const Globals& g) {
-  auto call = [g](auto method, const auto& req, auto* resp) {
-    auto stub = Connect(g);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(g.timeout_s));
-    return FromGrpc(((*stub).*method)(&ctx, req, resp));
-  };
+absl::StatusOr<std::unique_ptr<client::Cluster>> ConnectData(const Globals& g) {
+  client::ClusterOptions o;
+  o.zk = g.zk.empty() ? Env("UKAI_ZK") : g.zk;
+  if (o.zk.empty()) o.zk = "127.0.0.1:2181";
+  o.root = g.zk_root;
+  o.site = g.site.empty() ? Env("UKAI_SITE") : g.site;
+  o.host = absl::StrFormat("ukaictl-%d", getpid());
+  return client::Cluster::Connect(o);
+}
+
+AdminOps MakeAdminOps(const Cli& cli) {
   AdminOps ops;
-  ops.create_disk = [call](const pb::CreateDiskRequest& req) {
-    pb::DiskInfo info;
-    return call(&Admin::Stub::CreateDisk, req, &info);
+  ops.create_disk = [&cli](const pb::CreateDiskRequest& req) {
+    return Call<pb::CreateDiskRequest, pb::DiskInfo>(cli, &AdminStub::CreateDisk, req).status();
   };
-  ops.get_disk = [call](const std::string& name) -> absl::StatusOr<pb::DiskSpec> {
+  ops.get_disk = [&cli](const std::string& name) -> absl::StatusOr<pb::DiskSpec> {
     pb::DiskRequest req;
     req.set_name(name);
-    pb::DiskInfo info;
-    absl::Status s = call(&Admin::Stub::GetDisk, req, &info);
-    if (!s.ok()) return s;
+    ASSIGN_OR_RETURN(auto info, (Call<pb::DiskRequest, pb::DiskInfo>(cli, &AdminStub::GetDisk, req)));
     return info.spec();
   };
-  ops.snapshot = [call](const std::string& disk, const std::string& snap, const std::string& from) {
+  ops.snapshot = [&cli](const std::string& disk, const std::string& snap, const std::string& from) {
     pb::SnapshotRequest req;
     req.set_disk(disk);
     req.set_snapshot(snap);
     req.set_restored_from(from);
-    pb::CreateSnapshotResponse resp;
-    return call(&Admin::Stub::CreateSnapshot, req, &resp);
+    return Call<pb::SnapshotRequest, pb::CreateSnapshotResponse>(cli, &AdminStub::CreateSnapshot,
+                                                                 req)
+        .status();
   };
   return ops;
 }
 
-void PrintTransfer(const Globals& g, const std::string& what,
-                   const absl::StatusOr<TransferResult>& r) {
-  if (!r.ok()) Die(std::string(r.status().message()));
+absl::Status PrintTransfer(const Globals& g, const std::string& what,
+                           const absl::StatusOr<TransferResult>& r) {
+  if (!r.ok()) return r.status();
   const double rate = r->seconds > 0 ? double(r->bytes) / r->seconds : 0;
   if (g.json) {
-    return PrintJson(json{{"done", what}, {"blocks", r->blocks}, {"bytes", r->bytes},
-                          {"seconds", r->seconds}, {"bytes_per_second", static_cast<uint64_t>(rate)}});
+    PrintJson(json{{"done", what}, {"blocks", r->blocks}, {"bytes", r->bytes},
+                   {"seconds", r->seconds}, {"bytes_per_second", static_cast<uint64_t>(rate)}});
+    return absl::OkStatus();
   }
   printf("%s: %lu block(s), %s in %.1f s (%s/s)\n", what.c_str(),
          static_cast<unsigned long>(r->blocks), FormatSize(r->bytes).c_str(), r->seconds,
          FormatSize(static_cast<uint64_t>(rate)).c_str());
+  return absl::OkStatus();
+}
+
+int RunUkaictl(int argc, const char* const* argv, Cli* cli) {
+  if (!cli->connect) cli->connect = ConnectAdmin;
+  CLI::App app{kAbout};
+  app.require_subcommand(1);
+  app.fallthrough();  // --json, --admin and --timeout also after the subcommand
+  app.footer(kExamples);
+  AddGlobalOptions(&app, &cli->g);
+  AddNodeCommands(&app, cli);
+  AddDiskCommands(&app, cli);
+  AddJobCommands(&app, cli);
+  AddSnapCommands(&app, cli);
+  AddTransferCommands(&app, cli);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);
+    fprintf(stderr, "ukaictl: %s (see ukaictl --help)\n", e.what());
+    return 2;
+  }
+  if (cli->result.ok()) return 0;
+  fprintf(stderr, "ukaictl: %s\n", std::string(cli->result.message()).c_str());
+  return 1;
 }
 
 }  // namespace ukai::ctl
