@@ -1,6 +1,8 @@
 #include "client/node_pool.h"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 #include "absl/time/clock.h"
 #include "common/channel.h"
@@ -126,16 +128,22 @@ absl::StatusOr<std::shared_ptr<wire::WireClient>> NodePool::Io(const std::string
 }
 
 std::vector<std::string> NodePool::ReadOrder(std::vector<std::string> ids) {
-  absl::MutexLock l(&mu_);
-  auto key = [&](const std::string& id) {
-    auto it = nodes_.find(id);
-    if (it == nodes_.end()) return std::make_tuple(2, 1e9);
-    const Node& n = it->second;
-    int tier = !n.live ? 2 : (n.info.site() == my_site_ ? 0 : 1);
-    return std::make_tuple(tier, n.rtt_us);
-  };
+  std::map<std::string, std::tuple<int, double>> key;  // (tier, rtt) of each id
+  {
+    absl::MutexLock l(&mu_);
+    for (const auto& id : ids) {
+      auto it = nodes_.find(id);
+      if (it == nodes_.end()) {
+        key[id] = std::make_tuple(2, 1e9);
+        continue;
+      }
+      const Node& n = it->second;
+      int tier = !n.live ? 2 : (n.info.site() == my_site_ ? 0 : 1);
+      key[id] = std::make_tuple(tier, n.rtt_us);
+    }
+  }
   std::stable_sort(ids.begin(), ids.end(),
-                   [&](const std::string& a, const std::string& b) { return key(a) < key(b); });
+                   [&](const std::string& a, const std::string& b) { return key[a] < key[b]; });
   return ids;
 }
 

@@ -60,7 +60,6 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
                                        const std::vector<std::string>& partial, bool* written) {
   *written = false;
   BusyBlock busy(&cow_mu_, &cow_busy_, block);
-  const uint64_t c = block / meta::kChunkBlocks;
   bool marked_partial = partial.empty();
   // Right after a snapshot every write copies, and each chunk's switch moves
   // the layout on, turning away the copies in flight: more tries than a
@@ -73,126 +72,134 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
       spec = spec_;
     }
     if (!meta::NeedsNewObject(ref.ptr(), spec)) return absl::OkStatus();  // done meanwhile
-    const bool inherited = ref.ptr().inherited();
-    const uint64_t from = ref.ptr().generation(), gen = spec.generation();
     if (!marked_partial) {
-      // The replicas that took this write into the object a snapshot now
-      // keeps, while the others turned it away: that object must read the
-      // same everywhere, so they go stale (and are copied back whole).
       marked_partial = true;
-      bool other_clean = false;
-      for (const auto& r : ref.ptr().replicas()) {
-        other_clean = other_clean || (r.state() == pb::CLEAN &&
-                                      std::find(partial.begin(), partial.end(), r.node()) == partial.end());
-      }
-      if (!inherited && other_clean) {
-        LOG_WARN("disk %d block %d: a write landed on %s only, across a snapshot; marking stale",
-                 id_, block, absl::StrJoin(partial, ","));
-        RETURN_IF_ERROR(MarkStale(block, partial));
-        continue;
-      }
+      ASSIGN_OR_RETURN(bool marked, MarkPartial(block, ref, partial));
+      if (marked) continue;
     }
     std::vector<std::string> targets = CleanReplicas(ref);
     if (targets.empty()) {
       return absl::UnavailableError(
           absl::StrFormat("disk %d block %d: no clean replica to copy on write", id_, block));
     }
-    // Step 1.
-    std::string whole;  // a clone's block: the parent's data, this write merged in
-    pb::WriteRequest wreq;
-    pb::CopyUpRequest creq;
-    if (inherited) {
-      const uint64_t block_len = std::min<uint64_t>(spec.block_size(),
-                                                    spec.size() - block * spec.block_size());
-      whole.assign(block_len, '\0');
-      // A block left inherited by a flatten (its parent had zeros there)
-      // reads as zeros once the disk has no parent.
-      if (spec.has_parent()) {
-        RETURN_IF_ERROR(ReadParent(block, 0, static_cast<uint32_t>(block_len), whole.data()));
-      }
-      memcpy(whole.data() + off, data, len);
-      *wreq.mutable_hdr() = Header(ref.layout_version, epoch);
-      wreq.set_block(block);
-      wreq.set_generation(gen);
-      wreq.set_offset(0);
-    } else {
-      *creq.mutable_hdr() = Header(ref.layout_version, epoch);
-      creq.set_block(block);
-      creq.set_generation(gen);
-      creq.set_from_generation(from);
-    }
-    const std::string meta = inherited ? wreq.SerializeAsString() : creq.SerializeAsString();
-    std::deque<NodeCall> calls;
-    std::vector<std::string> ok, failed;
-    absl::Status last = absl::OkStatus();
-    for (const auto& node : targets) {
-      auto io = pool_->Io(node);
-      if (!io.ok()) {
-        failed.push_back(node);
-        last = io.status();
-        continue;
-      }
-      calls.push_back(NodeCall{node, *io, {}});
-      wire::WireCall& call = calls.back().call;
-      call.method = inherited ? wire::kWrite : wire::kCopyUp;
-      call.meta = meta;
-      if (inherited) {
-        call.data = whole.data();
-        call.data_len = whole.size();
-      }
-    }
-    wire::WireWaiter waiter;
-    for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
-    waiter.WaitAll(Deadline(opts_->rpc_timeout_ms * 2));
-    bool stale_layout = false;
-    for (auto& nc : calls) {
-      const absl::Status& st = nc.call.status;
-      if (st.ok()) {
-        ok.push_back(nc.node);
-      } else if (IsStaleLayout(st)) {
-        stale_layout = true;
-      } else if (IsFenced(st)) {
-        absl::MutexLock l(&writer_mu_);
-        fenced_ = true;
-        return absl::PermissionDeniedError(std::string(st.message()));
-      } else if (absl::IsNotFound(st) || absl::IsOutOfRange(st) || absl::IsInvalidArgument(st)) {
-        return st;
-      } else {
-        failed.push_back(nc.node);
-        last = Annotate(st, "replica " + nc.node);
-      }
-    }
-    if (stale_layout) {
+    CowCopy copy;  // step 1
+    RETURN_IF_ERROR(MakeOwnObject(ref, spec, block, off, data, len, epoch, targets, &copy));
+    if (copy.stale_layout) {
       RETURN_IF_ERROR(CatchUp(ref.layout_version));
       continue;
     }
     const uint32_t need = Needed(Policy(), ref);
-    if (ok.size() < need || ok.empty()) {
+    if (copy.ok.size() < need || copy.ok.empty()) {
       return absl::UnavailableError(absl::StrFormat(
           "disk %d block %d: copy on write reached %d replica(s), the policy needs %d: %s", id_,
-          block, ok.size(), need, last.ToString()));
+          block, copy.ok.size(), need, copy.last.ToString()));
     }
     // Step 2, with the other switches of the chunk waiting meanwhile.
-    Switch sw{block, inherited, from, gen, targets, ok, false, false, false, absl::OkStatus()};
-    auto r = SwitchPointers(c, &sw);  // also brings the cached layout up to date
-    const bool switched = sw.switched, raced = sw.raced;
+    const bool inherited = ref.ptr().inherited();
+    Switch sw{block,   inherited, ref.ptr().generation(), spec.generation(), targets, copy.ok,
+              false,   false,     false,                  absl::OkStatus()};
+    auto r = SwitchPointers(block / meta::kChunkBlocks, &sw);  // also updates the cached layout
     if (absl::IsNotFound(r)) return r;
     if (absl::IsAborted(r)) continue;  // contention: copy and switch again
     RETURN_IF_ERROR(r);
-    if (raced) continue;
-    if (!failed.empty()) {
+    if (sw.raced) continue;
+    if (!copy.failed.empty()) {
       LOG_WARN("disk %d block %d: copy on write failed on %s (%s); marked stale", id_, block,
-               absl::StrJoin(failed, ","), last.ToString());
+               absl::StrJoin(copy.failed, ","), copy.last.ToString());
     }
-    if (inherited && switched) {
+    if (inherited && sw.switched) {  // step 3 was the clone's whole-block write
       absl::MutexLock l(&mu_);
-      for (const auto& n : ok) dirty_[n].insert(block);
+      for (const auto& n : copy.ok) dirty_[n].insert(block);
       *written = true;
     }
     return absl::OkStatus();
   }
   return absl::UnavailableError(
       absl::StrFormat("disk %d block %d: layout kept changing during copy on write", id_, block));
+}
+
+absl::StatusOr<bool> VolumeImpl::MarkPartial(uint64_t block, const BlockRef& ref,
+                                             const std::vector<std::string>& partial) {
+  // That object must read the same everywhere, so they go stale (and are
+  // copied back whole).
+  bool other_clean = false;
+  for (const auto& r : ref.ptr().replicas()) {
+    other_clean = other_clean || (r.state() == pb::CLEAN && !absl::c_linear_search(partial, r.node()));
+  }
+  if (ref.ptr().inherited() || !other_clean) return false;
+  LOG_WARN("disk %d block %d: a write landed on %s only, across a snapshot; marking stale", id_,
+           block, absl::StrJoin(partial, ","));
+  RETURN_IF_ERROR(MarkStale(block, partial));
+  return true;
+}
+
+absl::Status VolumeImpl::MakeOwnObject(const BlockRef& ref, const pb::DiskSpec& spec,
+                                       uint64_t block, uint32_t off, const char* data,
+                                       uint32_t len, uint64_t epoch,
+                                       const std::vector<std::string>& targets, CowCopy* out) {
+  const bool inherited = ref.ptr().inherited();
+  std::string whole;  // a clone's block: the parent's data, this write merged in
+  pb::WriteRequest wreq;
+  pb::CopyUpRequest creq;
+  if (inherited) {
+    const uint64_t block_len =
+        std::min<uint64_t>(spec.block_size(), spec.size() - block * spec.block_size());
+    whole.assign(block_len, '\0');
+    // A block left inherited by a flatten (its parent had zeros there)
+    // reads as zeros once the disk has no parent.
+    if (spec.has_parent()) {
+      RETURN_IF_ERROR(ReadParent(block, 0, static_cast<uint32_t>(block_len), whole.data()));
+    }
+    memcpy(whole.data() + off, data, len);
+    *wreq.mutable_hdr() = Header(ref.layout_version, epoch);
+    wreq.set_block(block);
+    wreq.set_generation(spec.generation());
+    wreq.set_offset(0);
+  } else {
+    *creq.mutable_hdr() = Header(ref.layout_version, epoch);
+    creq.set_block(block);
+    creq.set_generation(spec.generation());
+    creq.set_from_generation(ref.ptr().generation());
+  }
+  const std::string meta = inherited ? wreq.SerializeAsString() : creq.SerializeAsString();
+  std::deque<NodeCall> calls;
+  for (const auto& node : targets) {
+    auto io = pool_->Io(node);
+    if (!io.ok()) {
+      out->failed.push_back(node);
+      out->last = io.status();
+      continue;
+    }
+    calls.push_back(NodeCall{node, *io, {}});
+    wire::WireCall& call = calls.back().call;
+    call.method = inherited ? wire::kWrite : wire::kCopyUp;
+    call.meta = meta;
+    if (inherited) {
+      call.data = whole.data();
+      call.data_len = whole.size();
+    }
+  }
+  wire::WireWaiter waiter;
+  for (auto& nc : calls) nc.io->Start(&nc.call, &waiter);
+  waiter.WaitAll(Deadline(opts_->rpc_timeout_ms * 2));
+  for (auto& nc : calls) {
+    const absl::Status& st = nc.call.status;
+    if (st.ok()) {
+      out->ok.push_back(nc.node);
+    } else if (IsStaleLayout(st)) {
+      out->stale_layout = true;
+    } else if (IsFenced(st)) {
+      absl::MutexLock l(&writer_mu_);
+      fenced_ = true;
+      return absl::PermissionDeniedError(std::string(st.message()));
+    } else if (absl::IsNotFound(st) || absl::IsOutOfRange(st) || absl::IsInvalidArgument(st)) {
+      return st;
+    } else {
+      out->failed.push_back(nc.node);
+      out->last = Annotate(st, "replica " + nc.node);
+    }
+  }
+  return absl::OkStatus();
 }
 
 // Group commit: the first switch of a chunk to arrive takes every switch

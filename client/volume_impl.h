@@ -132,6 +132,21 @@ class VolumeImpl {
   absl::Status GiveOwnObject(uint64_t block, uint32_t off, const char* data, uint32_t len,
                              uint64_t epoch, const std::vector<std::string>& partial,
                              bool* written);
+  // What GiveOwnObject's step 1 (the new object on each CLEAN replica) got.
+  struct CowCopy {
+    std::vector<std::string> ok, failed;  // replicas that made it, or failed
+    absl::Status last;                    // the last failure
+    bool stale_layout = false;            // a node turned it away: catch up, again
+  };
+  // Step 1 on `targets`; an error the caller returns as it is (fenced, a
+  // bad request, the disk gone).
+  absl::Status MakeOwnObject(const BlockRef& ref, const pb::DiskSpec& spec, uint64_t block,
+                             uint32_t off, const char* data, uint32_t len, uint64_t epoch,
+                             const std::vector<std::string>& targets, CowCopy* out);
+  // The replicas that took a write into the object a snapshot now keeps,
+  // while the others turned it away, go stale: true if it marked any.
+  absl::StatusOr<bool> MarkPartial(uint64_t block, const BlockRef& ref,
+                                   const std::vector<std::string>& partial);
   // One block's pointer switch to its new object (GiveOwnObject's step 2).
   struct Switch {
     uint64_t block;

@@ -261,11 +261,13 @@ absl::Status RelocationBatch::PullOne(Pull* pull, uint64_t per_copy_bps) {
   // Sources that failed a copy of this batch go last: one that stopped
   // answering costs one timeout, not one per block.
   std::vector<std::string> sources = pull->sources;
+  std::set<std::string> failed;
   {
     absl::MutexLock l(&mu_);
-    std::stable_partition(sources.begin(), sources.end(),
-                          [&](const std::string& s) { return !failed_sources_.count(s); });
+    failed = failed_sources_;
   }
+  std::stable_partition(sources.begin(), sources.end(),
+                        [&](const std::string& s) { return !failed.count(s); });
   absl::Status error;
   for (const auto& src : sources) {
     auto bytes = ctx_->peers()->Copy(pull->dst, src, JobHeader(disk_, layout_v1_), pull->block,

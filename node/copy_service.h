@@ -1,7 +1,7 @@
 // The NodeCopy gRPC service: the node's half of background copies
-// (relocation now; recovery and flatten later). A job runner
-// (node/job_runner.h) drives it: it fences nodes at a layout version, asks a
-// destination replica to pull an object from a source replica (over the
+// (relocation, repair, scrub, flatten, rollback). The control plane
+// (control/, through NodePeers) drives it: it fences nodes at a layout
+// version, asks a destination replica to pull an object from a source replica (over the
 // block I/O transport's kPull, common/wire_format.h), then clears
 // the destination's written-sector marks and drops replicas that moved away.
 // docs/ARCHITECTURE.md, "Relocation", has the whole sequence.
@@ -53,6 +53,10 @@ class CopyService final : public pb::NodeCopy::Service {
   absl::StatusOr<uint64_t> CollectDisk(uint64_t disk);
 
  private:
+  struct PullPlan;
+  // Pulls every page `plan` names, `in_flight` pulls at a time, into the
+  // object; the bytes stored.
+  absl::StatusOr<uint64_t> Pull(const grpc::ServerContext& ctx, PullPlan* plan, int in_flight);
   // CopyBlock's work, on a background-priority thread.
   grpc::Status Copy(grpc::ServerContext* ctx, const pb::CopyBlockRequest* req,
                     pb::CopyBlockResponse* resp);
