@@ -35,11 +35,11 @@ class Handle : public Volume {
     impl_->ReadAsync(offset, len, out, std::move(done));
   }
   absl::Status Write(uint64_t offset, const char* data, size_t len) override {
-    if (!writable_) return absl::FailedPreconditionError("volume opened read-only");
+    if (!writable_) return ReadOnlyError("volume opened read-only");
     return impl_->Write(offset, data, len);
   }
   void WriteAsync(uint64_t offset, const char* data, size_t len, Done done) override {
-    if (!writable_) return done(absl::FailedPreconditionError("volume opened read-only"));
+    if (!writable_) return done(ReadOnlyError("volume opened read-only"));
     impl_->WriteAsync(offset, data, len, std::move(done));
   }
   absl::Status Flush() override { return impl_->Flush(); }
@@ -125,7 +125,7 @@ class ClusterImpl : public Cluster {
   absl::StatusOr<std::shared_ptr<Volume>> Open(const std::string& name, bool writable) override {
     ASSIGN_OR_RETURN(DiskRef ref, ParseDiskRef(name));
     if (writable && !ref.snapshot.empty()) {
-      return absl::FailedPreconditionError("snapshot " + name + " is read-only");
+      return ReadOnlyError("snapshot " + name + " is read-only");
     }
     ASSIGN_OR_RETURN(uint64_t id, catalog_.LookupName(ref.disk));
     const VolumeKey key{id, ref.snapshot};

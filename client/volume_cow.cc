@@ -191,7 +191,7 @@ absl::Status VolumeImpl::MakeOwnObject(const BlockRef& ref, const pb::DiskSpec& 
     } else if (IsFenced(st)) {
       absl::MutexLock l(&writer_mu_);
       fenced_ = true;
-      return absl::PermissionDeniedError(std::string(st.message()));
+      return FencedError(st.message());
     } else if (absl::IsNotFound(st) || absl::IsOutOfRange(st) || absl::IsInvalidArgument(st)) {
       return st;
     } else {

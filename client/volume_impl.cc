@@ -178,7 +178,7 @@ absl::StatusOr<VolumeImpl::BlockRef> VolumeImpl::GetBlock(uint64_t block, bool a
 absl::StatusOr<uint64_t> VolumeImpl::WriterEpoch() {
   absl::MutexLock l(&writer_mu_);
   if (fenced_) {
-    return absl::PermissionDeniedError(absl::StrFormat(
+    return FencedError(absl::StrFormat(
         "disk %d: another host took over writing; reopen the disk to write again", id_));
   }
   if (epoch_ == 0) {
@@ -415,7 +415,7 @@ absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* 
                                       uint32_t len, WriteAttempt* a,
                                       const std::vector<std::string>& partial) {
   if (read_only()) {
-    return absl::FailedPreconditionError(
+    return ReadOnlyError(
         absl::StrFormat("disk %d: snapshot '%s' is read-only", id_, snapshot_));
   }
   ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
@@ -494,7 +494,7 @@ absl::Status VolumeImpl::ConcludeWrite(WriteAttempt* a, bool* retry) {
       absl::MutexLock l(&writer_mu_);
       fenced_ = true;
       LOG_WARN("disk %d: %s", id_, status.ToString());
-      return absl::PermissionDeniedError(std::string(status.message()));
+      return FencedError(status.message());
     } else if (absl::IsNotFound(status) || absl::IsOutOfRange(status) ||
                absl::IsInvalidArgument(status)) {
       return status;  // the disk is gone or shrank under us: nothing to retry
@@ -622,6 +622,19 @@ absl::Status VolumeImpl::WriteSectors(uint64_t block, uint32_t off, const char* 
   return WriteSegment(block, start, buf.data(), end - start);
 }
 
+absl::Status VolumeImpl::ConcludeOffFastPath(AsyncWrite* op, uint64_t block, uint32_t off,
+                                             uint32_t len) {
+  bool retry;
+  absl::Status st = ConcludeWrite(&op->attempt, &retry);
+  if ((st.ok() && retry) || op->attempt.short_of_replicas ||
+      absl::IsUnavailable(st)) {  // WriteSegment holds it
+    std::vector<std::string> partial;
+    if (st.ok() && retry) partial = op->attempt.ok;
+    st = WriteSegment(block, off, op->copy.data(), len, op->began, std::move(partial));
+  }
+  return st;
+}
+
 void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done done) {
   auto bs = CheckRange(offset, len);
   if (!bs.ok()) return done(bs.status());
@@ -632,15 +645,7 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   if (len == 0 || len > kMaxAsyncWrite || off + len > *bs) {
     return done(Write(offset, data, len));
   }
-  struct Op {
-    WriteAttempt attempt;
-    absl::Time began = absl::Now();
-    std::string copy;
-    Done done;
-    // One per call plus one for the starter (see ReadAsync): the last to
-    // drop it runs `finish`.
-    std::atomic<int> open{0};
-  };
+  using Op = AsyncWrite;
   auto* op = new Op;
   op->copy.assign(data, len);
   op->done = std::move(done);
@@ -683,16 +688,7 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
         ops->Done();
         return;
       }
-      bool retry;
-      absl::Status st = ConcludeWrite(&own->attempt, &retry);
-      if ((st.ok() && retry) || own->attempt.short_of_replicas ||
-          absl::IsUnavailable(st)) {  // WriteSegment holds it
-        std::vector<std::string> partial;
-        if (st.ok() && retry) partial = own->attempt.ok;
-        st = WriteSegment(block, off, own->copy.data(), static_cast<uint32_t>(len), own->began,
-                          std::move(partial));
-      }
-      own->done(st);
+      own->done(ConcludeOffFastPath(own.get(), block, off, static_cast<uint32_t>(len)));
       own.reset();
       ops->Done();
     });

@@ -234,6 +234,20 @@ class VolumeImpl {
     uint64_t generation = 0;  // of the object written
     uint64_t layout_version = 0;  // it was sent under
   };
+  // A WriteAsync in flight.
+  struct AsyncWrite {
+    WriteAttempt attempt;
+    absl::Time began = absl::Now();
+    std::string copy;  // the data, kept for a retry
+    Done done;
+    // One per call plus one for the starter (see ReadAsync): the last to
+    // drop it runs `finish`.
+    std::atomic<int> open{0};
+  };
+  // A WriteAsync whose fast path did not all go well, on the slow-path
+  // pool: concluded (a dead replica marked stale), or written again through
+  // WriteSegment (a layout to re-read, replicas short of the policy).
+  absl::Status ConcludeOffFastPath(AsyncWrite* op, uint64_t block, uint32_t off, uint32_t len);
   // Takes the epoch and the block pointer and fills `a` with a call per
   // non-stale replica (not started).
   // `partial`: as GiveOwnObject's, from an earlier attempt of this write.

@@ -9,15 +9,16 @@
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/reason.h"
 
 namespace ukai::client {
 
 inline constexpr int kMaxAttempts = 8;
 
-// The node has a newer layout than the request: read ZooKeeper, try again.
-inline bool IsStaleLayout(const absl::Status& s) { return absl::IsFailedPrecondition(s); }
-// The writer epoch was taken by another host: this one writes no more.
-inline bool IsFenced(const absl::Status& s) { return absl::IsPermissionDenied(s); }
+// A node's refusals: IsStaleLayout (read ZooKeeper, try again), IsFenced
+// (another host took the writer epoch: this one writes no more).
+using ::ukai::IsFenced;
+using ::ukai::IsStaleLayout;
 
 inline absl::Time Deadline(int ms) { return absl::Now() + absl::Milliseconds(ms); }
 

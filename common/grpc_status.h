@@ -1,4 +1,5 @@
-// The one place absl::Status and grpc::Status convert (their codes are equal).
+// The one place absl::Status and grpc::Status convert (their codes are equal;
+// a Reason, common/reason.h, rides in error_details).
 #ifndef UKAI_COMMON_GRPC_STATUS_H_
 #define UKAI_COMMON_GRPC_STATUS_H_
 

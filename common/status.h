@@ -4,6 +4,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
+#include "common/reason.h"
 
 #define UKAI_CONCAT_INNER_(a, b) a##b
 #define UKAI_CONCAT_(a, b) UKAI_CONCAT_INNER_(a, b)
@@ -24,16 +26,13 @@
   lhs = std::move(*tmp)
 
 namespace ukai {
-// Prefixes `context: ` to a non-OK status' message, keeping its code.
+// Prefixes `context: ` to a non-OK status' message, keeping its code and
+// payloads (its Reason, common/reason.h).
 inline absl::Status Annotate(const absl::Status& s, absl::string_view context) {
   if (s.ok()) return s;
-  return absl::Status(s.code(), std::string(context) + ": " + std::string(s.message()));
-}
-// What an operation asked not to wait returns when it would have to (a read
-// of pages not in memory). Callers then retry where waiting is fine.
-inline absl::Status WouldBlock() { return absl::ResourceExhaustedError("would block"); }
-inline bool IsWouldBlock(const absl::Status& s) {
-  return absl::IsResourceExhausted(s) && s.message() == "would block";
+  absl::Status out(s.code(), std::string(context) + ": " + std::string(s.message()));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& p) { out.SetPayload(url, p); });
+  return out;
 }
 
 }  // namespace ukai

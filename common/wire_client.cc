@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "common/process.h"
+#include "common/reason.h"
 #include "common/wire_format.h"
 #include "common/wire_socket.h"
 
@@ -128,7 +129,7 @@ void WireConn::Receive(const Header& h, BufferedReader* in, absl::Status* broken
   if (call == nullptr || h.status != 0 || h.data_len > call->out_cap) {
     if (!(*broken = in->Take(h.data_len, nullptr)).ok()) return;
     if (call == nullptr) return;  // cancelled meanwhile
-    s = h.status != 0 ? absl::Status(static_cast<absl::StatusCode>(h.status), msg)
+    s = h.status != 0 ? DecodeWireStatus(h.status, msg)
                       : absl::InternalError(absl::StrFormat(
                             "node %s: %d-byte reply for a %d-byte buffer", address, h.data_len,
                             call->out_cap));

@@ -167,7 +167,7 @@ void WireServer::Reply(const std::shared_ptr<Conn>& c, uint64_t tag, uint16_t me
                        const absl::Status& s, const std::string& data) {
   Header h;
   h.method = method;
-  h.status = static_cast<uint16_t>(s.code());
+  h.status = EncodeWireStatus(s);
   h.tag = tag;
   absl::string_view msg = s.message().substr(0, kMaxMetaBytes);
   h.meta_len = static_cast<uint32_t>(msg.size());

@@ -202,7 +202,7 @@ absl::Status FlattenJob::FillAll(Batch* batch) {
         batch->bytes_of[b] += *got;
       } else if (ctx_->crashed()) {
         return got.status();
-      } else if (absl::IsFailedPrecondition(got.status())) {
+      } else if (IsStaleLayout(got.status())) {
         return got.status();  // the replica is fine; the layout moves too fast
       } else {
         LOG_WARN("job %s: block %d on %s: %s", job_->id(), b, r.node(), got.status().ToString());
@@ -249,7 +249,7 @@ absl::StatusOr<uint64_t> FlattenJob::FillReplica(Batch* batch, uint64_t b, const
         return got->bytes();
       }
       last = got.status();
-      if (!absl::IsFailedPrecondition(last)) break;  // this source failed
+      if (!IsStaleLayout(last)) break;  // this source failed
       if (tries == 3) return last;
       // A stale layout: the clone's writes switched pointers (or the
       // parent's did) since it was read. Fill again at the new one.

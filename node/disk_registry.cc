@@ -168,16 +168,16 @@ absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bo
             return absl::NotFoundError(absl::StrFormat("disk %d is being deleted", id));
           }
           if (hdr.layout_version() < d.spec.layout_version()) {
-            return absl::FailedPreconditionError(
+            return StaleLayoutError(
                 absl::StrFormat("disk %d: stale layout version %d (node has %d)", id,
                                 hdr.layout_version(), d.spec.layout_version()));
           }
           if (write && (hdr.epoch() == 0 || hdr.epoch() < d.epoch)) {
-            return absl::PermissionDeniedError(absl::StrFormat(
+            return FencedError(absl::StrFormat(
                 "disk %d: writer epoch %d is fenced (current %d)", id, hdr.epoch(), d.epoch));
           }
           if (write && hdr.epoch() > d.epoch) {
-            return absl::PermissionDeniedError(
+            return FencedError(
                 absl::StrFormat("disk %d: writer epoch %d was never taken", id, hdr.epoch()));
           }
           if (hold) ++d.in_flight[hdr.layout_version()];
