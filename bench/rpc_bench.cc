@@ -7,6 +7,9 @@
 //
 //   rpc_bench serve PORT                       an echo server (own process)
 //   rpc_bench unary|stream|batch ADDRESS [--depth 16] [--seconds 5]
+#include <grpcpp/grpcpp.h>
+
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,11 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
-
-#include "bench.grpc.pb.h"
 #include "absl/time/clock.h"
+#include "bench.grpc.pb.h"
 #include "common/channel.h"
 #include "common/wire_client.h"
 #include "common/wire_server.h"
@@ -284,7 +284,7 @@ int main(int argc, char** argv) {
   uint64_t n = *unary    ? RunUnary(stub.get(), depth, seconds)
                : *stream ? RunStream(stub.get(), depth, seconds)
                          : RunBatch(stub.get(), depth, seconds);
-  printf("{\"mode\": \"%s\", \"depth\": %d, \"round_trips_per_second\": %.0f}\n", mode,
-         depth, static_cast<double>(n) / seconds);
+  printf("{\"mode\": \"%s\", \"depth\": %d, \"round_trips_per_second\": %.0f}\n", mode, depth,
+         static_cast<double>(n) / seconds);
   return n > 0 ? 0 : 1;
 }

@@ -4,9 +4,9 @@
 // it made. Prints one JSON object of latencies in milliseconds.
 //
 //   snap_bench --admin HOST:PORT --disk NAME [--count 20]
-#include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,8 +27,9 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 std::string Stats(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * v.size()))]; };
-  return absl::StrFormat("{\"n\": %d, \"min\": %.2f, \"median\": %.2f, \"p90\": %.2f, \"max\": %.2f}",
-                         v.size(), v.front(), at(0.5), at(0.9), v.back());
+  return absl::StrFormat(
+      "{\"n\": %d, \"min\": %.2f, \"median\": %.2f, \"p90\": %.2f, \"max\": %.2f}", v.size(),
+      v.front(), at(0.5), at(0.9), v.back());
 }
 
 void Check(const grpc::Status& s, const std::string& what) {
@@ -94,7 +95,8 @@ int main(int argc, char** argv) {
     req.set_disk(disk);
     req.set_snapshot(s);
     ukai::pb::SnapshotInfo info;
-    deletes.push_back(call(&ukai::pb::Admin::Stub::DeleteSnapshot, req, &info, "deleting a snapshot"));
+    deletes.push_back(
+        call(&ukai::pb::Admin::Stub::DeleteSnapshot, req, &info, "deleting a snapshot"));
   }
   printf("{\"snapshot_ms\": %s, \"clone_ms\": %s, \"snapshot_delete_ms\": %s}\n",
          Stats(snaps).c_str(), Stats(clones).c_str(), Stats(deletes).c_str());

@@ -1,3 +1,5 @@
+#include "client/include/ukai/cluster.h"
+
 #include <unistd.h>
 
 #include <map>
@@ -5,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "client/include/ukai/cluster.h"
 #include "client/cluster_internal.h"
 #include "client/node_pool.h"
 #include "client/volume_impl.h"
@@ -66,7 +67,9 @@ wire::WireClientOptions IoOptions(const ClusterOptions& o) {
 class ClusterImpl : public Cluster {
  public:
   ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels)
-      : opts_(std::move(opts)), store_(std::move(store)), catalog_(store_.get(), opts_.root),
+      : opts_(std::move(opts)),
+        store_(std::move(store)),
+        catalog_(store_.get(), opts_.root),
         pool_(&catalog_, opts_.site, opts_.host, std::move(channels), IoOptions(opts_)) {}
   ~ClusterImpl() override {
     guard_.Kill();
@@ -76,7 +79,8 @@ class ClusterImpl : public Cluster {
   absl::Status Start() {
     auto root = store_->Get(opts_.root);
     if (absl::IsNotFound(root.status())) {
-      return absl::NotFoundError("no UKAI cluster under " + opts_.root + " in ZooKeeper " + opts_.zk);
+      return absl::NotFoundError("no UKAI cluster under " + opts_.root + " in ZooKeeper " +
+                                 opts_.zk);
     }
     RETURN_IF_ERROR(root.status());
     RETURN_IF_ERROR(pool_.Start());
@@ -111,8 +115,8 @@ class ClusterImpl : public Cluster {
         return absl::NotFoundError(
             absl::StrFormat("disk '%s' has no snapshot '%s'", ref.disk, ref.snapshot));
       }
-      return DiskAttr{spec.id(), name, s->size(), spec.block_size(), s->created_ms(), true,
-                      s->generation()};
+      return DiskAttr{spec.id(),       name, s->size(),      spec.block_size(),
+                      s->created_ms(), true, s->generation()};
     }
     return DiskAttr{spec.id(), spec.name(), spec.size(), spec.block_size(), spec.created_ms()};
   }
@@ -135,8 +139,8 @@ class ClusterImpl : public Cluster {
       impl = volumes_[key].lock();
     }
     if (!impl) {
-      impl = std::make_shared<VolumeImpl>(&catalog_, &pool_, &opts_, id, [this] { Notify(); },
-                                          &async_, ref.snapshot);
+      impl = std::make_shared<VolumeImpl>(
+          &catalog_, &pool_, &opts_, id, [this] { Notify(); }, &async_, ref.snapshot);
       absl::Status s = impl->Init();
       if (absl::IsNotFound(s)) {
         return absl::NotFoundError(ref.snapshot.empty() ? "no disk named '" + name + "'"
@@ -166,7 +170,8 @@ class ClusterImpl : public Cluster {
     if (!s.ok()) LOG_WARN("disk %d: flush on close: %s", id, s.ToString());
     impl->ReleaseWriter();
     s = store_->Delete(catalog_.paths().open(id, opts_.host));
-    if (!s.ok() && !absl::IsNotFound(s)) LOG_WARN("disk %d: removing open record: %s", id, s.ToString());
+    if (!s.ok() && !absl::IsNotFound(s))
+      LOG_WARN("disk %d: removing open record: %s", id, s.ToString());
   }
 
  private:

@@ -58,7 +58,7 @@ absl::Status NodePool::Reload() {
   for (auto& info : infos) {
     Node& n = nodes_[info.id()];
     if (!n.stub || n.info.address() != info.address()) {
-      n.stub = pb::NodeData::NewStub(channels_(info.address()));
+      n.stub = pb::NodeOps::NewStub(channels_(info.address()));
     }
     if (!info.io_address().empty() && (!n.io || n.io->address() != info.io_address())) {
       n.io = std::make_shared<wire::WireClient>(info.io_address(), io_options_);
@@ -88,7 +88,7 @@ void NodePool::Publish() {
 void NodePool::PingLoop() {
   for (int round = 0; !stop_.WaitForNotificationWithTimeout(absl::Seconds(1)); ++round) {
     if (round % 5 == 1) Publish();  // what the last rounds measured, every 5 s
-    std::vector<std::pair<std::string, pb::NodeData::Stub*>> targets;
+    std::vector<std::pair<std::string, pb::NodeOps::Stub*>> targets;
     {
       absl::MutexLock l(&mu_);
       for (auto& [id, n] : nodes_) {

@@ -15,10 +15,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "common/lifetime.h"
 #include "common/channel.h"
-#include "meta/catalog.h"
+#include "common/lifetime.h"
 #include "common/wire_client.h"
+#include "meta/catalog.h"
 #include "ukai.grpc.pb.h"
 
 namespace ukai::client {
@@ -51,7 +51,7 @@ class NodePool {
     pb::NodeInfo info;
     bool live = false;
     double rtt_us = 1e6;  // unknown until measured
-    std::unique_ptr<pb::NodeData::Stub> stub;
+    std::unique_ptr<pb::NodeOps::Stub> stub;
     std::shared_ptr<wire::WireClient> io;
   };
   absl::Status WatchLive();

@@ -21,11 +21,11 @@ TEST_F(SnapshotTest, ASnapshotKeepsWhatWasWrittenBeforeItWhileTheDiskMovesOn) {
   Cluster* host = NewHost("h1");
   auto vol = Open(host, "d", true);
   const std::string before = Pattern(3 * kBlock, 1);
-  Put(*vol, 0, before);                          // blocks 0-2
+  Put(*vol, 0, before);  // blocks 0-2
   Snapshot("d", "s1");
   const std::string after = Pattern(5000, 2);
-  Put(*vol, kBlock - 1000, after);               // blocks 0 and 1, partly
-  Put(*vol, 5 * kBlock, Pattern(kBlock, 3));     // block 5, first written now
+  Put(*vol, kBlock - 1000, after);            // blocks 0 and 1, partly
+  Put(*vol, 5 * kBlock, Pattern(kBlock, 3));  // block 5, first written now
 
   std::string want_live = before;
   want_live.replace(kBlock - 1000, after.size(), after);
@@ -42,7 +42,8 @@ TEST_F(SnapshotTest, ASnapshotKeepsWhatWasWrittenBeforeItWhileTheDiskMovesOn) {
 
   // Only the blocks written after the snapshot got a second object, on
   // both replicas; block 2 and the new block 5 have one each.
-  const std::vector<std::pair<uint64_t, uint64_t>> want = {{0, 0}, {0, 1}, {1, 0}, {1, 1}, {2, 0}, {5, 1}};
+  const std::vector<std::pair<uint64_t, uint64_t>> want = {{0, 0}, {0, 1}, {1, 0},
+                                                           {1, 1}, {2, 0}, {5, 1}};
   EXPECT_EQ(ObjectsOn("n1", d.id()), want);
   EXPECT_EQ(ObjectsOn("n2", d.id()), want);
   // And a second write to the same block copies nothing more.
@@ -77,7 +78,8 @@ TEST_F(SnapshotTest, ManyWritesRightAfterASnapshotAllLandAndTheSnapshotHolds) {
   }
   for (auto& t : threads) t.join();
   for (const auto& r : results) EXPECT_TRUE(r.ok()) << r;
-  for (int b = 0; b < kBlocks; ++b) want.replace(uint64_t(b) * kBlock + 8192, 4096, Pattern(4096, 100 + b));
+  for (int b = 0; b < kBlocks; ++b)
+    want.replace(uint64_t(b) * kBlock + 8192, 4096, Pattern(4096, 100 + b));
   EXPECT_EQ(ReadAll(*vol, 0, kBlocks * kBlock), want);
   EXPECT_EQ(ReadAll(**host->Open("d@s1", false), 0, kBlocks * kBlock), before);
   EXPECT_EQ(StateOf(d, 0, "n1"), pb::CLEAN);
@@ -108,13 +110,13 @@ TEST_F(SnapshotTest, DeletingASnapshotFreesOnlyWhatNoOtherViewReads) {
   Cluster* host = NewHost("h1");
   auto vol = Open(host, "d", true);
   const std::string v0 = Pattern(2 * kBlock, 10);
-  Put(*vol, 0, v0);                              // blocks 0, 1 at generation 0
-  Snapshot("d", "s1");                           // reads 0/0, 1/0
+  Put(*vol, 0, v0);     // blocks 0, 1 at generation 0
+  Snapshot("d", "s1");  // reads 0/0, 1/0
   const std::string v1 = Pattern(kBlock, 11);
-  Put(*vol, 0, v1);                              // block 0 -> generation 1
-  Snapshot("d", "s2");                           // reads 0/1, 1/0
+  Put(*vol, 0, v1);     // block 0 -> generation 1
+  Snapshot("d", "s2");  // reads 0/1, 1/0
   const std::string v2 = Pattern(2 * kBlock, 12);
-  Put(*vol, 0, v2);                              // blocks 0, 1 -> generation 2
+  Put(*vol, 0, v2);  // blocks 0, 1 -> generation 2
   ASSERT_TRUE(admin_->DeleteSnapshot("d", "s1").ok());
   for (auto& [id, n] : nodes_) ASSERT_TRUE(n->copy->CollectDisk(d.id()).ok()) << id;
   // 0/0 went (only s1 read it); 1/0 stays for s2.
@@ -249,7 +251,7 @@ TEST_F(SnapshotTest, ASnapshotOfACloneSeesThroughToTheParentWhereTheCloneHadNoth
   Snapshot("gold", "base");
   ASSERT_TRUE(admin_->CloneDisk("gold", "base", "vm", {}).ok());
   auto clone = Open(host, "vm", true);
-  Snapshot("vm", "fresh");                       // the clone still has nothing
+  Snapshot("vm", "fresh");  // the clone still has nothing
   const std::string mine = Pattern(2 * kBlock, 51);
   Put(*clone, 0, mine);
   auto snap = Open(host, "vm@fresh", false);

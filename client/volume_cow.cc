@@ -1,14 +1,13 @@
 // VolumeImpl, copy-on-write: a write to a block a snapshot (or a clone's
 // parent) still reads gives the block an object of its own first, then
 // switches the pointer (docs/ARCHITECTURE.md, "Snapshots and clones").
-#include "client/volume_impl.h"
-
 #include <cstring>
 #include <set>
 
 #include "absl/algorithm/container.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/volume_impl.h"
 #include "client/volume_rules.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -55,9 +54,9 @@ class BusyBlock {
 //  3. the write goes to the new object (the clone's already did).
 // A crash before 2 leaves an unused object at the current generation that
 // the next try overwrites; the pointer never names an object not yet made.
-absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char* data,
-                                       uint32_t len, uint64_t epoch,
-                                       const std::vector<std::string>& partial, bool* written) {
+absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char* data, uint32_t len,
+                                       uint64_t epoch, const std::vector<std::string>& partial,
+                                       bool* written) {
   *written = false;
   BusyBlock busy(&cow_mu_, &cow_busy_, block);
   bool marked_partial = partial.empty();
@@ -96,8 +95,8 @@ absl::Status VolumeImpl::GiveOwnObject(uint64_t block, uint32_t off, const char*
     }
     // Step 2, with the other switches of the chunk waiting meanwhile.
     const bool inherited = ref.ptr().inherited();
-    Switch sw{block,   inherited, ref.ptr().generation(), spec.generation(), targets, copy.ok,
-              false,   false,     false,                  absl::OkStatus()};
+    Switch sw{block, inherited, ref.ptr().generation(), spec.generation(), targets, copy.ok, false,
+              false, false,     absl::OkStatus()};
     auto r = SwitchPointers(block / meta::kChunkBlocks, &sw);  // also updates the cached layout
     if (absl::IsNotFound(r)) return r;
     if (absl::IsAborted(r)) continue;  // contention: copy and switch again
@@ -124,7 +123,8 @@ absl::StatusOr<bool> VolumeImpl::MarkPartial(uint64_t block, const BlockRef& ref
   // copied back whole).
   bool other_clean = false;
   for (const auto& r : ref.ptr().replicas()) {
-    other_clean = other_clean || (r.state() == pb::CLEAN && !absl::c_linear_search(partial, r.node()));
+    other_clean =
+        other_clean || (r.state() == pb::CLEAN && !absl::c_linear_search(partial, r.node()));
   }
   if (ref.ptr().inherited() || !other_clean) return false;
   LOG_WARN("disk %d block %d: a write landed on %s only, across a snapshot; marking stale", id_,
@@ -134,9 +134,9 @@ absl::StatusOr<bool> VolumeImpl::MarkPartial(uint64_t block, const BlockRef& ref
 }
 
 absl::Status VolumeImpl::MakeOwnObject(const BlockRef& ref, const pb::DiskSpec& spec,
-                                       uint64_t block, uint32_t off, const char* data,
-                                       uint32_t len, uint64_t epoch,
-                                       const std::vector<std::string>& targets, CowCopy* out) {
+                                       uint64_t block, uint32_t off, const char* data, uint32_t len,
+                                       uint64_t epoch, const std::vector<std::string>& targets,
+                                       CowCopy* out) {
   const bool inherited = ref.ptr().inherited();
   std::string whole;  // a clone's block: the parent's data, this write merged in
   pb::WriteRequest wreq;

@@ -1,13 +1,12 @@
 // VolumeImpl, flush: every replica written since the last flush makes its
 // writes durable; one that cannot is marked stale (or, under a waiting
 // failure policy, the flush is held).
-#include "client/volume_impl.h"
-
 #include <optional>
 #include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/volume_impl.h"
 #include "client/volume_rules.h"
 #include "common/log.h"
 #include "common/status.h"

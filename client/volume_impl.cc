@@ -65,8 +65,13 @@ DiskAttr VolumeImpl::attr() const {
     return DiskAttr{spec_.id(), spec_.name(), spec_.size(), spec_.block_size(), spec_.created_ms()};
   }
   const pb::Snapshot* s = meta::FindSnapshot(spec_, snapshot_);
-  return DiskAttr{spec_.id(), spec_.name() + "@" + snapshot_, view_size_, spec_.block_size(),
-                  s != nullptr ? s->created_ms() : spec_.created_ms(), true, view_};
+  return DiskAttr{spec_.id(),
+                  spec_.name() + "@" + snapshot_,
+                  view_size_,
+                  spec_.block_size(),
+                  s != nullptr ? s->created_ms() : spec_.created_ms(),
+                  true,
+                  view_};
 }
 
 absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
@@ -80,8 +85,7 @@ absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
   }
   auto v = catalog_->GetSpec(id_, std::move(watch));
   absl::MutexLock l(&mu_);
-  if (absl::IsNotFound(v.status()) ||
-      (v.ok() && v->spec.state() != pb::DiskSpec::READY)) {
+  if (absl::IsNotFound(v.status()) || (v.ok() && v->spec.state() != pb::DiskSpec::READY)) {
     gone_ = true;
     return absl::NotFoundError(absl::StrFormat("disk %d was deleted", id_));
   }
@@ -89,8 +93,8 @@ absl::Status VolumeImpl::RefreshLayout(bool arm_watch) {
   if (v->spec.layout_version() >= spec_.layout_version()) {
     if (v->spec.layout_version() != spec_.layout_version()) chunks_.clear();
     // A clone flattened meanwhile reads its parent no more.
-    if (!v->spec.has_parent() || (spec_.has_parent() &&
-                                  v->spec.parent().disk_id() != spec_.parent().disk_id())) {
+    if (!v->spec.has_parent() ||
+        (spec_.has_parent() && v->spec.parent().disk_id() != spec_.parent().disk_id())) {
       parent_.reset();
     }
     spec_ = v->spec;
@@ -116,10 +120,9 @@ uint64_t VolumeImpl::size() const {
 absl::StatusOr<uint32_t> VolumeImpl::CheckRange(uint64_t offset, size_t len) const {
   absl::MutexLock l(&mu_);
   if (gone_) {
-    return absl::NotFoundError(snapshot_.empty()
-                                   ? absl::StrFormat("disk '%s' was deleted", spec_.name())
-                                   : absl::StrFormat("snapshot %s@%s was deleted", spec_.name(),
-                                                     snapshot_));
+    return absl::NotFoundError(
+        snapshot_.empty() ? absl::StrFormat("disk '%s' was deleted", spec_.name())
+                          : absl::StrFormat("snapshot %s@%s was deleted", spec_.name(), snapshot_));
   }
   const uint64_t size = snapshot_.empty() ? spec_.size() : view_size_;
   if (offset > size || len > size - offset) {
@@ -153,9 +156,8 @@ absl::StatusOr<VolumeImpl::BlockRef> VolumeImpl::GetBlock(uint64_t block, bool a
   // that new, so a node that knows a newer layout rejects us, never the reverse.
   ASSIGN_OR_RETURN(auto chunk, catalog_->ReadChunk(id_, c));
   if (!chunk && allocate) {
-    ASSIGN_OR_RETURN(auto replicas,
-                     meta::ChooseReplicas(spec.placement(), pool_->LiveNodes(), pool_->my_site(),
-                                          id_ * 1000003 + c));
+    ASSIGN_OR_RETURN(auto replicas, meta::ChooseReplicas(spec.placement(), pool_->LiveNodes(),
+                                                         pool_->my_site(), id_ * 1000003 + c));
     if (replicas.size() < spec.placement().replicas()) {
       LOG_WARN("disk %s chunk %d: only %d of %d replicas placeable (nodes down)", spec.name(), c,
                replicas.size(), spec.placement().replicas());
@@ -227,8 +229,8 @@ uint32_t VolumeImpl::Needed(const IoPolicy& p, const BlockRef& ref) const {
                               static_cast<uint32_t>(ref.ptr().replicas_size()));
 }
 
-void VolumeImpl::PrepareRead(const BlockRef& ref, uint64_t block, uint64_t generation,
-                             uint32_t off, uint32_t len, char* out, wire::WireCall* call) const {
+void VolumeImpl::PrepareRead(const BlockRef& ref, uint64_t block, uint64_t generation, uint32_t off,
+                             uint32_t len, char* out, wire::WireCall* call) const {
   pb::ReadRequest req;
   *req.mutable_hdr() = Header(ref.layout_version, 0);
   req.set_block(block);
@@ -297,8 +299,8 @@ void VolumeImpl::ReadAsync(uint64_t offset, size_t len, char* out, Done done) {
     }
     LOG_DEBUG("disk %d block %d: %s; retrying off the fast path", id_, block,
               own->call.status.ToString());
-    OffFastPath([this, ops, block, off, len, out, done = std::move(own->done)](
-                    const absl::Status& admitted) mutable {
+    OffFastPath([this, ops, block, off, len, out,
+                 done = std::move(own->done)](const absl::Status& admitted) mutable {
       done(admitted.ok() ? ReadSegment(block, off, static_cast<uint32_t>(len), out) : admitted);
       done = nullptr;
       ops->Done();
@@ -333,7 +335,8 @@ absl::Status VolumeImpl::ReadSegment(uint64_t block, uint32_t off, uint32_t len,
   if (!absl::IsUnavailable(s)) return s;
   const IoPolicy p = Policy();
   if (p.failure.on_replica_failure() != pb::FailurePolicy::WAIT) return s;
-  LOG_WARN("%s; holding the read up to %d ms (policy: wait)", s.ToString(), meta::HoldMs(p.failure));
+  LOG_WARN("%s; holding the read up to %d ms (policy: wait)", s.ToString(),
+           meta::HoldMs(p.failure));
   Hold hold(began, meta::HoldMs(p.failure));
   while (absl::IsUnavailable(s) && hold.Wait()) {
     (void)RefreshLayout(/*arm_watch=*/false);  // ZooKeeper away: the cached layout
@@ -411,12 +414,10 @@ absl::Status VolumeImpl::Write(uint64_t offset, const char* data, size_t len) {
   });
 }
 
-absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* data,
-                                      uint32_t len, WriteAttempt* a,
-                                      const std::vector<std::string>& partial) {
+absl::Status VolumeImpl::PrepareWrite(uint64_t block, uint32_t off, const char* data, uint32_t len,
+                                      WriteAttempt* a, const std::vector<std::string>& partial) {
   if (read_only()) {
-    return ReadOnlyError(
-        absl::StrFormat("disk %d: snapshot '%s' is read-only", id_, snapshot_));
+    return ReadOnlyError(absl::StrFormat("disk %d: snapshot '%s' is read-only", id_, snapshot_));
   }
   ASSIGN_OR_RETURN(uint64_t epoch, WriterEpoch());
   ASSIGN_OR_RETURN(BlockRef ref, GetBlock(block, /*allocate=*/true));
@@ -555,9 +556,8 @@ absl::Status VolumeImpl::GiveUp(WriteAttempt* a, absl::Status why) {
 // until enough take it or the hold time is up. So is a write that needs
 // ZooKeeper (a chunk to allocate, the writer epoch, a replica to mark stale)
 // while it is unreachable: I/O that needs none goes on meanwhile.
-absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data,
-                                      uint32_t len, absl::Time began,
-                                      std::vector<std::string> partial) {
+absl::Status VolumeImpl::WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len,
+                                      absl::Time began, std::vector<std::string> partial) {
   std::optional<Hold> hold;
   auto held = [&](const absl::Status& why) {
     if (!hold) {
@@ -649,8 +649,8 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
   auto* op = new Op;
   op->copy.assign(data, len);
   op->done = std::move(done);
-  absl::Status s = PrepareWrite(block, off, op->copy.data(), static_cast<uint32_t>(len),
-                                &op->attempt);
+  absl::Status s =
+      PrepareWrite(block, off, op->copy.data(), static_cast<uint32_t>(len), &op->attempt);
   if (s.ok() && op->attempt.written) {  // a clone's copy-up carried it
     std::unique_ptr<Op> own(op);
     return own->done(absl::OkStatus());
@@ -680,8 +680,8 @@ void VolumeImpl::WriteAsync(uint64_t offset, const char* data, size_t len, Done 
       ops->Done();
       return;
     }
-    OffFastPath([this, ops, block, off, len, own = std::shared_ptr<Op>(std::move(own))](
-                    const absl::Status& admitted) mutable {
+    OffFastPath([this, ops, block, off, len,
+                 own = std::shared_ptr<Op>(std::move(own))](const absl::Status& admitted) mutable {
       if (!admitted.ok()) {
         own->done(admitted);
         own.reset();

@@ -49,7 +49,8 @@ class OpCounter {
   }
   void WaitIdle() {
     absl::MutexLock l(&mu_);
-    mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &n_));
+    mu_.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &n_));
   }
 
  private:
@@ -196,7 +197,8 @@ class VolumeImpl {
   std::vector<std::string> CleanReplicas(const BlockRef& ref);
   // After a read served by `good`: marks each of `rotten` (which answered
   // that a page fails its checksum) STALE for the block, so it is repaired.
-  void RepairRotten(uint64_t block, const std::vector<std::string>& rotten, const std::string& good);
+  void RepairRotten(uint64_t block, const std::vector<std::string>& rotten,
+                    const std::string& good);
   // A read call for [off, off+len) of object `generation` of `block`
   // whose reply lands in `out`.
   void PrepareRead(const BlockRef& ref, uint64_t block, uint64_t generation, uint32_t off,
@@ -206,8 +208,7 @@ class VolumeImpl {
   // `partial`: the replicas that took an earlier try of this write that
   // others turned away (a new layout).
   absl::Status WriteSegment(uint64_t block, uint32_t off, const char* data, uint32_t len,
-                            absl::Time began = absl::Now(),
-                            std::vector<std::string> partial = {});
+                            absl::Time began = absl::Now(), std::vector<std::string> partial = {});
   // One block I/O call to one node, kept with the client it went through.
   struct NodeCall {
     std::string node;
@@ -217,12 +218,12 @@ class VolumeImpl {
   // One try at writing a block to its replicas.
   struct WriteAttempt {
     uint64_t block = 0;
-    std::deque<NodeCall> calls;        // stable addresses while in flight
-    std::vector<std::string> failed;   // replicas that did not take it
-    std::vector<std::string> ok;       // and those that did
-    std::set<std::string> syncing;     // replicas SYNCING when it was prepared
-    absl::Status last;                 // why the last of them failed
-    uint32_t need = 1;                 // replicas that must take it (the policy's)
+    std::deque<NodeCall> calls;       // stable addresses while in flight
+    std::vector<std::string> failed;  // replicas that did not take it
+    std::vector<std::string> ok;      // and those that did
+    std::set<std::string> syncing;    // replicas SYNCING when it was prepared
+    absl::Status last;                // why the last of them failed
+    uint32_t need = 1;                // replicas that must take it (the policy's)
     // Fewer than `need` took it: nothing was marked; WriteSegment holds and
     // retries, then gives up (GiveUp).
     bool short_of_replicas = false;
@@ -231,7 +232,7 @@ class VolumeImpl {
     bool needs_sectors = false;
     // The write went out with a clone's copy-up (GiveOwnObject): done.
     bool written = false;
-    uint64_t generation = 0;  // of the object written
+    uint64_t generation = 0;      // of the object written
     uint64_t layout_version = 0;  // it was sent under
   };
   // A WriteAsync in flight.

@@ -2,8 +2,8 @@
 // MemMetaStore for ZooKeeper, MemPageStore for RocksDB, the block I/O
 // transport on loopback and in-process gRPC channels for the rest. No mount;
 // no sleeps but those that wait for a failure policy's hold.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <functional>
@@ -13,8 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "client/cluster_internal.h"
-#include "testing/volume_fixture.h"
 #include "meta/catalog.h"
+#include "testing/volume_fixture.h"
 
 namespace ukai::client {
 namespace {
@@ -39,14 +39,15 @@ TEST_F(VolumeTest, UnalignedCrossBlockWritesReadBackAndReachEveryReplica) {
 
 TEST_F(VolumeTest, ReadAsyncAnswersFromTheNearestReplicaOrFallsBack) {
   // A short hold: closing the volume flushes, with no node answering.
-  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto d =
+      CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   std::string data(70000, '\0');
   std::mt19937 rng(11);
   for (auto& c : data) c = static_cast<char>(rng());
   ASSERT_TRUE(vol->Write(1000, data.data(), data.size()).ok());
-  EXPECT_EQ(ReadAsyncAll(*vol, 1000, 4096).second, data.substr(0, 4096));     // one block
-  EXPECT_EQ(ReadAsyncAll(*vol, 1000, data.size()).second, data);              // two blocks
+  EXPECT_EQ(ReadAsyncAll(*vol, 1000, 4096).second, data.substr(0, 4096));          // one block
+  EXPECT_EQ(ReadAsyncAll(*vol, 1000, data.size()).second, data);                   // two blocks
   EXPECT_EQ(ReadAsyncAll(*vol, 512 << 10, 4096).second, std::string(4096, '\0'));  // unwritten
   EXPECT_TRUE(absl::IsOutOfRange(ReadAsyncAll(*vol, (1 << 20) - 10, 20).first));
   // The nearest replica's block I/O goes away while ZooKeeper still lists it:
@@ -61,7 +62,8 @@ TEST_F(VolumeTest, ReadAsyncAnswersFromTheNearestReplicaOrFallsBack) {
 }
 
 TEST_F(VolumeTest, WriteAsyncIsDoneWithTheBufferAtOnceAndMarksDeadReplicasBeforeTheAck) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto d =
+      CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   auto write = [&](uint64_t off, std::string data) {
     absl::Notification done;
@@ -75,7 +77,8 @@ TEST_F(VolumeTest, WriteAsyncIsDoneWithTheBufferAtOnceAndMarksDeadReplicasBefore
     return status;
   };
   ASSERT_TRUE(write(4096, std::string(4096, 'a')).ok());
-  for (const char* n : {"n1", "n2"}) EXPECT_EQ(nodes_[n]->Stored(d.id(), 0, 4096, 4096), std::string(4096, 'a')) << n;
+  for (const char* n : {"n1", "n2"})
+    EXPECT_EQ(nodes_[n]->Stored(d.id(), 0, 4096, 4096), std::string(4096, 'a')) << n;
   std::string big(200 << 10, 'b');  // over the copy limit: runs inline
   ASSERT_TRUE(write(0, big).ok());
   EXPECT_EQ(ReadAll(*vol, 0, big.size()), big);
@@ -132,7 +135,8 @@ TEST_F(VolumeTest, DeadReplicaIsMarkedStaleBeforeTheWriteIsAcknowledged) {
 }
 
 TEST_F(VolumeTest, AWriteFailsWhenEveryReplicaIsDownAndMarksNothing) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto d =
+      CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   ASSERT_TRUE(vol->Write(0, "x", 1).ok());
   nodes_["n1"]->Kill();
@@ -230,7 +234,8 @@ TEST_F(VolumeTest, WaitGivesUpAfterTheHoldTime) {
 // the same failure that degraded a write under "degrade" holds and fails it
 // under "wait".
 TEST_F(VolumeTest, APolicyChangeReachesAnOpenVolume) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto d =
+      CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   nodes_["n2"]->gated_io->refuse = true;
   ASSERT_TRUE(vol->Write(0, "x", 1).ok());  // block 0: n2 marked stale
@@ -246,7 +251,8 @@ TEST_F(VolumeTest, APolicyChangeReachesAnOpenVolume) {
 // stale) is held, not failed, and goes through once it is back.
 TEST_F(VolumeTest, WritesThatNeedZooKeeperAreHeldWhileItIsAway) {
   constexpr uint64_t kChunkBytes = 1024ull * (64 << 10);  // a chunk's blocks
-  CreateDisk("d", 4 * kChunkBytes, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 20000));
+  CreateDisk("d", 4 * kChunkBytes, 64 << 10, {"n1", "n2"},
+             Policy(pb::FailurePolicy::DEGRADE, 20000));
   auto vol = *NewHost("h1")->Open("d", true);
   ASSERT_TRUE(vol->Write(0, "a", 1).ok());  // chunk 0 allocated, the epoch taken
   meta::SetMemStoreReachable(host_stores_["h1"], false);
@@ -269,7 +275,7 @@ TEST_F(VolumeTest, WritesThatNeedZooKeeperAreHeldWhileItIsAway) {
   };
   held_until_back(2 * kChunkBytes, "c");  // a new chunk
   nodes_["n2"]->gated_io->refuse = true;
-  held_until_back(2 * 65536, "d");        // n2 to mark stale first
+  held_until_back(2 * 65536, "d");  // n2 to mark stale first
   meta::SetMemStoreReachable(host_stores_["h1"], true);
 }
 
@@ -280,7 +286,8 @@ TEST_F(VolumeTest, WritesThatNeedZooKeeperAreHeldWhileItIsAway) {
 // held and fails the same way, marking nothing. (Before, n2 was marked
 // stale and the block had no whole copy left: node_chaos.sh found it.)
 TEST_F(VolumeTest, ASyncingReplicaAloneNeverAcknowledgesAWrite) {
-  auto d = CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
+  auto d =
+      CreateDisk("d", 1 << 20, 64 << 10, {"n1", "n2"}, Policy(pb::FailurePolicy::DEGRADE, 300));
   auto vol = *NewHost("h1")->Open("d", true);
   ASSERT_TRUE(vol->Write(0, std::string(4096, 'a').data(), 4096).ok());
   auto state = [&](const std::string& node) { return StateOf(d, 0, node); };
@@ -291,7 +298,8 @@ TEST_F(VolumeTest, ASyncingReplicaAloneNeverAcknowledgesAWrite) {
     });
     ASSERT_TRUE(spec.ok()) << spec.status();
     for (const char* n : {"n1", "n2"}) {  // the volume is turned away until it has seen it
-      ASSERT_TRUE(nodes_[n]->registry->Fence(d.id(), spec->layout_version(), absl::Seconds(5)).ok());
+      ASSERT_TRUE(
+          nodes_[n]->registry->Fence(d.id(), spec->layout_version(), absl::Seconds(5)).ok());
     }
   };
   set_syncing();
@@ -358,7 +366,7 @@ TEST_F(VolumeTest, AHostWithAnOldLayoutIsTurnedAwayAndRetries) {
   auto a = *NewHost("ha")->Open("d", true);
   ASSERT_TRUE(a->Write(0, std::string(4096, 'a').data(), 4096).ok());
   auto b = *NewHost("hb")->Open("d", false);
-  EXPECT_EQ(ReadAll(*b, 0, 1), "a");  // b now caches the chunk at layout 1
+  EXPECT_EQ(ReadAll(*b, 0, 1), "a");         // b now caches the chunk at layout 1
   auto spec = admin_->Resize("d", 2 << 20);  // layout 2
   ASSERT_TRUE(spec.ok());
   // Both replicas learn layout 2 (as from another host's request), so b's
@@ -382,7 +390,7 @@ TEST_F(VolumeTest, AHostKeepsOneWatchPerNodeFolderAsNodesComeAndGo) {
     auto session = meta::NewMemMetaStore(tree_);
     meta::Catalog c(session.get(), "/ukai");
     ASSERT_TRUE(c.RegisterNode(n, pb::NodeLive()).ok());  // nodes/ and live/ change
-  }  // each session ends: live/ changes again
+  }                                                       // each session ends: live/ changes again
   meta::DrainMemCallbacks(*tree_);
   EXPECT_EQ(meta::CountMemWatches(*tree_, "/ukai/live"), 1u);
   EXPECT_EQ(meta::CountMemWatches(*tree_, "/ukai/nodes"), 1u);

@@ -1,12 +1,11 @@
 // VolumeImpl, what a volume reads through: snapshot views, the parent of a
 // clone, and the block lists the backup and export walk.
-#include "client/volume_impl.h"
-
 #include <cstring>
 #include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/volume_impl.h"
 #include "client/volume_rules.h"
 #include "common/log.h"
 #include "common/status.h"
@@ -37,8 +36,8 @@ absl::StatusOr<std::shared_ptr<VolumeImpl>> VolumeImpl::Parent() {
                                         ref.snapshot());
   absl::Status s = p->Init();
   if (absl::IsNotFound(s)) {
-    return absl::DataLossError(absl::StrFormat("disk %d: its parent %s@%s is gone", id_,
-                                               ref.disk_name(), ref.snapshot()));
+    return absl::DataLossError(
+        absl::StrFormat("disk %d: its parent %s@%s is gone", id_, ref.disk_name(), ref.snapshot()));
   }
   RETURN_IF_ERROR(s);
   absl::MutexLock l(&mu_);
@@ -76,7 +75,8 @@ absl::StatusOr<std::vector<uint64_t>> VolumeImpl::DataBlocks() {
     }
     const auto& ptr = it->second.blocks(static_cast<int>(b % meta::kChunkBlocks));
     const meta::BlockView v = meta::ViewOf(ptr, view, spec.has_parent());
-    if (v.kind == meta::BlockView::kObject || (v.kind == meta::BlockView::kParent && inherited(b))) {
+    if (v.kind == meta::BlockView::kObject ||
+        (v.kind == meta::BlockView::kParent && inherited(b))) {
       out.push_back(b);
     }
   }
@@ -89,12 +89,13 @@ absl::StatusOr<std::vector<uint64_t>> VolumeImpl::ChangedBlocks(const std::strin
   ViewNow(&spec, &view, &size);
   const pb::Snapshot* base = meta::FindSnapshot(spec, since);
   if (base == nullptr) {
-    return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", spec.name(), since));
+    return absl::NotFoundError(
+        absl::StrFormat("disk '%s' has no snapshot '%s'", spec.name(), since));
   }
   if (base->generation() >= view) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "snapshot %s@%s is not older than %s", spec.name(), since,
-        snapshot_.empty() ? spec.name() : spec.name() + "@" + snapshot_));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("snapshot %s@%s is not older than %s", spec.name(), since,
+                        snapshot_.empty() ? spec.name() : spec.name() + "@" + snapshot_));
   }
   const uint64_t base_blocks = (base->size() + spec.block_size() - 1) / spec.block_size();
   const uint64_t nblocks = (size + spec.block_size() - 1) / spec.block_size();
@@ -109,8 +110,8 @@ absl::StatusOr<std::vector<uint64_t>> VolumeImpl::ChangedBlocks(const std::strin
   // A block whose state differs between the two views; an unallocated chunk
   // reads the same in both.
   for (const auto& [c, chunk] : chunks) {
-    for (uint64_t b = c * meta::kChunkBlocks; b < std::min(nblocks, base_blocks) &&
-                                              b < (c + 1) * meta::kChunkBlocks; ++b) {
+    for (uint64_t b = c * meta::kChunkBlocks;
+         b < std::min(nblocks, base_blocks) && b < (c + 1) * meta::kChunkBlocks; ++b) {
       const auto& ptr = chunk.blocks(static_cast<int>(b % meta::kChunkBlocks));
       const meta::BlockView now = meta::ViewOf(ptr, view, clone);
       const meta::BlockView then = meta::ViewOf(ptr, base->generation(), clone);

@@ -3,11 +3,11 @@
 #ifndef UKAI_COMMON_CHANNEL_H_
 #define UKAI_COMMON_CHANNEL_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 namespace ukai {
 constexpr int kMaxMessageBytes = 80 << 20;  // a 64 MiB block plus headers

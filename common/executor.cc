@@ -8,7 +8,8 @@
 namespace ukai {
 
 Executor::Executor(std::string name, size_t max_threads, size_t max_queued)
-    : name_(std::move(name)), max_threads_(std::max<size_t>(1, max_threads)),
+    : name_(std::move(name)),
+      max_threads_(std::max<size_t>(1, max_threads)),
       max_queued_(max_queued) {}
 
 Executor::~Executor() {
@@ -84,7 +85,8 @@ struct Fanout {
 void ParallelFor(Executor* executor, size_t n, size_t width,
                  const std::function<void(size_t)>& fn) {
   auto fan = std::make_shared<Fanout>();
-  const size_t helpers = executor == nullptr ? 0 : std::min(n, std::max<size_t>(1, width)) - (n > 0);
+  const size_t helpers =
+      executor == nullptr ? 0 : std::min(n, std::max<size_t>(1, width)) - (n > 0);
   for (size_t k = 0; k < helpers; ++k) {
     const bool queued = executor->TrySchedule([fan, n, &fn] {
       {

@@ -57,8 +57,7 @@ class Executor {
 // in any case, so it never waits for a pool that is full or busy (it may
 // be called from a task of the same executor). Returns when every call has
 // returned. A null `executor` runs them all on the caller's thread.
-void ParallelFor(Executor* executor, size_t n, size_t width,
-                 const std::function<void(size_t)>& fn);
+void ParallelFor(Executor* executor, size_t n, size_t width, const std::function<void(size_t)>& fn);
 
 }  // namespace ukai
 

@@ -27,7 +27,7 @@ struct IoRing::Op {
 struct IoRing::Impl {
   io_uring ring;
   bool ring_made = false;
-  int wake_fd = -1;   // an eventfd: Read's way to wake a waiting thread
+  int wake_fd = -1;  // an eventfd: Read's way to wake a waiting thread
   uint64_t wake_buf = 0;
   size_t in_flight = 0;  // ops submitted, callback not run yet (the thread's own)
 

@@ -20,7 +20,7 @@ class Reads : public DiskReads {
 class IoRingTest : public testing::Test {
  protected:
   void SetUp() override {
-    auto r = IoRing::Start(8);  // small, so batches overrun the ring
+    auto r = IoRing::Start(8);                // small, so batches overrun the ring
     if (!r.ok()) GTEST_SKIP() << r.status();  // the kernel refuses io_uring here
     ring_ = std::move(*r);
     path_ = absl::StrCat(testing::TempDir(), "/ukai-ioring-", getpid());

@@ -13,9 +13,9 @@ bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, const std::string& msg);
 }  // namespace ukai
 
-#define UKAI_LOG(level, ...)                                         \
-  do {                                                               \
-    if (::ukai::LogEnabled(::ukai::LogLevel::level))                 \
+#define UKAI_LOG(level, ...)                                                  \
+  do {                                                                        \
+    if (::ukai::LogEnabled(::ukai::LogLevel::level))                          \
       ::ukai::LogLine(::ukai::LogLevel::level, absl::StrFormat(__VA_ARGS__)); \
   } while (0)
 #define LOG_DEBUG(...) UKAI_LOG(kDebug, __VA_ARGS__)

@@ -45,9 +45,9 @@ absl::Status DecodeWireStatus(uint16_t status, absl::string_view message) {
   const int code = status & 0xff;
   if (code == 0) return absl::OkStatus();
   // A code this build does not know is UNKNOWN, not a cast out of range.
-  const absl::StatusCode c =
-      code <= static_cast<int>(absl::StatusCode::kUnauthenticated) ? static_cast<absl::StatusCode>(code)
-                                                                   : absl::StatusCode::kUnknown;
+  const absl::StatusCode c = code <= static_cast<int>(absl::StatusCode::kUnauthenticated)
+                                 ? static_cast<absl::StatusCode>(code)
+                                 : absl::StatusCode::kUnknown;
   const uint8_t r = static_cast<uint8_t>(status >> 8);
   return WithReason(absl::Status(c, message),
                     r <= kMaxReason ? static_cast<Reason>(r) : Reason::kNone);

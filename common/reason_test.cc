@@ -50,8 +50,8 @@ TEST(ReasonTest, GrpcCarriesTheReasonBothWays) {
   EXPECT_TRUE(IsStaleLayout(back));
   EXPECT_EQ(back.message(), "disk 3: stale layout");
   EXPECT_FALSE(IsStaleLayout(FromGrpc(ToGrpc(absl::FailedPreconditionError("other")))));
-  EXPECT_FALSE(IsStaleLayout(FromGrpc(
-      grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "x", "ukai-reason:junk"))));
+  EXPECT_FALSE(IsStaleLayout(
+      FromGrpc(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "x", "ukai-reason:junk"))));
 }
 
 }  // namespace

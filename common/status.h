@@ -11,10 +11,10 @@
 #define UKAI_CONCAT_(a, b) UKAI_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function if `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                      \
-  do {                                             \
-    ::absl::Status ukai_status_ = (expr);          \
-    if (!ukai_status_.ok()) return ukai_status_;   \
+#define RETURN_IF_ERROR(expr)                    \
+  do {                                           \
+    ::absl::Status ukai_status_ = (expr);        \
+    if (!ukai_status_.ok()) return ukai_status_; \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, F())` assigns the value or returns the error.

@@ -24,18 +24,25 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
     return absl::InvalidArgumentError(absl::StrFormat("invalid size '%s': too large", text));
   }
   std::string suffix = absl::AsciiStrToUpper(t.substr(digits));
-  if (suffix.size() > 1 && (suffix.substr(1) == "IB" || suffix.substr(1) == "B" ||
-                            suffix.substr(1) == "I")) {
+  if (suffix.size() > 1 &&
+      (suffix.substr(1) == "IB" || suffix.substr(1) == "B" || suffix.substr(1) == "I")) {
     suffix = suffix.substr(0, 1);
   }
   int shift = 0;
-  if (suffix.empty() || suffix == "B") shift = 0;
-  else if (suffix == "K") shift = 10;
-  else if (suffix == "M") shift = 20;
-  else if (suffix == "G") shift = 30;
-  else if (suffix == "T") shift = 40;
-  else if (suffix == "P") shift = 50;
-  else return absl::InvalidArgumentError(absl::StrFormat("invalid size '%s': unknown suffix", text));
+  if (suffix.empty() || suffix == "B")
+    shift = 0;
+  else if (suffix == "K")
+    shift = 10;
+  else if (suffix == "M")
+    shift = 20;
+  else if (suffix == "G")
+    shift = 30;
+  else if (suffix == "T")
+    shift = 40;
+  else if (suffix == "P")
+    shift = 50;
+  else
+    return absl::InvalidArgumentError(absl::StrFormat("invalid size '%s': unknown suffix", text));
   if (shift > 0 && n > (UINT64_MAX >> shift)) {
     return absl::InvalidArgumentError(absl::StrFormat("invalid size '%s': too large", text));
   }

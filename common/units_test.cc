@@ -40,7 +40,6 @@ TEST(ValidateDiskNameTest, AllowsOnlyTheDocumentedAlphabet) {
 }  // namespace
 }  // namespace ukai
 
-
 namespace ukai {
 namespace {
 TEST(Crc32cTest, MatchesTheStandardCheckValue) {

@@ -105,8 +105,8 @@ void WireConn::ReadLoop() {
   }
   shutdown(fd, SHUT_RDWR);
   for (WireCall* call : failed) {
-    Complete(call, absl::UnavailableError(absl::StrFormat(
-                       "node %s: connection lost (%s)", address, broken.message())));
+    Complete(call, absl::UnavailableError(absl::StrFormat("node %s: connection lost (%s)", address,
+                                                          broken.message())));
   }
 }
 
@@ -129,10 +129,10 @@ void WireConn::Receive(const Header& h, BufferedReader* in, absl::Status* broken
   if (call == nullptr || h.status != 0 || h.data_len > call->out_cap) {
     if (!(*broken = in->Take(h.data_len, nullptr)).ok()) return;
     if (call == nullptr) return;  // cancelled meanwhile
-    s = h.status != 0 ? DecodeWireStatus(h.status, msg)
-                      : absl::InternalError(absl::StrFormat(
-                            "node %s: %d-byte reply for a %d-byte buffer", address, h.data_len,
-                            call->out_cap));
+    s = h.status != 0
+            ? DecodeWireStatus(h.status, msg)
+            : absl::InternalError(absl::StrFormat("node %s: %d-byte reply for a %d-byte buffer",
+                                                  address, h.data_len, call->out_cap));
   } else {
     if (!(*broken = in->Take(h.data_len, call->out)).ok()) return;
     call->out_len = h.data_len;
@@ -148,8 +148,9 @@ void WireWaiter::WaitAll(absl::Time deadline) {
   bool timed_out;
   {
     absl::MutexLock l(&mu_);
-    timed_out = !mu_.AwaitWithDeadline(
-        absl::Condition(+[](int* n) { return *n == 0; }, &open_), deadline);
+    timed_out = !mu_.AwaitWithDeadline(absl::Condition(
+                                           +[](int* n) { return *n == 0; }, &open_),
+                                       deadline);
   }
   if (timed_out) {
     for (WireCall* call : calls_) {
@@ -166,12 +167,13 @@ void WireWaiter::WaitAll(absl::Time deadline) {
         }
       }
       if (cancel) {
-        WireConn::Complete(call, absl::DeadlineExceededError(absl::StrFormat(
-                                     "node %s: no answer in time", c->address)));
+        WireConn::Complete(call, absl::DeadlineExceededError(
+                                     absl::StrFormat("node %s: no answer in time", c->address)));
       }
     }
     absl::MutexLock l(&mu_);
-    mu_.Await(absl::Condition(+[](int* n) { return *n == 0; }, &open_));
+    mu_.Await(absl::Condition(
+        +[](int* n) { return *n == 0; }, &open_));
   }
   calls_.clear();
 }
@@ -207,7 +209,8 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
   conn_local_ = fd.ok();
   if (!fd.ok()) fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
   if (!fd.ok()) {
-    *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, fd.status().message()));
+    *error =
+        absl::UnavailableError(absl::StrFormat("node %s: %s", address_, fd.status().message()));
     return nullptr;
   }
   if (!opts_.site.empty()) {  // first thing on the connection: who we are

@@ -1,6 +1,6 @@
 // The block I/O wire format: length-prefixed frames on one TCP connection,
 // many calls in flight, answered in any order and matched by tag. Carries
-// NodeData's Read, Write and Flush, and the node-to-node Pull of background
+// NodeOps's Read, Write and Flush, and the node-to-node Pull of background
 // copies (everything else stays on gRPC);
 // docs/PROTOCOL.md, "Block I/O transport", says why and gives the layout.
 //

@@ -196,8 +196,7 @@ void WireServer::DelayLoop() {
   while (!stopping_) {
     // Sleep until the earliest reply is due, or until one is queued (it may
     // be due sooner when the queue was empty).
-    const absl::Time until =
-        delayed_.empty() ? absl::InfiniteFuture() : delayed_.begin()->first;
+    const absl::Time until = delayed_.empty() ? absl::InfiniteFuture() : delayed_.begin()->first;
     const uint64_t seen = delayed_queued_;
     struct Arg {
       WireServer* w;
@@ -237,7 +236,7 @@ void WireServer::Shutdown() {
   for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
   for (auto& c : conns) c->thread.join();
   for (auto& w : workers_) w.join();  // after the queue drained
-  ring_.reset();                       // after its reads are answered
+  ring_.reset();                      // after its reads are answered
   if (delayer_.joinable()) delayer_.join();
   absl::MutexLock l(&mu_);
   delayed_.clear();

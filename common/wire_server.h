@@ -16,8 +16,8 @@
 #include <atomic>
 #include <deque>
 #include <functional>
-#include <map>
 #include <list>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -58,13 +58,12 @@ class WireHandler {
     // After the reads: the reply, as Handle would give it.
     virtual absl::Status Finish(std::string* reply_data) = 0;
   };
-  virtual absl::Status HandleNoWait(uint16_t method, absl::string_view meta,
-                                    absl::string_view data, std::string* reply_data,
+  virtual absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
+                                    std::string* reply_data,
                                     std::unique_ptr<Deferred>* /*deferred*/) {
     return Handle(method, meta, data, reply_data, /*may_block=*/false);
   }
 };
-
 
 class WireServer {
  public:

@@ -237,7 +237,7 @@ absl::Status BufferedReader::Take(size_t n, char* out) {
     ssize_t r;
     if (out != nullptr) {  // the rest straight into place
       r = recv(fd_, out + got, n - got, 0);
-    } else {               // or through the buffer, to drop it
+    } else {  // or through the buffer, to drop it
       r = recv(fd_, buf_.data(), std::min(n - got, buf_.size()), 0);
     }
     if (r < 0 && errno == EINTR) continue;

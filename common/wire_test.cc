@@ -179,7 +179,8 @@ TEST(Wire, RequestsThatWouldBlockRunOnWorkersSideBySide) {
   }
   Reply echo = CallAndWait(client, kEcho, "free");
   EXPECT_TRUE(echo.status.ok()) << echo.status;  // not behind the blocked ones
-  for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 8; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 8; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(rig.handler.blocked_on_workers, 8);  // all waiting at once, each on a worker
   rig.handler.release.Notify();
   wb.WaitAll(In(5000));
@@ -245,7 +246,8 @@ TEST(Wire, BackgroundRequestsNeverTakeForegroundWorkers) {
     c.method = kBlock;
     client.Start(&c, &wf);
   }
-  for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 4; ++i) absl::SleepFor(absl::Milliseconds(10));
+  for (int i = 0; i < 100 && rig.handler.blocked_on_workers < 4; ++i)
+    absl::SleepFor(absl::Milliseconds(10));
   EXPECT_EQ(rig.handler.blocked_on_workers, 4);
   EXPECT_LE(rig.handler.blocked_in_background, 2);  // the background pool's size
   EXPECT_EQ(rig.handler.background_nice, kBackgroundNice);

@@ -15,10 +15,10 @@ namespace {
 constexpr auto kStatDeadline = std::chrono::milliseconds(1500);
 }  // namespace
 
-pb::NodeData::Stub* AdminService::Stub(const std::string& address) {
+pb::NodeOps::Stub* AdminService::Stub(const std::string& address) {
   absl::MutexLock l(&mu_);
   auto& s = stubs_[address];
-  if (!s) s = pb::NodeData::NewStub(MakeChannel(address));
+  if (!s) s = pb::NodeOps::NewStub(MakeChannel(address));
   return s.get();
 }
 
@@ -235,7 +235,9 @@ grpc::Status AdminService::DeleteDisk(grpc::ServerContext*, const pb::DiskReques
       drop.set_disk_id(spec->id());
       pb::DropDiskResponse ignored;
       grpc::Status s = Stub(n.info.address())->DropDisk(&ctx, drop, &ignored);
-      if (!s.ok()) LOG_WARN("disk %s: node %s did not drop it: %s", req->name(), n.info.id(), s.error_message());
+      if (!s.ok())
+        LOG_WARN("disk %s: node %s did not drop it: %s", req->name(), n.info.id(),
+                 s.error_message());
     }
   }
   absl::Status s = catalog_->FinishDelete(spec->id());
@@ -305,13 +307,15 @@ grpc::Status AdminService::RemoveNode(grpc::ServerContext*, const pb::NodeReques
   if (!held.ok()) return ToGrpc(held.status());
   auto nodes = catalog_->ListNodes();
   if (!nodes.ok()) return ToGrpc(nodes.status());
-  if (std::none_of(nodes->begin(), nodes->end(), [&](const pb::NodeInfo& n) { return n.id() == req->id(); })) {
+  if (std::none_of(nodes->begin(), nodes->end(),
+                   [&](const pb::NodeInfo& n) { return n.id() == req->id(); })) {
     return ToGrpc(absl::NotFoundError("no node '" + req->id() + "'"));
   }
   if ((*held)[req->id()] > 0) {
     return ToGrpc(absl::FailedPreconditionError(absl::StrFormat(
         "node %s still holds %d block replicas: `ukaictl node drain %s` and wait for 0 in "
-        "`ukaictl node list`", req->id(), (*held)[req->id()], req->id())));
+        "`ukaictl node list`",
+        req->id(), (*held)[req->id()], req->id())));
   }
   if (live->count(req->id())) {
     return ToGrpc(absl::FailedPreconditionError("node " + req->id() + " is up: stop it first"));

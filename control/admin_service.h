@@ -69,14 +69,14 @@ class AdminService final : public pb::Admin::Service {
   // site -> node -> median RTT (us) that site's frontends published.
   using SiteRtt = std::map<std::string, std::map<std::string, uint32_t>>;
   absl::StatusOr<SiteRtt> RttBySite();
-  pb::NodeData::Stub* Stub(const std::string& address);
+  pb::NodeOps::Stub* Stub(const std::string& address);
   absl::StatusOr<std::vector<pb::SnapshotInfo>> SnapshotInfos(const pb::DiskSpec& spec);
 
   meta::Catalog* catalog_;
   NodePeers* nodes_;
   Executor* executor_;
   absl::Mutex mu_;
-  std::map<std::string, std::unique_ptr<pb::NodeData::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<pb::NodeOps::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ukai::control

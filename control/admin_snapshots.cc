@@ -9,14 +9,15 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/units.h"
-#include "meta/generations.h"
 #include "control/admin_service.h"
 #include "control/on_each_node.h"
 #include "control/rollback.h"
+#include "meta/generations.h"
 
 namespace ukai::control {
 
-absl::StatusOr<std::vector<pb::SnapshotInfo>> AdminService::SnapshotInfos(const pb::DiskSpec& spec) {
+absl::StatusOr<std::vector<pb::SnapshotInfo>> AdminService::SnapshotInfos(
+    const pb::DiskSpec& spec) {
   ASSIGN_OR_RETURN(auto chunks, catalog_->ReadChunks(spec.id()));
   std::vector<pb::SnapshotInfo> out;
   for (const auto& s : spec.snapshots()) {
@@ -85,7 +86,8 @@ grpc::Status AdminService::DeleteSnapshot(grpc::ServerContext*, const pb::Snapsh
   std::set<std::string> nodes;
   if (auto live = catalog_->LiveNodes(); live.ok()) nodes = *live;
   if (nodes_ != nullptr) {
-    (void)OnEachNode(executor_, nodes, [&](const std::string& n) { return nodes_->Collect(n, spec->id()).status(); });
+    (void)OnEachNode(executor_, nodes,
+                     [&](const std::string& n) { return nodes_->Collect(n, spec->id()).status(); });
   }
   LOG_INFO("disk %s: snapshot %s deleted", req->disk(), req->snapshot());
   return grpc::Status::OK;
@@ -114,7 +116,8 @@ grpc::Status AdminService::Flatten(grpc::ServerContext*, const pb::RepairRequest
 
 grpc::Status AdminService::Rollback(grpc::ServerContext*, const pb::SnapshotRequest* req,
                                     pb::DiskInfo* resp) {
-  auto spec = control::Rollback(catalog_, nodes_, executor_).Run(req->disk(), req->snapshot(), req->force());
+  auto spec = control::Rollback(catalog_, nodes_, executor_)
+                  .Run(req->disk(), req->snapshot(), req->force());
   if (!spec.ok()) return ToGrpc(spec.status());
   LOG_INFO("disk %s rolled back to snapshot %s", req->disk(), req->snapshot());
   return ToGrpc(FillDiskInfo(*spec, resp));

@@ -14,7 +14,7 @@ namespace ukai::control {
 namespace {
 
 using meta::kChunkBlocks;
-constexpr uint64_t kBatch = 32;                               // blocks per switch
+constexpr uint64_t kBatch = 32;                              // blocks per switch
 constexpr absl::Duration kProgressEvery = absl::Seconds(1);  // within a batch
 
 int Index(uint64_t b) { return static_cast<int>(b % kChunkBlocks); }
@@ -108,7 +108,8 @@ absl::StatusOr<FlattenJob::Next> FlattenJob::EndBatch(Batch* batch) {
       r->set_batch_bytes(0);
     }));
     RETURN_IF_ERROR(ctx_->Retry(job_, absl::UnavailableError(absl::StrFormat(
-        "blocks [%d, %d): no clean replica could be filled", batch->first, batch->last))));
+                                          "blocks [%d, %d): no clean replica could be filled",
+                                          batch->first, batch->last))));
     return Next::kSameBatch;
   }
   ctx_->ResetBackoff();
@@ -153,9 +154,9 @@ absl::StatusOr<FlattenJob::Source> FlattenJob::ResolveInParents(pb::ParentRef pa
     ASSIGN_OR_RETURN(auto p, catalog->GetSpec(parent.disk_id()));
     ASSIGN_OR_RETURN(auto chunk, catalog->ReadChunk(parent.disk_id(), b / kChunkBlocks));
     const bool clone = p.spec.has_parent();
-    const meta::BlockView v = chunk ? meta::ViewOf(chunk->chunk.blocks(Index(b)),
-                                                   parent.generation(), clone)
-                                    : meta::Unallocated(clone);
+    const meta::BlockView v =
+        chunk ? meta::ViewOf(chunk->chunk.blocks(Index(b)), parent.generation(), clone)
+              : meta::Unallocated(clone);
     if (v.kind == meta::BlockView::kZeros) return src;
     if (v.kind == meta::BlockView::kObject) {
       src.zeros = false;

@@ -53,10 +53,10 @@ class FlattenJob {
     uint64_t c = 0, first = 0, last = 0, generation = 0;
     pb::DiskSpec spec;
     std::optional<meta::VersionedChunk> chunk;
-    std::map<uint64_t, Source> sources;  // the blocks that still read through
+    std::map<uint64_t, Source> sources;                   // the blocks that still read through
     std::map<uint64_t, std::vector<std::string>> failed;  // replicas not filled
     std::map<uint64_t, uint64_t> bytes_of;                // copied, per block
-    uint64_t bytes = 0, shown = 0;  // copied; of it, in the job record
+    uint64_t bytes = 0, shown = 0;                        // copied; of it, in the job record
     absl::Time shown_at;
     // Layouts to fill at, by disk: as read, until a node says they moved.
     std::map<uint64_t, uint64_t> layout_of;

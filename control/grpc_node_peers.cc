@@ -23,7 +23,8 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration d) {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<GrpcNodePeers::Peer>> GrpcNodePeers::PeerOf(const std::string& node) {
+absl::StatusOr<std::shared_ptr<GrpcNodePeers::Peer>> GrpcNodePeers::PeerOf(
+    const std::string& node) {
   ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
   for (const auto& n : nodes) {
     if (n.id() != node) continue;
@@ -35,7 +36,7 @@ absl::StatusOr<std::shared_ptr<GrpcNodePeers::Peer>> GrpcNodePeers::PeerOf(const
       p->io_address = n.io_address();
       auto ch = channels_(n.address());
       p->copy = pb::NodeCopy::NewStub(ch);
-      p->data = pb::NodeData::NewStub(ch);
+      p->data = pb::NodeOps::NewStub(ch);
     }
     return p;
   }
@@ -105,8 +106,9 @@ absl::StatusOr<std::vector<pb::ObjectRef>> GrpcNodePeers::Objects(const std::str
 }
 
 absl::StatusOr<pb::ChecksumsResponse> GrpcNodePeers::Checksums(const std::string& node,
-                                                                const pb::IoHeader& hdr,
-                                                                uint64_t block, uint64_t generation) {
+                                                               const pb::IoHeader& hdr,
+                                                               uint64_t block,
+                                                               uint64_t generation) {
   ASSIGN_OR_RETURN(auto p, PeerOf(node));
   pb::ChecksumsRequest req;
   *req.mutable_hdr() = hdr;
@@ -153,7 +155,8 @@ absl::Status GrpcNodePeers::CopyUp(const std::string& node, const pb::CopyUpRequ
   wire::WireClient* io;
   {
     absl::MutexLock l(&p->io_mu);
-    if (!p->io) p->io = std::make_unique<wire::WireClient>(p->io_address, wire::WireClientOptions());
+    if (!p->io)
+      p->io = std::make_unique<wire::WireClient>(p->io_address, wire::WireClientOptions());
     io = p->io.get();
   }
   wire::WireCall call;

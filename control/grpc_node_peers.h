@@ -1,5 +1,5 @@
 // GrpcNodePeers: the NodePeers of a running cluster. It finds each node's
-// addresses in the catalog and calls its NodeCopy and NodeData services
+// addresses in the catalog and calls its NodeCopy and NodeOps services
 // (and block I/O, for kCopyUp), with a deadline on every call. Thread-safe;
 // stubs are made once per node address and kept.
 #ifndef UKAI_CONTROL_GRPC_NODE_PEERS_H_
@@ -39,13 +39,14 @@ class GrpcNodePeers final : public NodePeers {
   absl::StatusOr<uint64_t> StoredBytes(const std::string& node, uint64_t disk) override;
   absl::StatusOr<uint64_t> Collect(const std::string& node, uint64_t disk) override;
   absl::Status CopyUp(const std::string& node, const pb::CopyUpRequest& req) override;
-  absl::StatusOr<pb::FillResponse> Fill(const std::string& node, const pb::FillRequest& req) override;
+  absl::StatusOr<pb::FillResponse> Fill(const std::string& node,
+                                        const pb::FillRequest& req) override;
 
  private:
   struct Peer {
     std::string address, io_address;
     std::unique_ptr<pb::NodeCopy::Stub> copy;
-    std::unique_ptr<pb::NodeData::Stub> data;
+    std::unique_ptr<pb::NodeOps::Stub> data;
     absl::Mutex io_mu;
     std::unique_ptr<wire::WireClient> io ABSL_GUARDED_BY(io_mu);  // made on first use
   };

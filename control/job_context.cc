@@ -8,7 +8,9 @@
 namespace ukai::control {
 
 JobContext::JobContext(const JobEnv& env, std::function<bool()> stop, uint64_t bandwidth_bps)
-    : env_(env), stop_(std::move(stop)), pace_(bandwidth_bps, absl::Milliseconds(100), env.clock),
+    : env_(env),
+      stop_(std::move(stop)),
+      pace_(bandwidth_bps, absl::Milliseconds(100), env.clock),
       backoff_(env.options.retry_min) {}
 
 absl::Status JobContext::CheckStop() const {

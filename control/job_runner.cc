@@ -59,7 +59,7 @@ void JobRunner::Reap() {
 
 void JobRunner::Claim(const pb::JobRecord& job) {
   auto c = env_.catalog->store().Create(env_.catalog->paths().job_runner(job.id()), env_.self,
-                                    meta::CreateMode::kEphemeral);
+                                        meta::CreateMode::kEphemeral);
   if (!c.ok()) return;  // someone runs it (ALREADY_EXISTS), or ZooKeeper is away
   LOG_INFO("job %s: claimed", job.id());
   auto done = std::make_shared<std::atomic<bool>>(false);

@@ -1,5 +1,5 @@
 // NodePeers: what the control plane asks of the storage nodes, by node id.
-// The calls are the nodes' NodeCopy and NodeData services (and block I/O
+// The calls are the nodes' NodeCopy and NodeOps services (and block I/O
 // kCopyUp); GrpcNodePeers (control/grpc_node_peers.h) makes them over the
 // network, and tests make them to in-process nodes. Implementations are
 // thread-safe: a job's copies run several at once.
@@ -28,9 +28,10 @@ class NodePeers {
                                         uint64_t generation, uint64_t bandwidth_bps) = 0;
   // Clears marks of, or drops, objects of one disk on `node`; returns the
   // blocks the node refused because ZooKeeper says they must stay.
-  virtual absl::StatusOr<std::vector<uint64_t>> Finish(
-      const std::string& node, const pb::IoHeader& hdr, const std::vector<pb::ObjectRef>& objects,
-      pb::FinishObjectRequest::What what) = 0;
+  virtual absl::StatusOr<std::vector<uint64_t>> Finish(const std::string& node,
+                                                       const pb::IoHeader& hdr,
+                                                       const std::vector<pb::ObjectRef>& objects,
+                                                       pb::FinishObjectRequest::What what) = 0;
   // The objects of blocks [first, first + n) that hold data on `node`.
   virtual absl::StatusOr<std::vector<pb::ObjectRef>> Objects(const std::string& node,
                                                              const pb::IoHeader& hdr,

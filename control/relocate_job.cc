@@ -19,9 +19,8 @@ using meta::OwnObjects;
 absl::Status RelocateJob::Run() {
   const std::string id = job_->id();
   meta::Catalog* catalog = ctx_->catalog();
-  ASSIGN_OR_RETURN(*job_, catalog->UpdateJob(id, [&](pb::JobRecord* r) {
-    r->set_runner(ctx_->env().self);
-  }));
+  ASSIGN_OR_RETURN(
+      *job_, catalog->UpdateJob(id, [&](pb::JobRecord* r) { r->set_runner(ctx_->env().self); }));
   LOG_INFO("job %s: %s disk %s (%d) from block %d", id,
            job_->kind() == pb::JobRecord::REPAIR ? "repairing" : "relocating", job_->disk_name(),
            job_->disk_id(), job_->next_block());
@@ -54,7 +53,8 @@ absl::Status RelocateJob::Run() {
       if (ctx_->cancel_seen() && absl::IsCancelled(s)) return Cancel(c, first, n);
       RETURN_IF_ERROR(s);
       first += n;
-      batch = copied ? small : std::min<uint64_t>(batch * 4, std::max<uint64_t>(kChunkBlocks, small));
+      batch =
+          copied ? small : std::min<uint64_t>(batch * 4, std::max<uint64_t>(kChunkBlocks, small));
     }
   }
   ASSIGN_OR_RETURN(auto done, catalog->FinishJob(id, pb::JobRecord::DONE, ""));
@@ -190,9 +190,8 @@ absl::Status RelocateJob::FinishPending() {
     if (!refused.ok()) return Annotate(refused.status(), "finishing the batch on " + key.first);
   }
   RETURN_IF_ERROR(ctx_->CrashPoint("finished"));
-  ASSIGN_OR_RETURN(*job_, ctx_->catalog()->UpdateJob(job_->id(), [](pb::JobRecord* r) {
-    r->clear_pending();
-  }));
+  ASSIGN_OR_RETURN(
+      *job_, ctx_->catalog()->UpdateJob(job_->id(), [](pb::JobRecord* r) { r->clear_pending(); }));
   return absl::OkStatus();
 }
 

@@ -190,9 +190,8 @@ absl::Status RelocationBatch::ListCopies() {
         if (s.state() == pb::CLEAN && live_.count(s.node())) sources.push_back(s.node());
       }
       // Same site as the destination first: the copy crosses no link it need not.
-      std::stable_partition(sources.begin(), sources.end(), [&](const std::string& s) {
-        return site_of[s] == site_of[r.node()];
-      });
+      std::stable_partition(sources.begin(), sources.end(),
+                            [&](const std::string& s) { return site_of[s] == site_of[r.node()]; });
       if (sources.empty()) {
         return absl::UnavailableError(
             absl::StrFormat("disk %d block %d: no clean replica is up to copy from", disk_, b));
@@ -233,13 +232,14 @@ void RelocationBatch::SkipEmpty() {
 // C: several copies at once: one copy leaves both ends waiting on each
 // other (a node was idle a third of the time with one at a time).
 absl::Status RelocationBatch::PullAll() {
-  const size_t width = std::min<size_t>(std::max(1u, ctx_->options().parallel_copies),
-                                        to_copy_.size());
+  const size_t width =
+      std::min<size_t>(std::max(1u, ctx_->options().parallel_copies), to_copy_.size());
   // Each copy paces its own pages at its share of the job's limit, so
   // copies in flight together never burst past it (the job-wide pace keeps
   // the average across blocks).
   const uint64_t bw = job_->bandwidth_bps();
-  const uint64_t per_copy_bps = bw == 0 ? 0 : std::max<uint64_t>(1, bw / std::max<size_t>(1, width));
+  const uint64_t per_copy_bps =
+      bw == 0 ? 0 : std::max<uint64_t>(1, bw / std::max<size_t>(1, width));
   ParallelFor(ctx_->env().executor, to_copy_.size(), width, [&](size_t k) {
     {
       absl::MutexLock l(&mu_);
@@ -334,10 +334,10 @@ absl::Status RelocationBatch::RecordPending() {
 
 // D: in one chunk update the targets become CLEAN and the rest leave.
 absl::Status RelocationBatch::Switch() {
-  RETURN_IF_ERROR(ctx_->catalog()
-                      ->UpdateChunk(disk_, chunk_index_,
-                                    [&](pb::BlockChunk* ch) { return SwitchChunk(ch); })
-                      .status());
+  RETURN_IF_ERROR(
+      ctx_->catalog()
+          ->UpdateChunk(disk_, chunk_index_, [&](pb::BlockChunk* ch) { return SwitchChunk(ch); })
+          .status());
   if (!bad_source_.empty()) {
     return absl::AbortedError(absl::StrFormat("disk %d %s; copying again", disk_, bad_source_));
   }

@@ -31,8 +31,13 @@ namespace ukai::control {
 class RelocationBatch {
  public:
   RelocationBatch(JobContext* ctx, pb::JobRecord* job, uint64_t chunk, uint64_t first, uint64_t n)
-      : ctx_(ctx), job_(job), disk_(job->disk_id()), chunk_index_(chunk), first_(first),
-        last_(first + n), repair_(job->kind() == pb::JobRecord::REPAIR) {}
+      : ctx_(ctx),
+        job_(job),
+        disk_(job->disk_id()),
+        chunk_index_(chunk),
+        first_(first),
+        last_(first + n),
+        repair_(job->kind() == pb::JobRecord::REPAIR) {}
 
   // Steps A to D. OK also when an earlier run already moved the batch.
   // `copied_any` says whether any block held data to copy (an unwritten
@@ -56,15 +61,15 @@ class RelocationBatch {
   // A target holding a stale copy starts over from nothing: fenced, then
   // dropped, once a clean replica is up to copy from.
   absl::Status DropStaleTargets();
-  absl::Status JoinAsSyncing();   // A
-  absl::Status FenceInvolved();   // B
-  absl::Status ListCopies();      // C: the objects each new replica pulls
-  void SkipEmpty();               // C: ... less those no source holds data of
-  absl::Status PullAll();         // C: several at once
+  absl::Status JoinAsSyncing();  // A
+  absl::Status FenceInvolved();  // B
+  absl::Status ListCopies();     // C: the objects each new replica pulls
+  void SkipEmpty();              // C: ... less those no source holds data of
+  absl::Status PullAll();        // C: several at once
   absl::Status PullOne(Pull* pull, uint64_t per_copy_bps);
-  absl::Status SyncTargets();     // C: durable before they replace the old
-  absl::Status RecordPending();   // D: the clean-up the switch will owe
-  absl::Status Switch();          // D: the new replicas CLEAN, the old gone
+  absl::Status SyncTargets();    // C: durable before they replace the old
+  absl::Status RecordPending();  // D: the clean-up the switch will owe
+  absl::Status Switch();         // D: the new replicas CLEAN, the old gone
   // The switch's chunk change: false with bad_source_ set if a source went
   // stale during the copy (its copies go STALE too).
   absl::StatusOr<bool> SwitchChunk(pb::BlockChunk* ch);
@@ -80,7 +85,7 @@ class RelocationBatch {
   const bool repair_;
 
   pb::DiskSpec spec_;
-  uint64_t nblocks_ = 0;   // the disk's size when the batch began
+  uint64_t nblocks_ = 0;  // the disk's size when the batch began
   std::vector<pb::NodeInfo> nodes_;
   std::set<std::string> live_;
   pb::BlockChunk chunk_;

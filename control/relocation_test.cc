@@ -12,18 +12,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "testing/relocation_fixture.h"
 #include "common/wire_server.h"
 #include "control/repair_plan.h"
+#include "testing/relocation_fixture.h"
 
 namespace ukai::control {
 namespace {
 
+using client::Cluster;
+using client::Volume;
 using harness::kBlock;
 using harness::kSize;
 using harness::RelocationTest;
-using client::Cluster;
-using client::Volume;
 
 TEST_F(RelocationTest, MovesEveryBlockWhileAWriterKeepsWriting) {
   MakeDisk();
@@ -232,8 +232,7 @@ TEST_F(RelocationTest, UnwrittenStretchesMoveInGrowingBatches) {
 // Answers every pull never (a source that stopped: SIGSTOP, a partition).
 class SilentSource : public wire::WireHandler {
  public:
-  absl::Status Handle(uint16_t, absl::string_view, absl::string_view, std::string*,
-                      bool) override {
+  absl::Status Handle(uint16_t, absl::string_view, absl::string_view, std::string*, bool) override {
     ++pulls;
     release.WaitForNotification();
     return absl::UnavailableError("stopped");
@@ -331,7 +330,8 @@ TEST_F(RelocationTest, RefusesBadRequestsAndChangesNothing) {
 
 TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {
   std::vector<pb::NodeInfo> nodes;
-  for (auto [id, site] : {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}, {"n5", "b"}}) {
+  for (auto [id, site] :
+       {std::pair{"n1", "a"}, {"n2", "a"}, {"n3", "b"}, {"n4", "b"}, {"n5", "b"}}) {
     pb::NodeInfo n;
     n.set_id(id);
     n.set_site(site);
@@ -355,7 +355,7 @@ TEST(RelocationTargets, KeepsReplicasInPlaceAndSpreadsTheRest) {
     EXPECT_EQ(nodes[std::stoi((*t)[1].substr(1)) - 1].site(), "b");
   }
   ptr.mutable_replicas(1)->set_state(pb::STALE);  // a stale copy does not count as in place
-  live = {"n1", "n2", "n3"};                     // and n4, n5 are down
+  live = {"n1", "n2", "n3"};                      // and n4, n5 are down
   EXPECT_TRUE(absl::IsUnavailable(RelocationTargets(ptr, to, nodes, live, 0).status()));
 }
 

@@ -46,7 +46,8 @@ absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& p
     }
     std::sort(candidates.begin(), candidates.end());
     if (!candidates.empty()) {  // spread blocks over the sites' nodes
-      std::rotate(candidates.begin(), candidates.begin() + static_cast<long>(seed % candidates.size()),
+      std::rotate(candidates.begin(),
+                  candidates.begin() + static_cast<long>(seed % candidates.size()),
                   candidates.end());
     }
   }
@@ -62,18 +63,18 @@ absl::StatusOr<std::vector<std::string>> RelocationTargets(const pb::BlockPtr& p
     if (!Contains(out, c) && live.count(c)) out.push_back(c);
   }
   if (out.size() < want) {
-    return absl::UnavailableError(absl::StrFormat(
-        "%d replicas wanted, but only %d target nodes are up (%s)", want, out.size(),
-        absl::StrJoin(candidates, ",")));
+    return absl::UnavailableError(
+        absl::StrFormat("%d replicas wanted, but only %d target nodes are up (%s)", want,
+                        out.size(), absl::StrJoin(candidates, ",")));
   }
   return out;
 }
 
 RepairPlan PlanRepair(const pb::BlockPtr& ptr, const RepairScope& scope, uint64_t seed) {
   RepairPlan plan;
-  const bool source = std::any_of(ptr.replicas().begin(), ptr.replicas().end(), [&](const pb::Replica& r) {
-    return r.state() == pb::CLEAN && scope.live.count(r.node());
-  });
+  const bool source = std::any_of(
+      ptr.replicas().begin(), ptr.replicas().end(),
+      [&](const pb::Replica& r) { return r.state() == pb::CLEAN && scope.live.count(r.node()); });
   if (!source) {  // the block waits for a clean replica to come back
     plan.kept.assign(ptr.replicas().begin(), ptr.replicas().end());
     return plan;
@@ -82,13 +83,14 @@ RepairPlan PlanRepair(const pb::BlockPtr& ptr, const RepairScope& scope, uint64_
   for (const auto& n : scope.nodes) site_of[n.id()] = n.site();
   std::vector<std::string> candidates;  // live, not leaving, holding none of the block
   for (const auto& n : scope.nodes) {
-    if (scope.live.count(n.id()) && !scope.replace.count(n.id()) && FindReplica(ptr, n.id()) == nullptr) {
+    if (scope.live.count(n.id()) && !scope.replace.count(n.id()) &&
+        FindReplica(ptr, n.id()) == nullptr) {
       candidates.push_back(n.id());
     }
   }
   if (!candidates.empty()) {
-    std::rotate(candidates.begin(), candidates.begin() + static_cast<long>(seed % candidates.size()),
-                candidates.end());
+    std::rotate(candidates.begin(),
+                candidates.begin() + static_cast<long>(seed % candidates.size()), candidates.end());
   }
   const std::set<std::string> sites(scope.placement.sites().begin(), scope.placement.sites().end());
   const bool any_site = sites.empty() && scope.placement.nodes().empty();
@@ -102,9 +104,8 @@ RepairPlan PlanRepair(const pb::BlockPtr& ptr, const RepairScope& scope, uint64_
       continue;
     }
     const std::string& lost_site = site_of[r.node()];
-    auto pick = std::find_if(candidates.begin(), candidates.end(), [&](const std::string& c) {
-      return site_of[c] == lost_site;
-    });
+    auto pick = std::find_if(candidates.begin(), candidates.end(),
+                             [&](const std::string& c) { return site_of[c] == lost_site; });
     if (pick == candidates.end()) {
       pick = std::find_if(candidates.begin(), candidates.end(), [&](const std::string& c) {
         return any_site || sites.count(site_of[c]);

@@ -3,8 +3,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "meta/layout.h"
 #include "control/repair_plan.h"
+#include "meta/layout.h"
 
 namespace ukai::control {
 
@@ -57,8 +57,10 @@ std::vector<std::string> RepairScanner::ScanOnce() {
   auto nodes = catalog_->ListNodes();
   auto live = catalog_->LiveNodes();
   if (!disks.ok() || !nodes.ok() || !live.ok()) {
-    LOG_DEBUG("repair scan: %s",
-              (!disks.ok() ? disks.status() : !nodes.ok() ? nodes.status() : live.status()).ToString());
+    LOG_DEBUG("repair scan: %s", (!disks.ok()   ? disks.status()
+                                  : !nodes.ok() ? nodes.status()
+                                                : live.status())
+                                     .ToString());
     return started;
   }
   RepairScope scope;

@@ -28,7 +28,10 @@ class RepairScanner {
  public:
   RepairScanner(std::string self, meta::Catalog* catalog, absl::Duration interval,
                 absl::Duration grace, uint64_t bandwidth_bps)
-      : self_(std::move(self)), catalog_(catalog), interval_(interval), grace_(grace),
+      : self_(std::move(self)),
+        catalog_(catalog),
+        interval_(interval),
+        grace_(grace),
         bandwidth_bps_(bandwidth_bps) {}
   ~RepairScanner() { Stop(); }
   void Start();  // no-op for a zero interval

@@ -8,19 +8,19 @@
 #include <algorithm>
 
 #include "absl/strings/str_join.h"
-#include "testing/relocation_fixture.h"
 #include "control/repair_plan.h"
-#include "node/local_scrubber.h"
 #include "control/repair_scanner.h"
+#include "node/local_scrubber.h"
+#include "testing/relocation_fixture.h"
 
 namespace ukai::control {
 namespace {
 
+using client::Cluster;
+using client::Volume;
 using harness::kBlock;
 using harness::kSize;
 using harness::RelocationTest;
-using client::Cluster;
-using client::Volume;
 
 // A repair (JobRecord REPAIR) with a writer running: n2 missed writes to
 // blocks 5 and 40 (marked stale, as a client does when a write to it
@@ -32,8 +32,11 @@ TEST_F(RelocationTest, RepairCopiesBackOnlyTheStaleBlocks) {
   for (uint64_t b : {5, 40}) ASSERT_TRUE(admin_->MarkStale(disk_.id(), b, "n2").ok());
   // The volume learns of the marks by a watch: until then n2 must turn its
   // writes away (stale layout), or they could land there.
-  ASSERT_TRUE(nodes_["n2"]->registry->Fence(disk_.id(), admin_->GetSpec(disk_.id())->spec.layout_version(),
-                                            absl::Seconds(5)).ok());
+  ASSERT_TRUE(
+      nodes_["n2"]
+          ->registry
+          ->Fence(disk_.id(), admin_->GetSpec(disk_.id())->spec.layout_version(), absl::Seconds(5))
+          .ok());
   std::string fresh(kBlock, 'F'), zeros(kBlock, '\0');
   ASSERT_TRUE(vol_->Write(5 * kBlock, fresh.data(), fresh.size()).ok());
   model_.replace(5 * kBlock, kBlock, fresh);
@@ -47,7 +50,8 @@ TEST_F(RelocationTest, RepairCopiesBackOnlyTheStaleBlocks) {
   auto again = admin_->StartRepair("d", 0);
   EXPECT_TRUE(absl::IsFailedPrecondition(again.status())) << again.status();
   EXPECT_NE(again.status().message().find("already being repaired by " + job->id()),
-            std::string::npos) << again.status();
+            std::string::npos)
+      << again.status();
 
   JobOptions o;
   std::vector<std::string> steps;
@@ -107,7 +111,7 @@ TEST_F(RelocationTest, RepairScanStartsOneJobForStaleReplicas) {
   EXPECT_TRUE(n1.ScanOnce().empty());  // nothing stale
   ASSERT_TRUE(admin_->MarkStale(disk_.id(), 7, "n2").ok());
   EXPECT_EQ(n3.ScanOnce(), std::vector<std::string>{"d"});  // any node's scan
-  EXPECT_TRUE(n1.ScanOnce().empty());  // one is running
+  EXPECT_TRUE(n1.ScanOnce().empty());                       // one is running
   auto jobs = admin_->ListJobs();
   ASSERT_EQ(jobs->size(), 1u);
   EXPECT_EQ(jobs->at(0).bandwidth_bps(), 64u << 20);
@@ -122,10 +126,13 @@ TEST_F(RelocationTest, RepairScanStartsOneJobForStaleReplicas) {
 // and the disk reads back exactly.
 TEST_F(RelocationTest, DrainMovesReplicasWhereThePolicyAllows) {
   MakeDisk();
-  ASSERT_TRUE(admin_->UpdateNodeState("n2", [](pb::NodeState* s) {
-    s->set_draining(true);
-    return true;
-  }).ok());
+  ASSERT_TRUE(admin_
+                  ->UpdateNodeState("n2",
+                                    [](pb::NodeState* s) {
+                                      s->set_draining(true);
+                                      return true;
+                                    })
+                  .ok());
   RepairScanner scan("n1", admin_.get(), absl::ZeroDuration(), absl::Hours(1), 0);
   EXPECT_TRUE(scan.ScanOnce().empty());  // pinned to n1,n2; site a has no other node
   pb::Placement anywhere;
@@ -150,7 +157,8 @@ TEST_F(RelocationTest, DrainMovesReplicasWhereThePolicyAllows) {
     for (const auto& r : chunk.blocks(static_cast<int>(b)).replicas()) {
       EXPECT_EQ(r.state(), pb::CLEAN) << "block " << b << " " << r.node();
       got.insert(r.node());
-      ASSERT_EQ(nodes_[r.node()]->Stored(disk_.id(), b, 0, kBlock), model_.substr(b * kBlock, kBlock))
+      ASSERT_EQ(nodes_[r.node()]->Stored(disk_.id(), b, 0, kBlock),
+                model_.substr(b * kBlock, kBlock))
           << "block " << b << " on " << r.node();
     }
     EXPECT_EQ(got.size(), 2u) << "block " << b;

@@ -128,8 +128,8 @@ absl::Status Rollback::SwitchChunk(uint64_t c, const std::vector<Change>& change
       pb::BlockPtr* ptr = ch->mutable_blocks(static_cast<int>(change.block % meta::kChunkBlocks));
       if (ptr->generation() != change.was.generation() ||
           ptr->inherited() != change.was.inherited()) {
-        return absl::AbortedError(absl::StrFormat(
-            "block %d changed during the rollback; run it again", change.block));
+        return absl::AbortedError(
+            absl::StrFormat("block %d changed during the rollback; run it again", change.block));
       }
       meta::Advance(ptr, gen_, now);
       ptr->set_inherited(change.target.kind == meta::BlockView::kParent);
@@ -150,8 +150,9 @@ absl::StatusOr<pb::DiskSpec> Rollback::End() {
   // old writer's next write is turned away everywhere.
   std::set<std::string> nodes;
   if (auto live = catalog_->LiveNodes(); live.ok()) nodes = *live;
-  (void)OnEachNode(executor_, nodes,
-                   [&](const std::string& n) { return nodes_->Fence(n, id_, done.layout_version()); });
+  (void)OnEachNode(executor_, nodes, [&](const std::string& n) {
+    return nodes_->Fence(n, id_, done.layout_version());
+  });
   return done;
 }
 

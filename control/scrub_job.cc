@@ -37,9 +37,8 @@ absl::Status ScrubJob::Run() {
   const std::string id = job_->id();
   const uint64_t disk = job_->disk_id();
   meta::Catalog* catalog = ctx_->catalog();
-  ASSIGN_OR_RETURN(*job_, catalog->UpdateJob(id, [&](pb::JobRecord* r) {
-    r->set_runner(ctx_->env().self);
-  }));
+  ASSIGN_OR_RETURN(
+      *job_, catalog->UpdateJob(id, [&](pb::JobRecord* r) { r->set_runner(ctx_->env().self); }));
   LOG_INFO("job %s: scrubbing disk %s (%d) from block %d", id, job_->disk_name(), disk,
            job_->next_block());
   ASSIGN_OR_RETURN(auto spec, catalog->GetSpec(disk));
@@ -74,9 +73,8 @@ absl::Status ScrubJob::CountBlocks(const std::map<uint64_t, pb::BlockChunk>& chu
     blocks += std::min<uint64_t>(kChunkBlocks,
                                  nblocks > c * kChunkBlocks ? nblocks - c * kChunkBlocks : 0);
   }
-  ASSIGN_OR_RETURN(*job_, ctx_->catalog()->UpdateJob(job_->id(), [&](pb::JobRecord* r) {
-    r->set_blocks_total(blocks);
-  }));
+  ASSIGN_OR_RETURN(*job_, ctx_->catalog()->UpdateJob(
+                              job_->id(), [&](pb::JobRecord* r) { r->set_blocks_total(blocks); }));
   return absl::OkStatus();
 }
 
@@ -131,8 +129,8 @@ void ScrubJob::CheckObject(uint64_t b, uint64_t gen, const pb::BlockPtr& ptr,
     if (r.state() != pb::CLEAN || !live.count(r.node())) continue;
     auto s = Checksums(r.node(), b, gen);
     if (!s.ok()) {
-      findings_.push_back(absl::StrFormat("block %d on %s: not checked: %s", b, r.node(),
-                                          s.status().message()));
+      findings_.push_back(
+          absl::StrFormat("block %d on %s: not checked: %s", b, r.node(), s.status().message()));
       continue;
     }
     uint64_t present = std::count(s->present().begin(), s->present().end(), 1);
@@ -150,8 +148,8 @@ void ScrubJob::CheckObject(uint64_t b, uint64_t gen, const pb::BlockPtr& ptr,
     verdict->rotten.insert(node);
     bad_ += s.bad_pages_size();
     findings_.push_back(
-        absl::StrFormat("block %d on %s: %d page(s) fail their checksum (first: page %d)", b,
-                        node, s.bad_pages_size(), s.bad_pages(0)));
+        absl::StrFormat("block %d on %s: %d page(s) fail their checksum (first: page %d)", b, node,
+                        s.bad_pages_size(), s.bad_pages(0)));
   }
   CompareSound(b, gen, sound, sums);
 }

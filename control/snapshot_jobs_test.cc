@@ -12,12 +12,12 @@
 namespace ukai::control {
 namespace {
 
+using client::Cluster;
+using client::Volume;
 using harness::InProcess;
 using harness::kBlock;
 using harness::Pattern;
 using harness::SnapshotTest;
-using client::Cluster;
-using client::Volume;
 
 // What a node's JobRunner does with job `id`, as node `self`.
 absl::Status RunAs(const std::string& self, meta::Catalog* catalog, NodePeers* peers,
@@ -32,7 +32,8 @@ TEST_F(SnapshotTest, RollbackMakesTheDiskReadAsTheSnapshotAndKeepsTheOthers) {
   GrpcNodePeers copy_nodes(admin_.get(), InProcess(&nodes_));
   AdminService admin(admin_.get(), &copy_nodes);
   Cluster* host = NewHost("h1");
-  const std::string v0 = Pattern(3 * kBlock, 60), v1 = Pattern(kBlock, 61), v2 = Pattern(kBlock, 62);
+  const std::string v0 = Pattern(3 * kBlock, 60), v1 = Pattern(kBlock, 61),
+                    v2 = Pattern(kBlock, 62);
   const std::string late = Pattern(kBlock, 63);
   std::string s2_view;
   {
@@ -50,7 +51,8 @@ TEST_F(SnapshotTest, RollbackMakesTheDiskReadAsTheSnapshotAndKeepsTheOthers) {
     req.set_snapshot("s1");
     pb::DiskInfo info;
     grpc::Status refused = admin.Rollback(nullptr, &req, &info);
-    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << refused.error_message();
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+        << refused.error_message();
   }  // the writer closes
   pb::SnapshotRequest req;
   req.set_disk("d");
@@ -93,11 +95,14 @@ TEST_F(SnapshotTest, AFlattenedCloneOutlivesItsParent) {
   ASSERT_TRUE(job.ok()) << job.status();
   // As a runner that died half way through a batch leaves it: progress shown
   // for blocks that were never switched, which the next runner copies again.
-  ASSERT_TRUE(admin_->UpdateJob(job->id(), [](pb::JobRecord* r) {
-                       r->set_runner("n1");
-                       r->set_bytes_done(3 * kBlock);
-                       r->set_batch_bytes(3 * kBlock);
-                     }).ok());
+  ASSERT_TRUE(admin_
+                  ->UpdateJob(job->id(),
+                              [](pb::JobRecord* r) {
+                                r->set_runner("n1");
+                                r->set_bytes_done(3 * kBlock);
+                                r->set_batch_bytes(3 * kBlock);
+                              })
+                  .ok());
   GrpcNodePeers copy_nodes(admin_.get(), InProcess(&nodes_));
   ASSERT_TRUE(RunAs("n3", admin_.get(), &copy_nodes, job->id()).ok());
   auto done = admin_->GetJob(job->id());
@@ -170,7 +175,8 @@ TEST_F(SnapshotTest, AFlattenFillsAgainWhenTheClonesWritesMoveTheLayout) {
   const pb::BlockChunk chunk = ChunkZero(*c);
   for (int b = 0; b < 4; ++b) {
     EXPECT_FALSE(chunk.blocks(b).inherited()) << b;
-    for (const auto& r : chunk.blocks(b).replicas()) EXPECT_EQ(r.state(), pb::CLEAN) << b << r.node();
+    for (const auto& r : chunk.blocks(b).replicas())
+      EXPECT_EQ(r.state(), pb::CLEAN) << b << r.node();
   }
   EXPECT_EQ(ReadAll(*clone, 0, 4 * kBlock), want);
   EXPECT_EQ(ReadAll(*Open(NewHost("h2"), "vm", false), 0, 4 * kBlock), want);

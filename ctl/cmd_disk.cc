@@ -36,11 +36,12 @@ absl::Status Create(const Cli& cli, const DiskArgs& a) {
   RETURN_IF_ERROR(FillBlockSize(a.block_size, &req));
   RETURN_IF_ERROR(FillPlacement(a.placement, req.mutable_placement()));
   RETURN_IF_ERROR(ApplyPolicy(a.policy, req.mutable_failure()));
-  ASSIGN_OR_RETURN(auto info, (Call<pb::CreateDiskRequest, pb::DiskInfo>(
-                                  cli, &AdminStub::CreateDisk, req)));
+  ASSIGN_OR_RETURN(auto info,
+                   (Call<pb::CreateDiskRequest, pb::DiskInfo>(cli, &AdminStub::CreateDisk, req)));
   const pb::DiskSpec& d = info.spec();
-  return ShowSpec(cli, d, "created disk " + d.name() + ": " + FormatSize(d.size()) + ", " +
-                              PlacementText(d.placement()));
+  return ShowSpec(cli, d,
+                  "created disk " + d.name() + ": " + FormatSize(d.size()) + ", " +
+                      PlacementText(d.placement()));
 }
 
 absl::Status List(const Cli& cli) {
@@ -79,8 +80,8 @@ absl::Status Resize(const Cli& cli, const DiskArgs& a) {
   req.set_name(a.name);
   ASSIGN_OR_RETURN(uint64_t size, SizeArg(a.size));
   req.set_size(size);
-  ASSIGN_OR_RETURN(auto r, (Call<pb::ResizeDiskRequest, pb::DiskInfo>(
-                               cli, &AdminStub::ResizeDisk, req)));
+  ASSIGN_OR_RETURN(auto r,
+                   (Call<pb::ResizeDiskRequest, pb::DiskInfo>(cli, &AdminStub::ResizeDisk, req)));
   return ShowSpec(cli, r.spec(),
                   "disk " + r.spec().name() + " is now " + FormatSize(r.spec().size()));
 }
@@ -93,8 +94,8 @@ absl::Status Policy(const Cli& cli, const DiskArgs& a) {
   req.set_name(a.name);
   *req.mutable_failure() = cur.spec().failure();
   RETURN_IF_ERROR(ApplyPolicy(a.policy, req.mutable_failure()));
-  ASSIGN_OR_RETURN(auto r, (Call<pb::SetPolicyRequest, pb::DiskInfo>(
-                               cli, &AdminStub::SetPolicy, req)));
+  ASSIGN_OR_RETURN(auto r,
+                   (Call<pb::SetPolicyRequest, pb::DiskInfo>(cli, &AdminStub::SetPolicy, req)));
   return ShowSpec(cli, r.spec(),
                   "disk " + r.spec().name() + ": on replica failure, " + PolicyText(r.spec()));
 }
@@ -119,8 +120,7 @@ void AddCreate(CLI::App* disk, Cli* cli, std::shared_ptr<DiskArgs> a) {
   AddPlacementFlags(create, &a->placement, "sites to place replicas in, in order (a,b)",
                     "explicit nodes to place replicas on (n1,n2)",
                     "copies of every block (default 2, or the number of --nodes)");
-  create->add_option("--block-size", a->block_size,
-                     "placement unit, a power of two (default 4M)");
+  create->add_option("--block-size", a->block_size, "placement unit, a power of two (default 4M)");
   AddPolicyFlags(create, &a->policy);
   OnRun(create, cli, [cli, a] { return Create(*cli, *a); });
 }
@@ -131,8 +131,9 @@ void AddChanges(CLI::App* disk, Cli* cli, std::shared_ptr<DiskArgs> a) {
   resize->add_option("--size", a->size, "new size, not smaller than the current one")->required();
   OnRun(resize, cli, [cli, a] { return Resize(*cli, *a); });
   auto* policy = disk->add_subcommand(
-      "policy", "change what a disk's I/O does when replicas fail; hosts that have it open "
-                "follow at once. Flags not given keep their value");
+      "policy",
+      "change what a disk's I/O does when replicas fail; hosts that have it open "
+      "follow at once. Flags not given keep their value");
   policy->add_option("name", a->name, "disk name")->required();
   AddPolicyFlags(policy, &a->policy);
   OnRun(policy, cli, [cli, a] { return Policy(*cli, *a); });

@@ -25,8 +25,8 @@ absl::Status Relocate(const Cli& cli, const JobArgs& a) {
     ASSIGN_OR_RETURN(uint64_t bps, SizeArg(a.bandwidth));
     req.set_bandwidth_bps(bps);
   }
-  ASSIGN_OR_RETURN(auto j, (Call<pb::RelocateRequest, pb::JobRecord>(cli, &AdminStub::Relocate,
-                                                                     req)));
+  ASSIGN_OR_RETURN(auto j,
+                   (Call<pb::RelocateRequest, pb::JobRecord>(cli, &AdminStub::Relocate, req)));
   return ShowStartedJob(cli, j, a.wait);
 }
 
@@ -86,9 +86,8 @@ void AddScrubAndFlatten(CLI::App* app, Cli* cli, std::shared_ptr<JobArgs> a) {
                     "read rate limit, bytes/s (e.g. 100M; default: none)");
   scrub->add_flag("--wait", a->wait,
                   "wait for the job, with a progress bar, then print what it found");
-  OnRun(scrub, cli, [cli, a] {
-    return StartDiskJob(*cli, &AdminStub::Scrub, a->name, a->bandwidth, a->wait);
-  });
+  OnRun(scrub, cli,
+        [cli, a] { return StartDiskJob(*cli, &AdminStub::Scrub, a->name, a->bandwidth, a->wait); });
   auto* flatten = app->add_subcommand(
       "flatten",
       "make a clone independent of its parent while it is in use: a job copies every block it "
@@ -109,16 +108,18 @@ void AddJob(CLI::App* app, Cli* cli, std::shared_ptr<JobArgs> a) {
   OnRun(job->add_subcommand("list", "list jobs: id, disk, target, state, progress"), cli,
         [cli] { return JobList(*cli); });
   auto* wait = job->add_subcommand(
-      "wait", "wait for a job to end, with a progress bar on a terminal (copied / estimated "
-              "bytes, rate, ETA); exit 0 if it finished, 1 if it was cancelled or failed");
+      "wait",
+      "wait for a job to end, with a progress bar on a terminal (copied / estimated "
+      "bytes, rate, ETA); exit 0 if it finished, 1 if it was cancelled or failed");
   wait->add_option("id", a->id, "job id")->required();
   OnRun(wait, cli, [cli, a] { return JobWait(*cli, a->id); });
   auto* info = job->add_subcommand("info", "show one job");
   info->add_option("id", a->id, "job id")->required();
   OnRun(info, cli, [cli, a] { return Info(*cli, *a); });
   auto* cancel = job->add_subcommand(
-      "cancel", "stop a job at its next batch: blocks already moved stay moved, the rest stay "
-                "where they were, the disk's placement policy goes back to what it was");
+      "cancel",
+      "stop a job at its next batch: blocks already moved stay moved, the rest stay "
+      "where they were, the disk's placement policy goes back to what it was");
   cancel->add_option("id", a->id, "job id")->required();
   OnRun(cancel, cli, [cli, a] { return Cancel(*cli, *a); });
 }

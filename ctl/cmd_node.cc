@@ -58,20 +58,23 @@ void AddNodeCommands(CLI::App* app, Cli* cli) {
   auto* node = app->add_subcommand("node", "storage nodes");
   node->require_subcommand(1);
   auto* list = node->add_subcommand(
-      "list", "list nodes: id, site, address, up/down, space used, block replicas held (a "
-              "drained or rebuilt node's falls to 0)");
+      "list",
+      "list nodes: id, site, address, up/down, space used, block replicas held (a "
+      "drained or rebuilt node's falls to 0)");
   OnRun(list, cli, [cli] { return NodeList(*cli); });
   auto* drain = node->add_subcommand(
-      "drain", "move every replica off a node, to other nodes of its site first (another "
-               "site only where a disk's policy allows it): the nodes' repair scans start a "
-               "repair job per disk. The node keeps serving meanwhile; watch BLOCKS in "
-               "`node list` fall to 0, then stop it and `node remove` it");
+      "drain",
+      "move every replica off a node, to other nodes of its site first (another "
+      "site only where a disk's policy allows it): the nodes' repair scans start a "
+      "repair job per disk. The node keeps serving meanwhile; watch BLOCKS in "
+      "`node list` fall to 0, then stop it and `node remove` it");
   drain->add_option("id", a->id, "node id")->required();
   drain->add_flag("--undo", a->undo, "stop draining (replicas already moved stay moved)");
   OnRun(drain, cli, [cli, a] { return NodeDrain(*cli, *a); });
   auto* remove = node->add_subcommand(
-      "remove", "forget a node for good: refused while it is up or still holds a replica "
-                "(drain it first)");
+      "remove",
+      "forget a node for good: refused while it is up or still holds a replica "
+      "(drain it first)");
   remove->add_option("id", a->id, "node id")->required();
   OnRun(remove, cli, [cli, a] { return NodeRemove(*cli, *a); });
 }

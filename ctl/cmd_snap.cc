@@ -38,13 +38,13 @@ absl::Status Create(const Cli& cli, const SnapArgs& a) {
             absl::StrJoin(resp.unfenced(), ",").c_str());
   }
   if (cli.g.json) {
-    PrintJson(json{{"disk", req.disk()},
-                   {"snapshot", sn.name()},
-                   {"generation", sn.generation()},
-                   {"size", sn.size()},
-                   {"created_ms", sn.created_ms()},
-                   {"unfenced", std::vector<std::string>(resp.unfenced().begin(),
-                                                         resp.unfenced().end())}});
+    PrintJson(json{
+        {"disk", req.disk()},
+        {"snapshot", sn.name()},
+        {"generation", sn.generation()},
+        {"size", sn.size()},
+        {"created_ms", sn.created_ms()},
+        {"unfenced", std::vector<std::string>(resp.unfenced().begin(), resp.unfenced().end())}});
     return absl::OkStatus();
   }
   printf("created snapshot %s@%s (%s)\n", req.disk().c_str(), sn.name().c_str(),
@@ -61,12 +61,13 @@ absl::Status List(const Cli& cli, const SnapArgs& a) {
   if (cli.g.json) {
     json arr = json::array();
     for (const auto& i : resp.snapshots()) {
-      arr.push_back(json{{"name", i.snapshot().name()},
-                         {"generation", i.snapshot().generation()},
-                         {"size", i.snapshot().size()},
-                         {"created_ms", i.snapshot().created_ms()},
-                         {"exclusive_bytes", i.exclusive_bytes()},
-                         {"clones", std::vector<std::string>(i.clones().begin(), i.clones().end())}});
+      arr.push_back(
+          json{{"name", i.snapshot().name()},
+               {"generation", i.snapshot().generation()},
+               {"size", i.snapshot().size()},
+               {"created_ms", i.snapshot().created_ms()},
+               {"exclusive_bytes", i.exclusive_bytes()},
+               {"clones", std::vector<std::string>(i.clones().begin(), i.clones().end())}});
     }
     PrintJson(arr);
     return absl::OkStatus();
@@ -85,9 +86,8 @@ absl::Status List(const Cli& cli, const SnapArgs& a) {
 
 absl::Status Delete(const Cli& cli, const SnapArgs& a) {
   ASSIGN_OR_RETURN(auto req, SnapRequest(a));
-  RETURN_IF_ERROR((Call<pb::SnapshotRequest, pb::SnapshotInfo>(cli, &AdminStub::DeleteSnapshot,
-                                                               req)
-                       .status()));
+  RETURN_IF_ERROR(
+      (Call<pb::SnapshotRequest, pb::SnapshotInfo>(cli, &AdminStub::DeleteSnapshot, req).status()));
   const std::string ref = req.disk() + "@" + req.snapshot();
   if (cli.g.json) {
     PrintJson(json{{"deleted", ref}});
@@ -99,8 +99,8 @@ absl::Status Delete(const Cli& cli, const SnapArgs& a) {
 
 absl::Status Rollback(const Cli& cli, const SnapArgs& a) {
   ASSIGN_OR_RETURN(auto req, SnapRequest(a));
-  ASSIGN_OR_RETURN(auto info, (Call<pb::SnapshotRequest, pb::DiskInfo>(cli, &AdminStub::Rollback,
-                                                                       req)));
+  ASSIGN_OR_RETURN(auto info,
+                   (Call<pb::SnapshotRequest, pb::DiskInfo>(cli, &AdminStub::Rollback, req)));
   if (cli.g.json) {
     PrintJson(SpecJson(info.spec()));
   } else {
@@ -130,15 +130,17 @@ absl::Status Clone(const Cli& cli, const SnapArgs& a) {
 
 void AddSnapChanges(CLI::App* snap, Cli* cli, std::shared_ptr<SnapArgs> a) {
   auto* del = snap->add_subcommand(
-      "delete", "delete a snapshot; the nodes free the space only it used. Refused while "
-                "disks cloned from it depend on it (flatten or delete them first)");
+      "delete",
+      "delete a snapshot; the nodes free the space only it used. Refused while "
+      "disks cloned from it depend on it (flatten or delete them first)");
   del->add_option("ref", a->ref, "DISK@SNAPSHOT")->required();
   OnRun(del, cli, [cli, a] { return Delete(*cli, *a); });
   auto* rollback = snap->add_subcommand(
-      "rollback", "make the disk read as the snapshot again: each block changed since is copied "
-                  "back on its nodes (other snapshots stay as they are). Refused while the disk "
-                  "is open for writing unless --force; run it again to finish one that was "
-                  "interrupted");
+      "rollback",
+      "make the disk read as the snapshot again: each block changed since is copied "
+      "back on its nodes (other snapshots stay as they are). Refused while the disk "
+      "is open for writing unless --force; run it again to finish one that was "
+      "interrupted");
   rollback->add_option("ref", a->ref, "DISK@SNAPSHOT")->required();
   rollback->add_flag("--force", a->force,
                      "even while a host writes it: that host's writes then fail (EIO)");
@@ -147,9 +149,10 @@ void AddSnapChanges(CLI::App* snap, Cli* cli, std::shared_ptr<SnapArgs> a) {
 
 void AddClone(CLI::App* app, Cli* cli, std::shared_ptr<SnapArgs> a) {
   auto* clone = app->add_subcommand(
-      "clone", "make a new disk from a snapshot, instantly: it is writable at once, reads what "
-               "it has not written from the snapshot, and copies a block from it on its first "
-               "write. The snapshot cannot be deleted while the clone depends on it (see flatten)");
+      "clone",
+      "make a new disk from a snapshot, instantly: it is writable at once, reads what "
+      "it has not written from the snapshot, and copies a block from it on its first "
+      "write. The snapshot cannot be deleted while the clone depends on it (see flatten)");
   clone->add_option("ref", a->ref, "DISK@SNAPSHOT to clone")->required();
   clone->add_option("name", a->new_name, "the new disk's name")->required();
   AddPlacementFlags(clone, &a->placement, "sites for the clone's own data (default: the parent's)",
@@ -163,17 +166,18 @@ void AddClone(CLI::App* app, Cli* cli, std::shared_ptr<SnapArgs> a) {
 void AddSnapCommands(CLI::App* app, Cli* cli) {
   auto a = std::make_shared<SnapArgs>();
   auto* snap = app->add_subcommand(
-      "snap", "snapshots: point-in-time, read-only views of a disk, made in constant time while "
-              "it is written (crash-consistent: every write acknowledged before is in, none "
-              "sent after). They show under a mount as <disk>@<snapshot>");
+      "snap",
+      "snapshots: point-in-time, read-only views of a disk, made in constant time while "
+      "it is written (crash-consistent: every write acknowledged before is in, none "
+      "sent after). They show under a mount as <disk>@<snapshot>");
   snap->require_subcommand(1);
   auto* create = snap->add_subcommand("create", "take a snapshot of a disk, in use or not");
-  create->add_option("ref", a->ref, "DISK@SNAPSHOT (names: 1-64 of A-Z a-z 0-9 . _ -)")
-      ->required();
+  create->add_option("ref", a->ref, "DISK@SNAPSHOT (names: 1-64 of A-Z a-z 0-9 . _ -)")->required();
   OnRun(create, cli, [cli, a] { return Create(*cli, *a); });
   auto* list = snap->add_subcommand(
-      "list", "list a disk's snapshots: name, time, generation, size, exclusive bytes (what "
-              "deleting it would free, per replica, in whole blocks) and clones");
+      "list",
+      "list a disk's snapshots: name, time, generation, size, exclusive bytes (what "
+      "deleting it would free, per replica, in whole blocks) and clones");
   list->add_option("disk", a->ref, "disk name")->required();
   OnRun(list, cli, [cli, a] { return List(*cli, *a); });
   AddSnapChanges(snap, cli, a);

@@ -67,9 +67,10 @@ absl::Status RunImport(const Cli& cli, const TransferArgs& a) {
 
 void AddBackupRestore(CLI::App* app, Cli* cli, std::shared_ptr<TransferArgs> a) {
   auto* backup = app->add_subcommand(
-      "backup", "write a snapshot to a file from the nearest replicas, with no mount and no "
-                "effect on the VM: all its data, or with --since only the blocks changed since "
-                "an older snapshot (an incremental). Each block carries a checksum");
+      "backup",
+      "write a snapshot to a file from the nearest replicas, with no mount and no "
+      "effect on the VM: all its data, or with --since only the blocks changed since "
+      "an older snapshot (an incremental). Each block carries a checksum");
   backup->add_option("ref", a->ref, "DISK@SNAPSHOT to back up")->required();
   backup->add_option("file", a->file, "the backup file to write (replaced when complete)")
       ->required();
@@ -77,10 +78,11 @@ void AddBackupRestore(CLI::App* app, Cli* cli, std::shared_ptr<TransferArgs> a) 
                      "an older snapshot of the same disk: write only what changed");
   OnRun(backup, cli, [cli, a] { return RunBackup(*cli, *a); });
   auto* restore = app->add_subcommand(
-      "restore", "restore a backup: a full one into a new disk, an incremental one onto the disk "
-                 "its base was restored to (restore a chain in order). The file is checked whole "
-                 "first: a truncated or corrupt one, or one for another base, changes nothing. "
-                 "Each restore ends with a snapshot named as the backup's");
+      "restore",
+      "restore a backup: a full one into a new disk, an incremental one onto the disk "
+      "its base was restored to (restore a chain in order). The file is checked whole "
+      "first: a truncated or corrupt one, or one for another base, changes nothing. "
+      "Each restore ends with a snapshot named as the backup's");
   restore->add_option("file", a->file, "backup file")->required();
   restore->add_option("disk", a->disk, "the disk to restore into")->required();
   OnRun(restore, cli, [cli, a] { return RunRestore(*cli, *a); });
@@ -93,8 +95,9 @@ void AddExportImport(CLI::App* app, Cli* cli, std::shared_ptr<TransferArgs> a) {
   exp->add_option("file", a->file, "the raw image to write")->required();
   OnRun(exp, cli, [cli, a] { return RunExport(*cli, *a); });
   auto* imp = app->add_subcommand(
-      "import", "make a new thin disk from a raw image or block device (blocks of zeros are not "
-                "stored; holes are not even read)");
+      "import",
+      "make a new thin disk from a raw image or block device (blocks of zeros are not "
+      "stored; holes are not even read)");
   imp->add_option("file", a->file, "raw image")->required();
   imp->add_option("disk", a->disk, "the new disk's name")->required();
   AddPlacementFlags(imp, &a->placement, "sites to place replicas in (a,b)",

@@ -15,9 +15,7 @@ namespace {
 using meta::HoldMs;
 using meta::MinReplicas;
 
-bool Waits(const pb::FailurePolicy& f) {
-  return f.on_replica_failure() == pb::FailurePolicy::WAIT;
-}
+bool Waits(const pb::FailurePolicy& f) { return f.on_replica_failure() == pb::FailurePolicy::WAIT; }
 
 std::vector<std::string> Strings(const google::protobuf::RepeatedPtrField<std::string>& r) {
   return std::vector<std::string>(r.begin(), r.end());
@@ -86,15 +84,17 @@ json InfoJson(const pb::DiskInfo& info) {
     j["open_for_writing_by"].push_back(
         {{"host", o.host()}, {"site", o.site()}, {"since_ms", o.since_ms()}});
   }
-  j["writer"] = {{"epoch", info.writer().epoch()}, {"host", info.writer().host()},
-                 {"site", info.writer().site()}, {"since_ms", info.writer().since_ms()}};
+  j["writer"] = {{"epoch", info.writer().epoch()},
+                 {"host", info.writer().host()},
+                 {"site", info.writer().site()},
+                 {"since_ms", info.writer().since_ms()}};
   j["unreachable_nodes"] = Strings(info.unreachable_nodes());
   if (!info.from_site().empty()) {
     j["from_site"] = info.from_site();
     j["reads_from"] = json::array();
     for (const auto& r : info.reads_from()) {
-      j["reads_from"].push_back({{"node", r.node()}, {"site", r.site()}, {"rtt_us", r.rtt_us()},
-                                 {"blocks", r.blocks()}});
+      j["reads_from"].push_back(
+          {{"node", r.node()}, {"site", r.site()}, {"rtt_us", r.rtt_us()}, {"blocks", r.blocks()}});
     }
   }
   return j;
@@ -205,14 +205,15 @@ void PrintNodesText(const pb::ListNodesResponse& resp) {
          "CAPACITY", "BLOCKS", "RTT FROM FRONTENDS / NOTE");
   for (const auto& n : resp.nodes()) {
     std::vector<std::string> rtt;
-    for (const auto& [site, us] : std::map<std::string, uint32_t>(n.rtt_us_by_site().begin(),
-                                                                  n.rtt_us_by_site().end())) {
+    for (const auto& [site, us] :
+         std::map<std::string, uint32_t>(n.rtt_us_by_site().begin(), n.rtt_us_by_site().end())) {
       rtt.push_back(absl::StrFormat("%s %.2f ms", site, us / 1000.0));
     }
     // Progress of a drain or rebuild: BLOCKS, the replicas still listed on it, falls to 0.
     std::string note = rtt.empty() ? "-" : absl::StrJoin(rtt, ", ");
     if (n.state().draining()) note = "draining: its replicas move to other nodes";
-    if (!n.up() && n.state().down_since_ms()) note = "down since " + Time(n.state().down_since_ms());
+    if (!n.up() && n.state().down_since_ms())
+      note = "down since " + Time(n.state().down_since_ms());
     printf("%-10s %-10s %-22s %-5s %12s %12s %8lu  %s\n", n.info().id().c_str(),
            n.info().site().c_str(), n.info().address().c_str(), n.up() ? "up" : "down",
            n.up() ? FormatSize(n.used_bytes()).c_str() : "-",

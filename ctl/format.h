@@ -4,9 +4,8 @@
 #ifndef UKAI_CTL_FORMAT_H_
 #define UKAI_CTL_FORMAT_H_
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "ukai.pb.h"

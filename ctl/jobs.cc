@@ -16,26 +16,36 @@ namespace ukai::ctl {
 
 const char* JobState(pb::JobRecord::State s) {
   switch (s) {
-    case pb::JobRecord::RUNNING: return "running";
-    case pb::JobRecord::DONE: return "done";
-    case pb::JobRecord::CANCELLED: return "cancelled";
-    case pb::JobRecord::FAILED: return "failed";
-    default: return "unknown";
+    case pb::JobRecord::RUNNING:
+      return "running";
+    case pb::JobRecord::DONE:
+      return "done";
+    case pb::JobRecord::CANCELLED:
+      return "cancelled";
+    case pb::JobRecord::FAILED:
+      return "failed";
+    default:
+      return "unknown";
   }
 }
 
 const char* JobKind(const pb::JobRecord& j) {
   switch (j.kind()) {
-    case pb::JobRecord::REPAIR: return "repair";
-    case pb::JobRecord::SCRUB: return "scrub";
-    case pb::JobRecord::FLATTEN: return "flatten";
-    default: return "relocate";
+    case pb::JobRecord::REPAIR:
+      return "repair";
+    case pb::JobRecord::SCRUB:
+      return "scrub";
+    case pb::JobRecord::FLATTEN:
+      return "flatten";
+    default:
+      return "relocate";
   }
 }
 
 json JobJson(const pb::JobRecord& j) {
-  json t = {{"sites", std::vector<std::string>(j.target().sites().begin(), j.target().sites().end())},
-            {"nodes", std::vector<std::string>(j.target().nodes().begin(), j.target().nodes().end())}};
+  json t = {
+      {"sites", std::vector<std::string>(j.target().sites().begin(), j.target().sites().end())},
+      {"nodes", std::vector<std::string>(j.target().nodes().begin(), j.target().nodes().end())}};
   return json{{"job", j.id()},
               {"kind", JobKind(j)},
               {"disk", j.disk_name()},
@@ -52,7 +62,8 @@ json JobJson(const pb::JobRecord& j) {
               {"error", j.error()},
               {"created_ms", j.created_ms()},
               {"finished_ms", j.finished_ms()},
-              {"replace_nodes", std::vector<std::string>(j.replace_nodes().begin(), j.replace_nodes().end())},
+              {"replace_nodes",
+               std::vector<std::string>(j.replace_nodes().begin(), j.replace_nodes().end())},
               {"pages_checked", j.pages_checked()},
               {"bad_pages", j.bad_pages()},
               {"mismatched_pages", j.mismatched_pages()},
@@ -69,7 +80,8 @@ std::string TargetText(const pb::JobRecord& j) {
 double JobFraction(const pb::JobRecord& j) {
   if (j.state() == pb::JobRecord::DONE) return 1.0;
   if (j.bytes_total() > 0) return std::min(1.0, double(j.bytes_done()) / double(j.bytes_total()));
-  if (j.blocks_total() > 0) return std::min(1.0, double(j.blocks_done()) / double(j.blocks_total()));
+  if (j.blocks_total() > 0)
+    return std::min(1.0, double(j.blocks_done()) / double(j.blocks_total()));
   return 0.0;
 }
 
@@ -82,19 +94,20 @@ absl::Status JobList(const Cli& cli) {
     PrintJson(arr);
     return absl::OkStatus();
   }
-  printf("%-14s %-9s %-16s %-18s %-10s %6s %21s  %s\n", "JOB", "KIND", "DISK", "TO", "STATE", "DONE",
-         "COPIED", "NOTE");
+  printf("%-14s %-9s %-16s %-18s %-10s %6s %21s  %s\n", "JOB", "KIND", "DISK", "TO", "STATE",
+         "DONE", "COPIED", "NOTE");
   for (const auto& j : resp.jobs()) {
     std::string copied = FormatSize(j.bytes_done()) + " / " +
                          (j.bytes_total() ? FormatSize(j.bytes_total()) : std::string("?"));
     std::string note = j.error();
-    if (note.empty() && j.cancel_requested() && j.state() == pb::JobRecord::RUNNING) note = "cancelling";
+    if (note.empty() && j.cancel_requested() && j.state() == pb::JobRecord::RUNNING)
+      note = "cancelling";
     if (note.empty() && j.state() == pb::JobRecord::RUNNING && !j.runner().empty()) {
       note = "on " + j.runner();
     }
     printf("%-14s %-9s %-16s %-18s %-10s %5.0f%% %21s  %s\n", j.id().c_str(), JobKind(j),
-           j.disk_name().c_str(), TargetText(j).c_str(), JobState(j.state()),
-           100 * JobFraction(j), copied.c_str(), note.c_str());
+           j.disk_name().c_str(), TargetText(j).c_str(), JobState(j.state()), 100 * JobFraction(j),
+           copied.c_str(), note.c_str());
   }
   return absl::OkStatus();
 }
@@ -164,8 +177,8 @@ void DrawBar(const pb::JobRecord& j, double rate) {
   std::string bar = std::string(full, '#') + std::string(width - full, '.');
   uint64_t left = j.bytes_total() > j.bytes_done() ? j.bytes_total() - j.bytes_done() : 0;
   std::string eta = rate > 0 && j.bytes_total() ? Duration(double(left) / rate) : "--:--";
-  fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s  ETA %s %s\033[K", j.id().c_str(),
-          bar.c_str(), 100 * f, FormatSize(j.bytes_done()).c_str(),
+  fprintf(stderr, "\r%s [%s] %3.0f%%  %s / %s  %s/s  ETA %s %s\033[K", j.id().c_str(), bar.c_str(),
+          100 * f, FormatSize(j.bytes_done()).c_str(),
           j.bytes_total() ? FormatSize(j.bytes_total()).c_str() : "?",
           FormatSize(static_cast<uint64_t>(rate)).c_str(), eta.c_str(),
           j.error().empty() ? "" : ("(" + j.error() + ")").c_str());
@@ -185,7 +198,8 @@ absl::StatusOr<bool> PollJob(const Cli& cli, const std::string& id, bool tty,
     *j = *std::move(got);
     return true;
   }
-  const bool transient = absl::IsUnavailable(got.status()) || absl::IsDeadlineExceeded(got.status());
+  const bool transient =
+      absl::IsUnavailable(got.status()) || absl::IsDeadlineExceeded(got.status());
   if (*failing_since == absl::InfiniteFuture()) *failing_since = now;
   if (!transient || now - *failing_since > absl::Seconds(cli.g.timeout_s)) return got.status();
   if (tty) {
@@ -200,18 +214,21 @@ absl::Status PrintJobEnd(const Cli& cli, const pb::JobRecord& j, double secs) {
   if (cli.g.json) {
     PrintJson(JobJson(j));
   } else if (j.state() == pb::JobRecord::DONE && j.kind() == pb::JobRecord::SCRUB) {
-    printf("job %s done: disk %s scrubbed in %s: %lu pages checked, %lu failing their checksum, "
-           "%lu differing between replicas\n",
-           id.c_str(), j.disk_name().c_str(), Duration(secs).c_str(),
-           static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
-           static_cast<unsigned long>(j.mismatched_pages()));
+    printf(
+        "job %s done: disk %s scrubbed in %s: %lu pages checked, %lu failing their checksum, "
+        "%lu differing between replicas\n",
+        id.c_str(), j.disk_name().c_str(), Duration(secs).c_str(),
+        static_cast<unsigned long>(j.pages_checked()), static_cast<unsigned long>(j.bad_pages()),
+        static_cast<unsigned long>(j.mismatched_pages()));
     for (const auto& f : j.findings()) printf("  %s\n", f.c_str());
   } else if (j.state() == pb::JobRecord::DONE) {
     printf("job %s done: disk %s on %s, %s copied in %s\n", id.c_str(), j.disk_name().c_str(),
            TargetText(j).c_str(), FormatSize(j.bytes_done()).c_str(), Duration(secs).c_str());
   }
-  if (j.state() == pb::JobRecord::CANCELLED) return absl::CancelledError("job " + id + " was cancelled");
-  if (j.state() == pb::JobRecord::FAILED) return absl::AbortedError("job " + id + " failed: " + j.error());
+  if (j.state() == pb::JobRecord::CANCELLED)
+    return absl::CancelledError("job " + id + " was cancelled");
+  if (j.state() == pb::JobRecord::FAILED)
+    return absl::AbortedError("job " + id + " failed: " + j.error());
   return absl::OkStatus();
 }
 

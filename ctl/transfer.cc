@@ -130,7 +130,9 @@ class Out {
     return absl::OkStatus();
   }
   template <typename T>
-  absl::Status Put(T v) { return Write(&v, sizeof(v)); }
+  absl::Status Put(T v) {
+    return Write(&v, sizeof(v));
+  }
   absl::Status Close() {
     if (fsync(fd_) != 0) return Errno("syncing " + path_);
     int fd = fd_;
@@ -172,7 +174,9 @@ class In {
     return absl::OkStatus();
   }
   template <typename T>
-  absl::Status Get(T* v, const char* what) { return Read(v, sizeof(*v), what); }
+  absl::Status Get(T* v, const char* what) {
+    return Read(v, sizeof(*v), what);
+  }
   bool AtEnd() {
     char c;
     return read(fd_, &c, 1) == 0;
@@ -218,7 +222,8 @@ absl::StatusOr<pb::BackupHeader> ReadBackup(
     uint32_t tag;
     RETURN_IF_ERROR(in.Get(&tag, "a record"));
     if (tag == kEndTag) break;
-    if (tag != kRecordTag) return Corrupt(in.path(), absl::StrFormat("bad record tag after %d records", count));
+    if (tag != kRecordTag)
+      return Corrupt(in.path(), absl::StrFormat("bad record tag after %d records", count));
     uint64_t block;
     uint32_t len, crc;
     RETURN_IF_ERROR(in.Get(&block, "a record"));
@@ -226,7 +231,8 @@ absl::StatusOr<pb::BackupHeader> ReadBackup(
     RETURN_IF_ERROR(in.Get(&crc, "a record"));
     if (block >= nblocks || (count > 0 && block <= prev) ||
         (len != 0 && len != BlockLen(h.size(), h.block_size(), block))) {
-      return Corrupt(in.path(), absl::StrFormat("record %d (block %d, %d bytes) is out of place", count, block, len));
+      return Corrupt(in.path(), absl::StrFormat("record %d (block %d, %d bytes) is out of place",
+                                                count, block, len));
     }
     data.resize(len);
     RETURN_IF_ERROR(in.Read(data.data(), len, "a block's data"));
@@ -338,8 +344,7 @@ absl::StatusOr<TransferResult> Backup(client::Cluster* cluster, const std::strin
 namespace {
 
 // A full backup: a new disk of its geometry. The target must not exist.
-absl::Status CreateTarget(const AdminOps& admin, const pb::BackupHeader& h,
-                          const std::string& disk,
+absl::Status CreateTarget(const AdminOps& admin, const pb::BackupHeader& h, const std::string& disk,
                           const absl::StatusOr<pb::DiskSpec>& target) {
   if (target.ok()) {
     return absl::AlreadyExistsError(absl::StrFormat(
@@ -385,8 +390,7 @@ absl::Status CheckIncrementalTarget(const pb::BackupHeader& h, const std::string
 
 // Pass 2 of a restore: every block of the file onto `vol`, `parallel` at a time.
 absl::StatusOr<TransferResult> WriteBackupBlocks(client::Volume* vol, const std::string& file,
-                                                 const pb::BackupHeader& h,
-                                                 const std::string& disk,
+                                                 const pb::BackupHeader& h, const std::string& disk,
                                                  const TransferOptions& opts) {
   uint64_t total = 0;
   {
@@ -438,7 +442,8 @@ absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps&
   {
     In in;
     RETURN_IF_ERROR(in.Open(file));
-    ASSIGN_OR_RETURN(h, ReadBackup(in, [](uint64_t, const std::string&) { return absl::OkStatus(); }));
+    ASSIGN_OR_RETURN(h,
+                     ReadBackup(in, [](uint64_t, const std::string&) { return absl::OkStatus(); }));
   }
   auto target = admin.get_disk(disk);
   const bool incremental = !h.base_snapshot().empty();
@@ -446,17 +451,20 @@ absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps&
                               : CreateTarget(admin, h, disk, target));
   ASSIGN_OR_RETURN(auto vol, cluster->Open(disk, true));
   if (incremental) {
-    ASSIGN_OR_RETURN(auto since, vol->ChangedBlocks(target->snapshots(target->snapshots_size() - 1).name()));
+    ASSIGN_OR_RETURN(auto since,
+                     vol->ChangedBlocks(target->snapshots(target->snapshots_size() - 1).name()));
     if (!since.empty()) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "disk '%s' was written after its last restore (%d block(s)); an incremental restore "
-          "onto it would mix the two", disk, since.size()));
+          "onto it would mix the two",
+          disk, since.size()));
     }
   }
   ASSIGN_OR_RETURN(TransferResult r, WriteBackupBlocks(vol.get(), file, h, disk, opts));
   RETURN_IF_ERROR(vol->Flush());
   vol.reset();  // the writer lets go before the snapshot
-  RETURN_IF_ERROR(admin.snapshot(disk, h.snapshot(), SourceId(h.disk_id(), h.snapshot(), h.generation())));
+  RETURN_IF_ERROR(
+      admin.snapshot(disk, h.snapshot(), SourceId(h.disk_id(), h.snapshot(), h.generation())));
   r.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   return r;
 }
@@ -486,7 +494,9 @@ absl::StatusOr<TransferResult> Export(client::Cluster* cluster, const std::strin
     RETURN_IF_ERROR(vol->Read(b * attr.block_size, data.size(), data.data()));
     for (size_t at = 0; at < data.size();) {
       size_t end = at;
-      while (end < data.size() && !AllZero(data.substr(end, std::min<size_t>(4096, data.size() - end)))) end += 4096;
+      while (end < data.size() &&
+             !AllZero(data.substr(end, std::min<size_t>(4096, data.size() - end))))
+        end += 4096;
       end = std::min(end, data.size());
       if (end > at) {
         const off_t pos = static_cast<off_t>(b * attr.block_size + at);

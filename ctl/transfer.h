@@ -30,8 +30,8 @@ struct TransferOptions {
 };
 
 struct TransferResult {
-  uint64_t blocks = 0;      // blocks read or written
-  uint64_t bytes = 0;       // bytes of them (what went to or came from the file)
+  uint64_t blocks = 0;  // blocks read or written
+  uint64_t bytes = 0;   // bytes of them (what went to or came from the file)
   double seconds = 0;
 };
 

@@ -106,7 +106,8 @@ AdminOps MakeAdminOps(const Cli& cli) {
   ops.get_disk = [&cli](const std::string& name) -> absl::StatusOr<pb::DiskSpec> {
     pb::DiskRequest req;
     req.set_name(name);
-    ASSIGN_OR_RETURN(auto info, (Call<pb::DiskRequest, pb::DiskInfo>(cli, &AdminStub::GetDisk, req)));
+    ASSIGN_OR_RETURN(auto info,
+                     (Call<pb::DiskRequest, pb::DiskInfo>(cli, &AdminStub::GetDisk, req)));
     return info.spec();
   };
   ops.snapshot = [&cli](const std::string& disk, const std::string& snap, const std::string& from) {
@@ -126,8 +127,11 @@ absl::Status PrintTransfer(const Globals& g, const std::string& what,
   if (!r.ok()) return r.status();
   const double rate = r->seconds > 0 ? double(r->bytes) / r->seconds : 0;
   if (g.json) {
-    PrintJson(json{{"done", what}, {"blocks", r->blocks}, {"bytes", r->bytes},
-                   {"seconds", r->seconds}, {"bytes_per_second", static_cast<uint64_t>(rate)}});
+    PrintJson(json{{"done", what},
+                   {"blocks", r->blocks},
+                   {"bytes", r->bytes},
+                   {"seconds", r->seconds},
+                   {"bytes_per_second", static_cast<uint64_t>(rate)}});
     return absl::OkStatus();
   }
   printf("%s: %lu block(s), %s in %.1f s (%s/s)\n", what.c_str(),

@@ -13,11 +13,11 @@
 #define UKAI_CTL_UKAICTL_H_
 
 #include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 

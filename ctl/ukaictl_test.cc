@@ -1,17 +1,18 @@
 // ukaictl without a cluster: the commands run against an in-process fake
 // Admin service that records what it was asked, so the tests see the
 // requests the flags make, the output, and the exit status.
-#include <gtest/gtest.h>
+#include "ctl/ukaictl.h"
+
 #include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "ctl/format.h"
 #include "ctl/jobs.h"
-#include "ctl/ukaictl.h"
 
 namespace ukai::ctl {
 namespace {
@@ -93,8 +94,8 @@ class UkaictlTest : public ::testing::Test {
 };
 
 TEST_F(UkaictlTest, DiskCreateSendsWhatTheFlagsSay) {
-  Run r = Ukaictl({"disk", "create", "vm1", "--size", "20G", "--replicas", "3", "--sites",
-                   "a,b", "--on-replica-failure", "wait", "--hold", "2m", "--block-size", "1M"});
+  Run r = Ukaictl({"disk", "create", "vm1", "--size", "20G", "--replicas", "3", "--sites", "a,b",
+                   "--on-replica-failure", "wait", "--hold", "2m", "--block-size", "1M"});
   ASSERT_EQ(r.status, 0) << r.err;
   ASSERT_EQ(admin_.created.size(), 1u);
   const pb::CreateDiskRequest& req = admin_.created[0];
@@ -136,9 +137,8 @@ TEST_F(UkaictlTest, BadArgumentsFailWithOneLineAndSendNothing) {
 TEST_F(UkaictlTest, UsageErrorsExitTwo) {
   EXPECT_EQ(Ukaictl({"disk", "create", "x"}).status, 2);  // --size is required
   EXPECT_EQ(Ukaictl({"disk", "frobnicate"}).status, 2);
-  EXPECT_EQ(Ukaictl({"disk", "create", "x", "--size", "1G", "--sites", "a", "--nodes", "n1"})
-                .status,
-            2);
+  EXPECT_EQ(
+      Ukaictl({"disk", "create", "x", "--size", "1G", "--sites", "a", "--nodes", "n1"}).status, 2);
 }
 
 TEST_F(UkaictlTest, AnAdminErrorIsOneLineAndExitOne) {
@@ -153,8 +153,9 @@ TEST_F(UkaictlTest, PolicyChangesOnlyTheFlagsGiven) {
   ASSERT_EQ(admin_.policies.size(), 1u);
   EXPECT_EQ(admin_.policies[0].failure().min_replicas(), 2u);  // kept
   EXPECT_EQ(admin_.policies[0].failure().hold_ms(), 60000u);
-  EXPECT_EQ(r.out, "disk d: on replica failure, degrade down to 2 replica(s); I/O short of them "
-                   "is held 1m, then EIO\n");
+  EXPECT_EQ(r.out,
+            "disk d: on replica failure, degrade down to 2 replica(s); I/O short of them "
+            "is held 1m, then EIO\n");
 }
 
 TEST_F(UkaictlTest, JsonGoesToStdoutWhereverTheFlagStands) {

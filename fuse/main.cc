@@ -9,9 +9,10 @@
 #include "fuse/ukai_fs.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"ukai-fuse: show every UKAI disk as a raw image file under MOUNTPOINT.\n"
-               "Use a disk with e.g. qemu-system-x86_64 -drive "
-               "file=MOUNTPOINT/NAME,format=raw,cache=none,aio=native"};
+  CLI::App app{
+      "ukai-fuse: show every UKAI disk as a raw image file under MOUNTPOINT.\n"
+      "Use a disk with e.g. qemu-system-x86_64 -drive "
+      "file=MOUNTPOINT/NAME,format=raw,cache=none,aio=native"};
   std::string mountpoint, zk = "127.0.0.1:2181", root = "/ukai", site, host;
   int threads = 32, rpc_timeout_ms = 5000, zk_session_ms = 10000;
   bool allow_other = false, verbose = false;
@@ -54,8 +55,8 @@ int main(int argc, char** argv) {
   std::vector<char*> cargs;
   for (auto& a : fargs) cargs.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
-  fuse_session* se = fuse_session_new(&args, ukai::fuse::UkaiFs::Ops(),
-                                      sizeof(fuse_lowlevel_ops), &fs);
+  fuse_session* se =
+      fuse_session_new(&args, ukai::fuse::UkaiFs::Ops(), sizeof(fuse_lowlevel_ops), &fs);
   if (se == nullptr) {
     fprintf(stderr, "ukai-fuse: cannot create the FUSE session\n");
     return 1;

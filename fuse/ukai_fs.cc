@@ -30,16 +30,26 @@ void ReplyStatus(fuse_req_t req, const absl::Status& s) { fuse_reply_err(req, To
 
 int ToErrno(const absl::Status& s) {
   switch (s.code()) {
-    case absl::StatusCode::kOk: return 0;
-    case absl::StatusCode::kNotFound: return ENOENT;
-    case absl::StatusCode::kInvalidArgument: return EINVAL;
-    case absl::StatusCode::kOutOfRange: return EINVAL;
-    case absl::StatusCode::kAlreadyExists: return EEXIST;
-    case absl::StatusCode::kPermissionDenied: return EIO;  // fenced writer: the guest sees EIO
-    case absl::StatusCode::kFailedPrecondition: return EROFS;
-    case absl::StatusCode::kResourceExhausted: return ENOSPC;
-    case absl::StatusCode::kUnimplemented: return ENOSYS;
-    default: return EIO;
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kNotFound:
+      return ENOENT;
+    case absl::StatusCode::kInvalidArgument:
+      return EINVAL;
+    case absl::StatusCode::kOutOfRange:
+      return EINVAL;
+    case absl::StatusCode::kAlreadyExists:
+      return EEXIST;
+    case absl::StatusCode::kPermissionDenied:
+      return EIO;  // fenced writer: the guest sees EIO
+    case absl::StatusCode::kFailedPrecondition:
+      return EROFS;
+    case absl::StatusCode::kResourceExhausted:
+      return ENOSPC;
+    case absl::StatusCode::kUnimplemented:
+      return ENOSYS;
+    default:
+      return EIO;
   }
 }
 
@@ -106,7 +116,8 @@ struct stat UkaiFs::DiskStat(const client::DiskAttr& a) const {
   st.st_size = static_cast<off_t>(a.size);
   st.st_blksize = 4096;
   st.st_blocks = static_cast<blkcnt_t>(a.size / 512);
-  st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec = static_cast<time_t>(a.created_ms / 1000);
+  st.st_mtim.tv_sec = st.st_ctim.tv_sec = st.st_atim.tv_sec =
+      static_cast<time_t>(a.created_ms / 1000);
   return st;
 }
 
@@ -130,9 +141,9 @@ void UkaiFs::Init(fuse_conn_info* conn) {
 void UkaiFs::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (parent != kRoot) return (void)fuse_reply_err(req, ENOENT);
   auto attr = cluster_->Stat(name);
-  if (!attr.ok()) return ReplyStatus(req, absl::IsInvalidArgument(attr.status())
-                                              ? absl::NotFoundError("bad name")
-                                              : attr.status());
+  if (!attr.ok())
+    return ReplyStatus(req, absl::IsInvalidArgument(attr.status()) ? absl::NotFoundError("bad name")
+                                                                   : attr.status());
   {
     absl::MutexLock l(&mu_);
     names_[InoOf(*attr)] = name;
@@ -247,17 +258,16 @@ void UkaiFs::Read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi) {
   // kernel's queue at once instead of waiting for the node.
   char* buf = static_cast<char*>(malloc(size));
   if (buf == nullptr) return (void)fuse_reply_err(req, ENOMEM);
-  f->volume->ReadAsync(
-      static_cast<uint64_t>(off), size, buf,
-      [req, buf, size, off, keep = f->volume](absl::Status s) {
-        if (s.ok()) {
-          fuse_reply_buf(req, buf, size);
-        } else {
-          LOG_WARN("read %d+%d: %s", off, size, s.ToString());
-          ReplyStatus(req, s);
-        }
-        free(buf);
-      });
+  f->volume->ReadAsync(static_cast<uint64_t>(off), size, buf,
+                       [req, buf, size, off, keep = f->volume](absl::Status s) {
+                         if (s.ok()) {
+                           fuse_reply_buf(req, buf, size);
+                         } else {
+                           LOG_WARN("read %d+%d: %s", off, size, s.ToString());
+                           ReplyStatus(req, s);
+                         }
+                         free(buf);
+                       });
 }
 
 void UkaiFs::Write(fuse_req_t req, const char* data, size_t size, off_t off, fuse_file_info* fi) {

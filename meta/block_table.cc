@@ -93,16 +93,17 @@ absl::StatusOr<pb::DiskSpec> Catalog::UpdateChunkWithSpec(uint64_t id, uint64_t 
 absl::StatusOr<pb::DiskSpec> Catalog::MarkStale(uint64_t id, uint64_t block,
                                                 const std::string& node) {
   const uint32_t i = block % kChunkBlocks;
-  auto spec = UpdateChunk(id, block / kChunkBlocks, [&](pb::BlockChunk* chunk) -> absl::StatusOr<bool> {
-    bool changed = false;
-    for (auto& r : *chunk->mutable_blocks(static_cast<int>(i))->mutable_replicas()) {
-      if (r.node() == node && r.state() != pb::STALE) {
-        r.set_state(pb::STALE);
-        changed = true;
-      }
-    }
-    return changed;
-  });
+  auto spec =
+      UpdateChunk(id, block / kChunkBlocks, [&](pb::BlockChunk* chunk) -> absl::StatusOr<bool> {
+        bool changed = false;
+        for (auto& r : *chunk->mutable_blocks(static_cast<int>(i))->mutable_replicas()) {
+          if (r.node() == node && r.state() != pb::STALE) {
+            r.set_state(pb::STALE);
+            changed = true;
+          }
+        }
+        return changed;
+      });
   if (absl::IsNotFound(spec.status()) && GetSpec(id).ok()) {
     return absl::InternalError(absl::StrFormat("disk %d block %d: no chunk", id, block));
   }

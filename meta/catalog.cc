@@ -27,8 +27,8 @@ absl::Status ValidateSize(uint64_t size) {
         absl::StrFormat("size %d is not a multiple of 512 bytes", size));
   }
   if (size > kMaxDiskSize) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "size %s is over the limit of %s", FormatSize(size), FormatSize(kMaxDiskSize)));
+    return absl::InvalidArgumentError(absl::StrFormat("size %s is over the limit of %s",
+                                                      FormatSize(size), FormatSize(kMaxDiskSize)));
   }
   return absl::OkStatus();
 }
@@ -36,8 +36,8 @@ absl::Status ValidateSize(uint64_t size) {
 }  // namespace
 
 absl::Status Catalog::Init() {
-  for (const auto& p : {paths_.nodes(), paths_.live(), paths_.names(), paths_.ids(),
-                        paths_.disks(), paths_.jobs(), paths_.frontends()}) {
+  for (const auto& p : {paths_.nodes(), paths_.live(), paths_.names(), paths_.ids(), paths_.disks(),
+                        paths_.jobs(), paths_.frontends()}) {
     RETURN_IF_ERROR(EnsurePath(*store_, p));
   }
   return absl::OkStatus();
@@ -90,8 +90,9 @@ absl::StatusOr<pb::NodeState> Catalog::UpdateNodeState(
       return v.status();
     }
     if (!change(&st)) return st;
-    absl::Status s = v.ok() ? store_->Set(paths_.node_state(id), st.SerializeAsString(), v->version).status()
-                            : store_->Create(paths_.node_state(id), st.SerializeAsString()).status();
+    absl::Status s =
+        v.ok() ? store_->Set(paths_.node_state(id), st.SerializeAsString(), v->version).status()
+               : store_->Create(paths_.node_state(id), st.SerializeAsString()).status();
     if (absl::IsAborted(s) || absl::IsAlreadyExists(s)) continue;  // raced: look again
     if (absl::IsNotFound(s)) return absl::NotFoundError("no node '" + id + "'");
     RETURN_IF_ERROR(s);
@@ -160,7 +161,8 @@ absl::StatusOr<pb::DiskSpec> Catalog::CreateDisk(const pb::CreateDiskRequest& re
 }
 
 absl::StatusOr<uint64_t> Catalog::NewDiskId() {
-  ASSIGN_OR_RETURN(std::string seq, store_->Create(paths_.ids() + "/d", "", CreateMode::kSequential));
+  ASSIGN_OR_RETURN(std::string seq,
+                   store_->Create(paths_.ids() + "/d", "", CreateMode::kSequential));
   uint64_t id = 0;
   if (!absl::SimpleAtoi(seq.substr(seq.size() - 10), &id)) {
     return absl::InternalError("bad sequential id " + seq);
@@ -251,9 +253,9 @@ absl::StatusOr<pb::DiskSpec> Catalog::Resize(const std::string& name, uint64_t s
       return absl::NotFoundError("disk '" + name + "' is being deleted");
     }
     if (size < v.spec.size()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "disk '%s' is %s; shrinking to %s is not supported", name, FormatSize(v.spec.size()),
-          FormatSize(size)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("disk '%s' is %s; shrinking to %s is not supported", name,
+                          FormatSize(v.spec.size()), FormatSize(size)));
     }
     if (size == v.spec.size()) return v.spec;
     v.spec.set_size(size);
@@ -323,7 +325,9 @@ absl::StatusOr<pb::DiskSpec> Catalog::BeginDelete(const std::string& name, bool 
   return absl::AbortedError("disk '" + name + "' keeps changing; try again");
 }
 
-absl::Status Catalog::FinishDelete(uint64_t id) { return DeleteRecursive(*store_, paths_.disk(id)); }
+absl::Status Catalog::FinishDelete(uint64_t id) {
+  return DeleteRecursive(*store_, paths_.disk(id));
+}
 
 absl::StatusOr<std::vector<pb::OpenRecord>> Catalog::OpenBy(uint64_t id) {
   ASSIGN_OR_RETURN(auto hosts, store_->Children(paths_.open(id)));

@@ -125,7 +125,8 @@ TEST_F(CatalogTest, DeleteRefusedWhileOpenForWritingUnlessForced) {
   auto d = Create("vm1", 1 << 20);
   auto host = NewMemMetaStore(tree_);
   ASSERT_TRUE(host->Create(cat_->paths().open(d->id(), "h1"), pb::OpenRecord().SerializeAsString(),
-                           CreateMode::kEphemeral).ok());
+                           CreateMode::kEphemeral)
+                  .ok());
   EXPECT_TRUE(absl::IsFailedPrecondition(cat_->BeginDelete("vm1", false).status()));
   auto del = cat_->BeginDelete("vm1", true);
   ASSERT_TRUE(del.ok());
@@ -204,10 +205,12 @@ TEST_F(CatalogTest, DeletingASnapshotPrunesWhatOnlyItKept) {
   auto s = cat_->CreateSnapshot("vm1", "s1");
   ASSERT_TRUE(s.ok());
   // A write after the snapshot moved block 3 to a new object.
-  ASSERT_TRUE(cat_->UpdateChunk(d->id(), 0, [&](pb::BlockChunk* c) -> absl::StatusOr<bool> {
-    Advance(c->mutable_blocks(3), s->generation(), *s);
-    return true;
-  }).ok());
+  ASSERT_TRUE(cat_->UpdateChunk(d->id(), 0,
+                                [&](pb::BlockChunk* c) -> absl::StatusOr<bool> {
+                                  Advance(c->mutable_blocks(3), s->generation(), *s);
+                                  return true;
+                                })
+                  .ok());
   EXPECT_EQ((*cat_->ReadChunk(d->id(), 0))->chunk.blocks(3).kept_size(), 1);
   auto after = cat_->DeleteSnapshot("vm1", "s1");
   ASSERT_TRUE(after.ok()) << after.status();

@@ -74,7 +74,8 @@ bool ExclusiveTo(const pb::BlockPtr& ptr, const pb::DiskSpec& spec, uint64_t sna
     const auto& k = ptr.kept(i);
     if (k.generation() > snap_generation) continue;
     if (k.inherited()) return false;
-    const uint64_t until = i + 1 < ptr.kept_size() ? ptr.kept(i + 1).generation() : ptr.generation();
+    const uint64_t until =
+        i + 1 < ptr.kept_size() ? ptr.kept(i + 1).generation() : ptr.generation();
     int readers = 0;
     for (const auto& s : spec.snapshots()) {
       readers += s.generation() >= k.generation() && s.generation() < until;

@@ -44,9 +44,9 @@ absl::StatusOr<pb::JobRecord> Catalog::StartRelocation(const std::string& name,
     RETURN_IF_ERROR(NoJobRunning(id, name));
     target.set_replicas(spec.spec.placement().replicas());
     if (!target.nodes().empty() && target.nodes_size() < static_cast<int>(target.replicas())) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "disk '%s' has %d replicas; name at least that many nodes (got %d)", name,
-          target.replicas(), target.nodes_size()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("disk '%s' has %d replicas; name at least that many nodes (got %d)", name,
+                          target.replicas(), target.nodes_size()));
     }
     RETURN_IF_ERROR(ValidatePlacement(target, nodes));
     ASSIGN_OR_RETURN(auto chunks, ReadChunks(id));
@@ -69,7 +69,7 @@ absl::StatusOr<pb::JobRecord> Catalog::StartRelocation(const std::string& name,
         Op::Create(paths_.disk_job(id), job.id()),
         Op::Set(paths_.disk(id), next.SerializeAsString(), spec.version),
     });
-    if (absl::IsAborted(s)) continue;  // the spec changed: look again
+    if (absl::IsAborted(s)) continue;        // the spec changed: look again
     if (absl::IsAlreadyExists(s)) continue;  // a job id clash or a job just started
     if (absl::IsNotFound(s)) return absl::NotFoundError("no disk named '" + name + "'");
     RETURN_IF_ERROR(s);
@@ -87,12 +87,11 @@ absl::Status Catalog::NoJobRunning(uint64_t id, const std::string& name) {
   if (job.ok() && job->job.kind() == pb::JobRecord::REPAIR) what = "repaired";
   if (job.ok() && job->job.kind() == pb::JobRecord::SCRUB) what = "scrubbed";
   return absl::FailedPreconditionError(absl::StrFormat(
-      "disk '%s' is already being %s by %s (wait for it, or `ukaictl job cancel %s`)", name,
-      what, running->data, running->data));
+      "disk '%s' is already being %s by %s (wait for it, or `ukaictl job cancel %s`)", name, what,
+      running->data, running->data));
 }
 
-absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name,
-                                                   uint64_t bandwidth_bps,
+absl::StatusOr<pb::JobRecord> Catalog::StartRepair(const std::string& name, uint64_t bandwidth_bps,
                                                    const std::vector<std::string>& replace) {
   return StartDiskJob(name, pb::JobRecord::REPAIR, bandwidth_bps, replace);
 }
@@ -101,7 +100,8 @@ absl::StatusOr<pb::JobRecord> Catalog::StartScrub(const std::string& name, uint6
   return StartDiskJob(name, pb::JobRecord::SCRUB, bandwidth_bps, {});
 }
 
-absl::StatusOr<pb::JobRecord> Catalog::StartFlatten(const std::string& name, uint64_t bandwidth_bps) {
+absl::StatusOr<pb::JobRecord> Catalog::StartFlatten(const std::string& name,
+                                                    uint64_t bandwidth_bps) {
   ASSIGN_OR_RETURN(auto spec, GetByName(name));
   if (!spec.has_parent()) {
     return absl::FailedPreconditionError("disk '" + name + "' is not a clone: nothing to flatten");
@@ -165,8 +165,8 @@ absl::StatusOr<std::vector<pb::JobRecord>> Catalog::ListJobs(WatchFn watch) {
   return out;
 }
 
-absl::StatusOr<pb::JobRecord> Catalog::UpdateJob(const std::string& id,
-                                                 const std::function<void(pb::JobRecord*)>& change) {
+absl::StatusOr<pb::JobRecord> Catalog::UpdateJob(
+    const std::string& id, const std::function<void(pb::JobRecord*)>& change) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     ASSIGN_OR_RETURN(auto j, GetJob(id));
     change(&j.job);
@@ -238,8 +238,8 @@ absl::StatusOr<pb::DiskSpec> Catalog::SetPlacement(uint64_t id, const pb::Placem
 absl::StatusOr<pb::JobRecord> Catalog::CancelJob(const std::string& id) {
   ASSIGN_OR_RETURN(auto j, GetJob(id));
   if (j.job.state() != pb::JobRecord::RUNNING) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "job %s already ended (%s)", id, pb::JobRecord::State_Name(j.job.state())));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("job %s already ended (%s)", id, pb::JobRecord::State_Name(j.job.state())));
   }
   return UpdateJob(id, [](pb::JobRecord* r) { r->set_cancel_requested(true); });
 }

@@ -9,12 +9,12 @@
 
 namespace ukai::meta {
 
-constexpr uint32_t kChunkBlocks = 1024;          // block pointers per chunk znode
+constexpr uint32_t kChunkBlocks = 1024;  // block pointers per chunk znode
 constexpr uint32_t kDefaultBlockSize = 4u << 20;
 constexpr uint32_t kMinBlockSize = 64u << 10;
 constexpr uint32_t kMaxBlockSize = 64u << 20;
-constexpr uint64_t kMaxDiskSize = 1ull << 50;    // 1 PiB
-constexpr uint32_t kPageSize = 4096;             // unit of node storage and checksums
+constexpr uint64_t kMaxDiskSize = 1ull << 50;  // 1 PiB
+constexpr uint32_t kPageSize = 4096;           // unit of node storage and checksums
 
 // Paths under a root (default "/ukai").
 class Paths {

@@ -170,10 +170,18 @@ class MemMetaStore : public MetaStore {
       auto saved_child = tree_->child_watches_;
       for (const Op& op : ops) {
         switch (op.kind) {
-          case Op::kCreate: s = CreateLocked(op.path, op.data, op.mode, fire).status(); break;
-          case Op::kSet: s = SetLocked(op.path, op.data, op.version, fire).status(); break;
-          case Op::kDelete: s = DeleteLocked(op.path, op.version, fire); break;
-          case Op::kCheck: s = CheckLocked(op.path, op.version); break;
+          case Op::kCreate:
+            s = CreateLocked(op.path, op.data, op.mode, fire).status();
+            break;
+          case Op::kSet:
+            s = SetLocked(op.path, op.data, op.version, fire).status();
+            break;
+          case Op::kDelete:
+            s = DeleteLocked(op.path, op.version, fire);
+            break;
+          case Op::kCheck:
+            s = CheckLocked(op.path, op.version);
+            break;
         }
         if (!s.ok()) break;
       }
@@ -273,8 +281,8 @@ class MemMetaStore : public MetaStore {
     auto it = tree_->nodes_.find(path);
     if (it == tree_->nodes_.end()) return absl::NotFoundError(path + ": no such node");
     if (version != -1 && it->second.version != version) {
-      return absl::AbortedError(absl::StrFormat("%s: version %d, expected %d", path,
-                                                it->second.version, version));
+      return absl::AbortedError(
+          absl::StrFormat("%s: version %d, expected %d", path, it->second.version, version));
     }
     return absl::OkStatus();
   }

@@ -1,6 +1,7 @@
 // MetaStore: a hierarchical, versioned key-value store with ZooKeeper's
 // semantics (znodes, per-node versions, ephemerals, one-shot watches, atomic
-// multi-op). The metadata model (disk_catalog.h, block_table.h) sits on it.
+// multi-op). The metadata model (meta/catalog.h: disks, the block table,
+// jobs) sits on it.
 //
 // Implementations: NewZkMetaStore (the real one) and NewMemMetaStore (unit
 // tests). Both pass meta_store_contract_test.cc.

@@ -1,9 +1,9 @@
 // The MetaStore contract. Runs against MemMetaStore always and against a real
 // ZooKeeper when UKAI_TEST_ZK=host:port is set (the integration tier does).
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstdlib>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -108,9 +108,9 @@ TEST_P(MetaStoreContractTest, MultiIsAllOrNothing) {
   EXPECT_TRUE(absl::IsAborted(s)) << s;
   EXPECT_TRUE(absl::IsNotFound(store_->Get(P("new")).status()));
   EXPECT_EQ(store_->Get(P("a"))->data, "x");
-  EXPECT_TRUE(store_->Multi({Op::Create(P("new"), ""), Op::Set(P("a"), "y", 0),
-                             Op::Check(P("a"), 1)})
-                  .ok());
+  EXPECT_TRUE(
+      store_->Multi({Op::Create(P("new"), ""), Op::Set(P("a"), "y", 0), Op::Check(P("a"), 1)})
+          .ok());
   EXPECT_EQ(store_->Get(P("a"))->data, "y");
 }
 
@@ -118,7 +118,13 @@ TEST_P(MetaStoreContractTest, DataWatchFiresOnceOnChange) {
   ASSERT_TRUE(store_->Create(P("a"), "").ok());
   std::atomic<int> fired{0};
   absl::Notification done;
-  ASSERT_TRUE(store_->Get(P("a"), [&] { fired++; done.Notify(); }).ok());
+  ASSERT_TRUE(store_
+                  ->Get(P("a"),
+                        [&] {
+                          fired++;
+                          done.Notify();
+                        })
+                  .ok());
   ASSERT_TRUE(store_->Set(P("a"), "1", -1).ok());
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   ASSERT_TRUE(store_->Set(P("a"), "2", -1).ok());

@@ -125,9 +125,7 @@ absl::Status ValidateFailurePolicy(const pb::FailurePolicy& f, const pb::Placeme
 }
 
 uint32_t ReplicasNeeded(const pb::FailurePolicy& f, uint32_t wanted, uint32_t in_pointer) {
-  const uint32_t need = f.on_replica_failure() == pb::FailurePolicy::WAIT
-                            ? wanted
-                            : MinReplicas(f);
+  const uint32_t need = f.on_replica_failure() == pb::FailurePolicy::WAIT ? wanted : MinReplicas(f);
   return std::max<uint32_t>(1, std::min(need, in_pointer));
 }
 

@@ -1,8 +1,8 @@
 #include "meta/placement.h"
 
-#include <set>
-
 #include <gtest/gtest.h>
+
+#include <set>
 
 namespace ukai::meta {
 namespace {
@@ -56,7 +56,8 @@ TEST(PlacementTest, SitesAreSpreadRoundRobin) {
 
 TEST(PlacementTest, SpreadsChunksOverNodesBySeed) {
   std::set<std::string> firsts;
-  for (uint64_t seed = 0; seed < 50; ++seed) firsts.insert((*ChooseReplicas(Policy(1), Cluster(), "a", seed))[0]);
+  for (uint64_t seed = 0; seed < 50; ++seed)
+    firsts.insert((*ChooseReplicas(Policy(1), Cluster(), "a", seed))[0]);
   EXPECT_EQ(firsts, (std::set<std::string>{"n1", "n2"}));
 }
 

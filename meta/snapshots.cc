@@ -37,9 +37,9 @@ absl::StatusOr<pb::DiskSpec> Catalog::CreateSnapshot(const std::string& disk,
           absl::StrFormat("disk '%s' already has a snapshot '%s'", disk, snap));
     }
     if (v.spec.snapshots_size() >= kMaxSnapshots) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "disk '%s' has %d snapshots, the most it may keep; delete one first", disk,
-          v.spec.snapshots_size()));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("disk '%s' has %d snapshots, the most it may keep; delete one first",
+                          disk, v.spec.snapshots_size()));
     }
     pb::Snapshot* s = v.spec.add_snapshots();
     s->set_name(snap);
@@ -74,9 +74,9 @@ absl::StatusOr<pb::DiskSpec> Catalog::DeleteSnapshot(const std::string& disk,
         auto cs = GetSpec(c);
         names.push_back(cs.ok() ? cs->spec.name() : absl::StrCat("disk id ", c));
       }
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "snapshot %s@%s has clones (%s); flatten or delete them first", disk, snap,
-          absl::StrJoin(names, ", ")));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("snapshot %s@%s has clones (%s); flatten or delete them first", disk,
+                          snap, absl::StrJoin(names, ", ")));
     }
     pb::DiskSpec next = v.spec;
     next.clear_snapshots();
@@ -135,9 +135,9 @@ absl::StatusOr<pb::DiskSpec> Catalog::CloneDisk(const std::string& parent, const
     }
     const uint32_t depth = v.spec.has_parent() ? v.spec.parent().depth() + 1 : 1;
     if (depth > kMaxCloneDepth) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "disk '%s' is a clone %d deep; clones may go %d deep (flatten it first)", parent,
-          depth - 1, kMaxCloneDepth));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("disk '%s' is a clone %d deep; clones may go %d deep (flatten it first)",
+                          parent, depth - 1, kMaxCloneDepth));
     }
     if (store_->Get(paths_.name(name)).ok()) {
       return absl::AlreadyExistsError("disk '" + name + "' already exists");
@@ -201,7 +201,8 @@ absl::StatusOr<pb::DiskSpec> Catalog::BeginRollback(uint64_t id, const std::stri
   bool resuming = false;
   auto spec = ChangeSpec(id, [&](pb::DiskSpec* s) {
     if (FindSnapshot(*s, snap) == nullptr) {
-      return absl::NotFoundError(absl::StrFormat("disk '%s' has no snapshot '%s'", s->name(), snap));
+      return absl::NotFoundError(
+          absl::StrFormat("disk '%s' has no snapshot '%s'", s->name(), snap));
     }
     resuming = s->rolling_back() == snap;
     if (!resuming) {
@@ -220,7 +221,8 @@ absl::StatusOr<pb::DiskSpec> Catalog::EndRollback(uint64_t id) {
   });
 }
 
-absl::StatusOr<std::optional<Op>> Catalog::ForgetClone(const pb::ParentRef& parent, uint64_t clone) {
+absl::StatusOr<std::optional<Op>> Catalog::ForgetClone(const pb::ParentRef& parent,
+                                                       uint64_t clone) {
   auto v = GetSpec(parent.disk_id());
   if (absl::IsNotFound(v.status())) return std::optional<Op>();
   RETURN_IF_ERROR(v.status());
@@ -237,7 +239,8 @@ absl::StatusOr<std::optional<Op>> Catalog::ForgetClone(const pb::ParentRef& pare
     }
   }
   if (!found) return std::optional<Op>();
-  return std::optional<Op>(Op::Set(paths_.disk(parent.disk_id()), v->spec.SerializeAsString(), v->version));
+  return std::optional<Op>(
+      Op::Set(paths_.disk(parent.disk_id()), v->spec.SerializeAsString(), v->version));
 }
 
 absl::StatusOr<pb::DiskSpec> Catalog::DetachParent(uint64_t id) {

@@ -32,8 +32,8 @@ absl::Status ZkError(int rc, const std::string& path) {
   if (rc == ZBADVERSION) return absl::AbortedError(msg);
   if (rc == ZNOTEMPTY) return absl::FailedPreconditionError(msg);
   if (rc == ZBADARGUMENTS || rc == ZNOCHILDRENFOREPHEMERALS) return absl::InvalidArgumentError(msg);
-  if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED ||
-      rc == ZCLOSING || rc == ZINVALIDSTATE || rc == ZSESSIONMOVED) {
+  if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED || rc == ZCLOSING ||
+      rc == ZINVALIDSTATE || rc == ZSESSIONMOVED) {
     return absl::UnavailableError("ZooKeeper unavailable: " + msg);
   }
   return absl::InternalError(msg);
@@ -49,7 +49,8 @@ constexpr int kMaxData = 1 << 20;
 
 class ZkMetaStore : public MetaStore {
  public:
-  ZkMetaStore(std::string hosts, int session_ms) : hosts_(std::move(hosts)), session_ms_(session_ms) {}
+  ZkMetaStore(std::string hosts, int session_ms)
+      : hosts_(std::move(hosts)), session_ms_(session_ms) {}
 
   ~ZkMetaStore() override {
     absl::MutexLock l(&handle_mu_);
@@ -70,8 +71,8 @@ class ZkMetaStore : public MetaStore {
       int len = kMaxData;
       struct Stat st;
       uint64_t token = watch ? AddWatch(watch) : 0;
-      int rc = zoo_wget(zh_, path.c_str(), watch ? &ZkMetaStore::OnWatch : nullptr,
-                        Ctx(token), buf.data(), &len, &st);
+      int rc = zoo_wget(zh_, path.c_str(), watch ? &ZkMetaStore::OnWatch : nullptr, Ctx(token),
+                        buf.data(), &len, &st);
       if (rc == ZOK) return Versioned{std::string(buf.data(), len < 0 ? 0 : len), st.version};
       DropWatch(token);
       if (rc != ZNONODE || !watch) return ZkError(rc, path);
@@ -149,15 +150,19 @@ class ZkMetaStore : public MetaStore {
         case Op::kCreate:
           bufs[i].resize(op.path.size() + 64);
           zoo_create_op_init(&zops[i], op.path.c_str(), op.data.data(),
-                             static_cast<int>(op.data.size()), &ZOO_OPEN_ACL_UNSAFE,
-                             Flags(op.mode), bufs[i].data(), static_cast<int>(bufs[i].size()));
+                             static_cast<int>(op.data.size()), &ZOO_OPEN_ACL_UNSAFE, Flags(op.mode),
+                             bufs[i].data(), static_cast<int>(bufs[i].size()));
           break;
         case Op::kSet:
           zoo_set_op_init(&zops[i], op.path.c_str(), op.data.data(),
                           static_cast<int>(op.data.size()), op.version, &stats[i]);
           break;
-        case Op::kDelete: zoo_delete_op_init(&zops[i], op.path.c_str(), op.version); break;
-        case Op::kCheck: zoo_check_op_init(&zops[i], op.path.c_str(), op.version); break;
+        case Op::kDelete:
+          zoo_delete_op_init(&zops[i], op.path.c_str(), op.version);
+          break;
+        case Op::kCheck:
+          zoo_check_op_init(&zops[i], op.path.c_str(), op.version);
+          break;
       }
     }
     int rc = zoo_multi(zh_, static_cast<int>(ops.size()), zops.data(), results.data());
@@ -176,7 +181,9 @@ class ZkMetaStore : public MetaStore {
   }
 
  private:
-  static void* Ctx(uint64_t token) { return reinterpret_cast<void*>(static_cast<uintptr_t>(token)); }
+  static void* Ctx(uint64_t token) {
+    return reinterpret_cast<void*>(static_cast<uintptr_t>(token));
+  }
 
   uint64_t AddWatch(WatchFn fn) {
     absl::MutexLock l(&watch_mu_);

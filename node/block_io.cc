@@ -16,15 +16,15 @@ absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, ui
                         uint64_t len) {
   if (len == 0) return absl::InvalidArgumentError(absl::StrFormat("disk %d: empty request", disk));
   if (offset >= g.block_size || len > g.block_size - offset) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "disk %d block %d: range [%d, +%d) crosses the %d-byte block", disk, block, offset, len,
-        g.block_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("disk %d block %d: range [%d, +%d) crosses the %d-byte block", disk, block,
+                        offset, len, g.block_size));
   }
   uint64_t start = block * g.block_size + offset;
   if (block >= (g.size + g.block_size - 1) / g.block_size || start + len > g.size) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "disk %d block %d: range [%d, +%d) is past the disk's end (%d bytes)", disk, block, start,
-        len, g.size));
+    return absl::OutOfRangeError(
+        absl::StrFormat("disk %d block %d: range [%d, +%d) is past the disk's end (%d bytes)", disk,
+                        block, start, len, g.size));
   }
   return absl::OkStatus();
 }
@@ -115,11 +115,15 @@ constexpr uint32_t kColdAfterMisses = 4, kProbeEvery = 8;
 class RingRead final : public wire::WireHandler::Deferred {
  public:
   RingRead(Admission a, BlockStore* store, const pb::ReadRequest& req, PagePlan plan)
-      : admission_(std::move(a)), store_(store), obj_(ObjectOf(req)), offset_(req.offset()),
-        length_(req.length()), plan_(std::move(plan)) {
+      : admission_(std::move(a)),
+        store_(store),
+        obj_(ObjectOf(req)),
+        offset_(req.offset()),
+        length_(req.length()),
+        plan_(std::move(plan)) {
     for (const PagePlan::Run& r : plan_.runs) {
-      ranges.push_back({r.fd, r.offset, plan_.data.data() + r.at,
-                        static_cast<uint32_t>(r.n * meta::kPageSize)});
+      ranges.push_back(
+          {r.fd, r.offset, plan_.data.data() + r.at, static_cast<uint32_t>(r.n * meta::kPageSize)});
     }
   }
   absl::Status Finish(std::string* reply_data) override {
@@ -149,8 +153,8 @@ absl::Status BlockIo::ReadNoWait(const pb::ReadRequest& req, std::string* out,
                                  std::unique_ptr<Deferred>* deferred) {
   auto a = AdmitRead(req);
   if (!a.ok()) return a.status();
-  if (req.length() > kMaxRingRead) return Logged(store_->Read(ObjectOf(req), req.offset(),
-                                                              req.length(), out, false));
+  if (req.length() > kMaxRingRead)
+    return Logged(store_->Read(ObjectOf(req), req.offset(), req.length(), out, false));
   PagePlan plan;
   absl::Status planned = store_->PlanRead(ObjectOf(req), req.offset(), req.length(), &plan);
   // The object dropped after its index was read: Read on a worker sorts it out.
@@ -199,9 +203,10 @@ absl::Status BlockIo::Pull(const pb::PullRequest& req, std::string* out) {
   const uint32_t pages = PagesInBlock(g, req.block());
   if (req.pages() == 0 || req.pages() > kMaxPullPages ||
       uint64_t{req.first_page()} + req.pages() > pages) {
-    return absl::OutOfRangeError(absl::StrFormat(
-        "disk %d block %d: pull of pages [%d, +%d) outside the block's %d pages (at most %d at once)",
-        disk, req.block(), req.first_page(), req.pages(), pages, kMaxPullPages));
+    return absl::OutOfRangeError(
+        absl::StrFormat("disk %d block %d: pull of pages [%d, +%d) outside the block's %d pages "
+                        "(at most %d at once)",
+                        disk, req.block(), req.first_page(), req.pages(), pages, kMaxPullPages));
   }
   std::vector<bool> present;
   RETURN_IF_ERROR(store_->ReadPages({disk, req.block(), req.generation()}, req.first_page(),

@@ -75,8 +75,7 @@ absl::Status CheckRange(uint64_t disk, const DiskGeometry& g, uint64_t block, ui
 // INVALID_ARGUMENT for generations the store keeps for itself (kMarkGeneration).
 absl::Status CheckGeneration(uint64_t generation);
 // A whole object: `block` inside the disk and `generation` not the store's own.
-absl::Status CheckObject(uint64_t disk, const DiskGeometry& g, uint64_t block,
-                         uint64_t generation);
+absl::Status CheckObject(uint64_t disk, const DiskGeometry& g, uint64_t block, uint64_t generation);
 // The 4 KiB pages of `block` (the disk's last block may be short; a partial
 // page counts whole).
 uint32_t PagesInBlock(const DiskGeometry& g, uint64_t block);

@@ -2,19 +2,17 @@
 // never a crash, and keeps serving.
 #include "node/block_io.h"
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/wire_format.h"
-#include "node/data_service.h"
-#include "node/page_cache_testing.h"
-
 #include "meta/mem_cluster_testing.h"
+#include "node/node_ops_service.h"
+#include "node/page_cache_testing.h"
 
 namespace ukai::node {
 namespace {
@@ -28,7 +26,7 @@ class BlockIoTest : public ::testing::Test {
     ASSERT_TRUE(reg_->Start().ok());
     pb::NodeInfo self;
     self.set_id("n1");
-    svc_ = std::make_unique<DataService>(self, reg_.get(), store_.get());
+    svc_ = std::make_unique<NodeOpsService>(self, reg_.get(), store_.get());
     io_ = std::make_unique<BlockIo>(reg_.get(), store_.get());
     spec_ = *mc_.CreateDisk("d", 10 << 20);  // 2.5 blocks of 4 MiB
     epoch_ = *mc_.catalog.TakeWriterEpoch(spec_.id(), "h", "a");
@@ -75,7 +73,7 @@ class BlockIoTest : public ::testing::Test {
   meta::MemCluster mc_;
   std::unique_ptr<BlockStore> store_;
   std::unique_ptr<DiskRegistry> reg_;
-  std::unique_ptr<DataService> svc_;
+  std::unique_ptr<NodeOpsService> svc_;
   std::unique_ptr<BlockIo> io_;
   size_t len_ = 0;
   pb::DiskSpec spec_;
@@ -87,10 +85,10 @@ TEST_F(BlockIoTest, RejectsMalformedRequestsAndKeepsServing) {
   EXPECT_EQ(Write(W(0, 0, 4096)), StatusCode::kOk);
   EXPECT_EQ(Write(W(0, 0, 0)), StatusCode::kInvalidArgument);                // empty
   EXPECT_EQ(Write(W(0, (4 << 20) - 10, 20)), StatusCode::kInvalidArgument);  // crosses the block
-  EXPECT_EQ(Write(W(0, 5 << 20, 1)), StatusCode::kInvalidArgument);          // offset past the block
-  EXPECT_EQ(Write(W(2, 2 << 20, 1)), StatusCode::kOutOfRange);              // past the disk
-  EXPECT_EQ(Write(W(99, 0, 1)), StatusCode::kOutOfRange);                   // no such block
-  EXPECT_EQ(Write(W(0, 0, (4 << 20) + 1)), StatusCode::kInvalidArgument);    // more than a block
+  EXPECT_EQ(Write(W(0, 5 << 20, 1)), StatusCode::kInvalidArgument);        // offset past the block
+  EXPECT_EQ(Write(W(2, 2 << 20, 1)), StatusCode::kOutOfRange);             // past the disk
+  EXPECT_EQ(Write(W(99, 0, 1)), StatusCode::kOutOfRange);                  // no such block
+  EXPECT_EQ(Write(W(0, 0, (4 << 20) + 1)), StatusCode::kInvalidArgument);  // more than a block
   auto unknown = W(0, 0, 1);
   unknown.mutable_hdr()->set_disk_id(777);
   EXPECT_EQ(Write(unknown), StatusCode::kNotFound);
@@ -112,17 +110,18 @@ TEST_F(BlockIoTest, RejectsMalformedRequestsAndKeepsServing) {
 TEST_F(BlockIoTest, TransportFramesAreDecodedAndBadOnesRefused) {
   pb::WriteRequest w = W(0, 8192, 4096);
   std::string reply;
-  EXPECT_TRUE(io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply, true).ok());
+  EXPECT_TRUE(
+      io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply, true).ok());
   pb::ReadRequest q = R(0, 8192, 4096);
   ASSERT_TRUE(io_->Handle(wire::kRead, q.SerializeAsString(), "", &reply, true).ok());
   EXPECT_EQ(reply, std::string(4096, 'z'));
   EXPECT_TRUE(io_->Handle(wire::kFlush, "", "", &reply, true).ok());
   EXPECT_TRUE(io_->Slow(wire::kFlush));
   EXPECT_FALSE(io_->Slow(wire::kWrite));
-  EXPECT_TRUE(absl::IsInvalidArgument(io_->Handle(wire::kWrite, "\xff\xff\xff", "x", &reply, true)));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(io_->Handle(wire::kWrite, "\xff\xff\xff", "x", &reply, true)));
   EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(99, "", "", &reply, true)));
 }
-
 
 // kPull answers with the stored pages then one flag byte per page asked for,
 // and refuses ranges outside the block or over the per-call limit.

@@ -124,9 +124,8 @@ absl::StatusOr<std::optional<uint64_t>> BlockStore::LinkOf(const ObjectId& obj, 
   char page[kPage];
   RETURN_IF_ERROR(DecodePage(*vals[0], key, page));
   if (memcmp(page, kLinkMagic, sizeof kLinkMagic) != 0) {
-    return absl::DataLossError(
-        absl::StrFormat("disk %d block %d generation %d: malformed link", obj.disk, obj.block,
-                        obj.generation));
+    return absl::DataLossError(absl::StrFormat("disk %d block %d generation %d: malformed link",
+                                               obj.disk, obj.block, obj.generation));
   }
   uint64_t to = 0;
   for (int i = 0; i < 8; ++i) to |= uint64_t{static_cast<uint8_t>(page[8 + i])} << (8 * i);
@@ -175,9 +174,9 @@ absl::Status BlockStore::GetResolved(std::vector<PageKey>* keys,
     ASSIGN_OR_RETURN(auto to, LinkOf(at, may_block));
     if (!to) return absl::OkStatus();  // never written: zeros
     if (depth > kMaxLinkDepth) {
-      return absl::DataLossError(absl::StrFormat(
-          "disk %d block %d generation %d: links deeper than %d", at.disk, at.block,
-          (*keys)[0].generation, kMaxLinkDepth));
+      return absl::DataLossError(
+          absl::StrFormat("disk %d block %d generation %d: links deeper than %d", at.disk, at.block,
+                          (*keys)[0].generation, kMaxLinkDepth));
     }
     at.generation = *to;
     std::vector<PageKey> sub;
@@ -218,12 +217,13 @@ absl::Status BlockStore::SealPage(const ObjectId& obj, std::optional<bool>* link
 }
 
 absl::Status BlockStore::Write(const ObjectId& obj, uint32_t offset, absl::string_view data,
-                              bool track) {
+                               bool track) {
   if (data.empty()) return absl::OkStatus();
   if (track && (offset % kSector != 0 || data.size() % kSector != 0)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "disk %d block %d: a write to a syncing replica must cover whole 512-byte sectors "
-        "([%d, +%d) does not)", obj.disk, obj.block, offset, data.size()));
+        "([%d, +%d) does not)",
+        obj.disk, obj.block, offset, data.size()));
   }
   const uint32_t first = offset / kPage;
   const uint32_t end = offset + static_cast<uint32_t>(data.size());
@@ -305,7 +305,8 @@ absl::Status BlockStore::ReadPagesUnlocked(const ObjectId& obj, uint32_t first, 
   data->clear();
   std::vector<PageKey> keys;
   keys.reserve(n);
-  for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
+  for (uint32_t p = first; p < first + n; ++p)
+    keys.push_back({obj.disk, obj.block, obj.generation, p});
   std::vector<std::optional<std::string>> vals;
   RETURN_IF_ERROR(GetResolved(&keys, &vals, /*may_block=*/true));
   for (uint32_t i = 0; i < n; ++i) {
@@ -326,7 +327,8 @@ absl::Status BlockStore::VerifyPages(const ObjectId& obj, uint32_t first, uint32
   bad->clear();
   std::vector<PageKey> keys;
   keys.reserve(n);
-  for (uint32_t p = first; p < first + n; ++p) keys.push_back({obj.disk, obj.block, obj.generation, p});
+  for (uint32_t p = first; p < first + n; ++p)
+    keys.push_back({obj.disk, obj.block, obj.generation, p});
   std::vector<std::optional<std::string>> vals;
   const std::vector<PageKey> asked = keys;
   absl::Status got = GetResolved(&keys, &vals, /*may_block=*/true);
@@ -363,9 +365,9 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
   size_t want = 0;
   for (bool b : present) want += b ? kPage : 0;
   if (data.size() != want) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "disk %d block %d: %d bytes of pulled pages for %d present pages", obj.disk, obj.block,
-        data.size(), want / kPage));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("disk %d block %d: %d bytes of pulled pages for %d present pages", obj.disk,
+                        obj.block, data.size(), want / kPage));
   }
   if (present.empty()) return absl::OkStatus();
   const uint32_t last = first + static_cast<uint32_t>(present.size()) - 1;
@@ -416,7 +418,7 @@ absl::Status BlockStore::ApplyPulled(const ObjectId& obj, uint32_t first,
 }
 
 absl::StatusOr<std::vector<ObjectId>> BlockStore::Objects(uint64_t disk, uint64_t first,
-                                                         uint64_t end) {
+                                                          uint64_t end) {
   ASSIGN_OR_RETURN(auto objects, pages_->Objects(disk, first, end));
   // A linked copy that holds no page of its own yet is there all the same.
   std::set<std::pair<uint64_t, uint64_t>> found;
@@ -428,8 +430,7 @@ absl::StatusOr<std::vector<ObjectId>> BlockStore::Objects(uint64_t disk, uint64_
   return out;
 }
 
-absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst,
-                                    uint32_t block_size) {
+absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst, uint32_t block_size) {
   const uint32_t pages = PageCount(block_size);
   absl::MutexLock l(&LockFor(dst));  // src is the same block: the same lock
   // Whatever dst held goes first (a copy that never got used, or one being
@@ -440,8 +441,8 @@ absl::Status BlockStore::CopyObject(const ObjectId* src, const ObjectId& dst,
     if (src != nullptr && (generation & ~kLinkGeneration) == src->generation) src_held = true;
     if ((generation & ~kStoreGenerations) == dst.generation) {
       const ObjectId marks = MarksOf(dst);
-      RETURN_IF_ERROR(pages_->DropObject(marks.disk, marks.block, marks.generation,
-                                         MarkPageCount(block_size)));
+      RETURN_IF_ERROR(
+          pages_->DropObject(marks.disk, marks.block, marks.generation, MarkPageCount(block_size)));
       RETURN_IF_ERROR(pages_->DropObject(dst.disk, dst.block, dst.generation, pages));
       RETURN_IF_ERROR(pages_->DropObject(dst.disk, dst.block, dst.generation | kLinkGeneration, 1));
     }

@@ -109,8 +109,8 @@ class BlockStore {
   absl::StatusOr<std::vector<ObjectId>> Objects(uint64_t disk, uint64_t first, uint64_t end);
 
  private:
-  absl::Status ReadUnlocked(const ObjectId& obj, uint32_t offset, uint32_t length,
-                            std::string* out, bool may_block);
+  absl::Status ReadUnlocked(const ObjectId& obj, uint32_t offset, uint32_t length, std::string* out,
+                            bool may_block);
   absl::Status ReadPagesUnlocked(const ObjectId& obj, uint32_t first, uint32_t n,
                                  std::vector<bool>* present, std::string* data);
   absl::Mutex& LockFor(const ObjectId& obj);

@@ -2,17 +2,16 @@
 #include "node/block_store.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "node/page_cache_testing.h"
@@ -215,7 +214,8 @@ TEST_P(BlockStoreTest, PulledPagesNeverOverwriteTrackedWrites) {
   EXPECT_EQ(std::count(present.begin(), present.end(), true), 15);
   EXPECT_EQ(pages.size(), 15u * 4096);
   // Pulled in two pieces, with a tracked write landing between them.
-  std::vector<bool> head(present.begin(), present.begin() + 8), tail(present.begin() + 8, present.end());
+  std::vector<bool> head(present.begin(), present.begin() + 8),
+      tail(present.begin() + 8, present.end());
   size_t head_bytes = 4096 * std::count(head.begin(), head.end(), true);
   ASSERT_TRUE(store_->ApplyPulled(dst, 0, head, pages.substr(0, head_bytes)).ok());
   ASSERT_TRUE(store_->Write(dst, 9 * 4096, std::string(512, 'L'), true).ok());
@@ -517,8 +517,8 @@ TEST_F(ExtentBlockStoreTest, PlannedReadsMatchReadAndRefuseBadPages) {
   ASSERT_TRUE(store.Write({1, 0, 0}, 100, a).ok());
   ASSERT_TRUE(store.Write({1, 0, 0}, 6 * 4096, b).ok());  // pages 3-5 stay holes
   auto carry_out = [](PagePlan* plan) { ASSERT_TRUE(ReadPlanned(plan, /*nowait=*/false).ok()); };
-  for (auto [off, len] : {std::pair<uint32_t, uint32_t>{0, 7 * 4096}, {50, 5000}, {9000, 20000},
-                          {3 * 4096, 4096}}) {
+  for (auto [off, len] :
+       {std::pair<uint32_t, uint32_t>{0, 7 * 4096}, {50, 5000}, {9000, 20000}, {3 * 4096, 4096}}) {
     PagePlan plan;
     ASSERT_TRUE(store.PlanRead({1, 0, 0}, off, len, &plan).ok());
     carry_out(&plan);
@@ -578,7 +578,7 @@ TEST(MemBlockStoreTest, CorruptPageIsNeverReturned) {
   EXPECT_TRUE(absl::IsDataLoss(s)) << s;
   EXPECT_NE(s.message().find("block 2 page 1"), std::string::npos);
   out.clear();
-  EXPECT_TRUE(store.Read({1, 2, 0}, 0, 4096, &out).ok());  // the good page still reads
+  EXPECT_TRUE(store.Read({1, 2, 0}, 0, 4096, &out).ok());            // the good page still reads
   EXPECT_TRUE(absl::IsDataLoss(store.Write({1, 2, 0}, 4097, "x")));  // no merge into rot
 }
 

@@ -9,9 +9,9 @@
 #include "common/log.h"
 #include "common/process.h"
 #include "common/status.h"
+#include "common/wire_format.h"
 #include "meta/generations.h"
 #include "meta/layout.h"
-#include "common/wire_format.h"
 #include "node/block_io.h"
 
 namespace ukai::node {
@@ -146,7 +146,8 @@ grpc::Status CopyService::Copy(grpc::ServerContext* ctx, const pb::CopyBlockRequ
   absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
   if (!s.ok()) return ToGrpc(s);
   if (req->source_io_address().empty()) {
-    return ToGrpc(absl::InvalidArgumentError("copy from " + req->source() + ": no block I/O address"));
+    return ToGrpc(
+        absl::InvalidArgumentError("copy from " + req->source() + ": no block I/O address"));
   }
   // Unlimited: large pulls, two in flight, for throughput. Under a limit:
   // small ones, one at a time, so the work comes in small even steps
@@ -209,8 +210,8 @@ grpc::Status CopyService::Objects(grpc::ServerContext*, const pb::ObjectsRequest
     return ToGrpc(absl::InvalidArgumentError(absl::StrFormat(
         "objects of %d blocks asked for; at most %d at once", req->blocks(), meta::kChunkBlocks)));
   }
-  auto objects = store_->Objects(req->hdr().disk_id(), req->first_block(),
-                                 req->first_block() + req->blocks());
+  auto objects =
+      store_->Objects(req->hdr().disk_id(), req->first_block(), req->first_block() + req->blocks());
   if (!objects.ok()) return ToGrpc(objects.status());
   for (const auto& o : *objects) {
     auto* r = resp->add_objects();
@@ -275,7 +276,8 @@ grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObj
     s = clear ? store_->ClearMarks(obj, g->block_size) : store_->DropObject(obj, g->block_size);
     if (!s.ok()) return ToGrpc(Annotate(s, absl::StrFormat("disk %d block %d", disk, o.block())));
   }
-  if (req->what() == pb::FinishObjectRequest::DROP && req->objects_size() > resp->refused_blocks_size()) {
+  if (req->what() == pb::FinishObjectRequest::DROP &&
+      req->objects_size() > resp->refused_blocks_size()) {
     LOG_INFO("disk %d: dropped this node's replica of %d block(s)", disk,
              req->objects_size() - resp->refused_blocks_size());
   }
@@ -293,7 +295,8 @@ grpc::Status CopyService::Fill(grpc::ServerContext* ctx, const pb::FillRequest* 
   absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
   if (!s.ok()) return ToGrpc(s);
   if (req->source_io_address().empty()) {
-    return ToGrpc(absl::InvalidArgumentError("fill from " + req->source() + ": no block I/O address"));
+    return ToGrpc(
+        absl::InvalidArgumentError("fill from " + req->source() + ": no block I/O address"));
   }
   wire::WireClient* source = ClientFor(req->source_io_address());
   const uint32_t pages = PagesInBlock(*g, req->block());
@@ -333,7 +336,8 @@ grpc::Status CopyService::Fill(grpc::ServerContext* ctx, const pb::FillRequest* 
     node_cap_.Acquire(stored * kPage);
     first += n;
   }
-  auto filled = store_->FillIfEmpty(ObjectOf(req->hdr(), req->block(), req->generation()), present, data);
+  auto filled =
+      store_->FillIfEmpty(ObjectOf(req->hdr(), req->block(), req->generation()), present, data);
   if (!filled.ok()) return ToGrpc(filled.status());
   if (*filled) {
     s = store_->Sync();

@@ -32,8 +32,12 @@ class CopyService final : public pb::NodeCopy::Service {
   // another source.
   CopyService(std::string self, meta::Catalog* catalog, DiskRegistry* disks, BlockStore* store,
               uint64_t node_cap_bps, absl::Duration pull_timeout = absl::Seconds(30))
-      : self_(std::move(self)), catalog_(catalog), disks_(disks), store_(store),
-        node_cap_(node_cap_bps), pull_timeout_(pull_timeout) {}
+      : self_(std::move(self)),
+        catalog_(catalog),
+        disks_(disks),
+        store_(store),
+        node_cap_(node_cap_bps),
+        pull_timeout_(pull_timeout) {}
 
   grpc::Status Fence(grpc::ServerContext*, const pb::FenceRequest*, pb::FenceResponse*) override;
   grpc::Status CopyBlock(grpc::ServerContext*, const pb::CopyBlockRequest*,

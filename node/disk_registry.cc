@@ -30,8 +30,10 @@ absl::Status DiskRegistry::Refresh(uint64_t id, Arm arm) {
   if (arm == Arm::kBoth || arm == Arm::kSpec) {
     spec_watch = guard_.Wrap([this, id] {
       absl::Status s = Refresh(id, Arm::kSpec);
-      if (absl::IsNotFound(s)) OnGone(id);
-      else if (!s.ok()) LOG_WARN("disk %d: refresh failed: %s", id, s.ToString());
+      if (absl::IsNotFound(s))
+        OnGone(id);
+      else if (!s.ok())
+        LOG_WARN("disk %d: refresh failed: %s", id, s.ToString());
     });
   }
   if (arm == Arm::kBoth || arm == Arm::kWriter) {
@@ -119,16 +121,17 @@ absl::Status DiskRegistry::Fence(uint64_t id, uint64_t layout_version, absl::Dur
   }
   if (!known) {
     absl::Status s = Refresh(id, Arm::kNone);
-    if (absl::IsNotFound(s)) return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
+    if (absl::IsNotFound(s))
+      return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
     RETURN_IF_ERROR(s);
   }
   absl::MutexLock l(&mu_);
   auto it = disks_.find(id);
   if (it == disks_.end()) return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
   if (it->second.spec.layout_version() < layout_version) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "disk %d: layout version %d is not in ZooKeeper (it has %d)", id, layout_version,
-        it->second.spec.layout_version()));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("disk %d: layout version %d is not in ZooKeeper (it has %d)", id,
+                        layout_version, it->second.spec.layout_version()));
   }
   struct Arg {
     DiskRegistry* self;
@@ -140,9 +143,9 @@ absl::Status DiskRegistry::Fence(uint64_t id, uint64_t layout_version, absl::Dur
            d->second.in_flight.begin()->first >= a->version;
   };
   if (!mu_.AwaitWithTimeout(absl::Condition(drained, &arg), timeout)) {
-    return absl::DeadlineExceededError(absl::StrFormat(
-        "disk %d: requests under layouts older than %d still running after %s", id,
-        layout_version, absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(
+        absl::StrFormat("disk %d: requests under layouts older than %d still running after %s", id,
+                        layout_version, absl::FormatDuration(timeout)));
   }
   return absl::OkStatus();
 }
@@ -159,8 +162,7 @@ absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bo
         refresh = true;
       } else {
         Disk& d = it->second;
-        if (hdr.layout_version() > d.spec.layout_version() ||
-            (write && hdr.epoch() > d.epoch)) {
+        if (hdr.layout_version() > d.spec.layout_version() || (write && hdr.epoch() > d.epoch)) {
           refresh = true;
         }
         if (!refresh || pass == 1) {
@@ -173,8 +175,8 @@ absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bo
                                 hdr.layout_version(), d.spec.layout_version()));
           }
           if (write && (hdr.epoch() == 0 || hdr.epoch() < d.epoch)) {
-            return FencedError(absl::StrFormat(
-                "disk %d: writer epoch %d is fenced (current %d)", id, hdr.epoch(), d.epoch));
+            return FencedError(absl::StrFormat("disk %d: writer epoch %d is fenced (current %d)",
+                                               id, hdr.epoch(), d.epoch));
           }
           if (write && hdr.epoch() > d.epoch) {
             return FencedError(

@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "absl/time/clock.h"
-
 #include "meta/mem_cluster_testing.h"
 #include "node/block_io.h"
 

@@ -15,11 +15,10 @@
 // does not match: it reads as DATA_LOSS (the client goes to another
 // replica), never as wrong data.
 #include <fcntl.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -136,7 +135,8 @@ class ExtentPageStore : public PageStore {
     for (size_t i = 0; i < batch.size();) {
       const PageMutation& m = batch[i];
       size_t j = i + 1;
-      while (j < batch.size() && batch[j].erase == m.erase && Follows(batch[j - 1].key, batch[j].key)) {
+      while (j < batch.size() && batch[j].erase == m.erase &&
+             Follows(batch[j - 1].key, batch[j].key)) {
         ++j;
       }
       auto fd = Fd(ObjectOf(m.key), /*create=*/!m.erase);
@@ -193,8 +193,8 @@ class ExtentPageStore : public PageStore {
     rocksdb::WriteOptions wo;
     wo.sync = true;
     RETURN_IF_ERROR(FromRocks(index_->DeleteRange(wo, index_->DefaultColumnFamily(),
-                                                   DiskKeyPrefix(disk), DiskKeyPrefix(disk + 1)),
-                               "index delete range"));
+                                                  DiskKeyPrefix(disk), DiskKeyPrefix(disk + 1)),
+                              "index delete range"));
     std::error_code ec;
     std::filesystem::remove_all(DiskDir(disk), ec);
     if (ec) return absl::InternalError("removing " + DiskDir(disk) + ": " + ec.message());
@@ -242,7 +242,7 @@ class ExtentPageStore : public PageStore {
                           static_cast<off_t>(pages) * kPage, SYNC_FILE_RANGE_WRITE);
   }
   absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk, uint64_t first,
-                                                                    uint64_t end) override {
+                                                                     uint64_t end) override {
     return ObjectsInRange(index_.get(), disk, first, end);
   }
 
@@ -283,8 +283,7 @@ class ExtentPageStore : public PageStore {
   // mount, 1 MiB writes lost under 5%.
   static constexpr size_t kPagesPerWrite = 4;
   // pwritev calls of kPagesPerWrite pages for batch[i, j): consecutive pages of one object.
-  static absl::Status WriteRun(int fd, const std::vector<PageMutation>& batch, size_t i,
-                               size_t j) {
+  static absl::Status WriteRun(int fd, const std::vector<PageMutation>& batch, size_t i, size_t j) {
     std::vector<iovec> iov;
     iov.reserve(j - i);
     for (size_t k = i; k < j; ++k) {
@@ -376,7 +375,8 @@ absl::Status ReadPlanned(PagePlan* plan, bool nowait) {
   for (const PagePlan::Run& r : plan->runs) {
     struct iovec iov = {plan->data.data() + r.at, r.n * kPage};
     ssize_t n = preadv2(r.fd, &iov, 1, static_cast<off_t>(r.offset), nowait ? RWF_NOWAIT : 0);
-    if (nowait && ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < iov.iov_len))) {
+    if (nowait &&
+        ((n < 0 && errno == EAGAIN) || (n >= 0 && static_cast<size_t>(n) < iov.iov_len))) {
       return WouldBlock();
     }
     if (n < 0) return Errno("pread");
@@ -392,10 +392,10 @@ absl::StatusOr<std::unique_ptr<PageStore>> NewExtentPageStore(const std::string&
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(o, dir + "/index", &raw);
   if (!s.ok()) {
-    return absl::UnavailableError(absl::StrFormat("cannot open index in %s: %s", dir, s.ToString()));
+    return absl::UnavailableError(
+        absl::StrFormat("cannot open index in %s: %s", dir, s.ToString()));
   }
-  return std::unique_ptr<PageStore>(
-      new ExtentPageStore(dir, std::unique_ptr<rocksdb::DB>(raw)));
+  return std::unique_ptr<PageStore>(new ExtentPageStore(dir, std::unique_ptr<rocksdb::DB>(raw)));
 }
 
 }  // namespace ukai::node

@@ -96,8 +96,8 @@ void LocalScrubber::ScrubObject(const pb::DiskSpec& spec, const ObjectId& obj, P
   // same generation exists: the last clean copy is kept (a copy with a bad
   // page beats none) and a concurrent change wins.
   bool marked = false;
-  auto updated = catalog_->UpdateChunk(
-      obj.disk, chunk_no, [&](pb::BlockChunk* c) -> absl::StatusOr<bool> {
+  auto updated =
+      catalog_->UpdateChunk(obj.disk, chunk_no, [&](pb::BlockChunk* c) -> absl::StatusOr<bool> {
         marked = false;
         if (index >= c->blocks_size()) return false;
         pb::BlockPtr* p = c->mutable_blocks(index);
@@ -105,8 +105,10 @@ void LocalScrubber::ScrubObject(const pb::DiskSpec& spec, const ObjectId& obj, P
         pb::Replica* mine = nullptr;
         int others_clean = 0;
         for (auto& r : *p->mutable_replicas()) {
-          if (r.node() == self_) mine = &r;
-          else others_clean += r.state() == pb::CLEAN;
+          if (r.node() == self_)
+            mine = &r;
+          else
+            others_clean += r.state() == pb::CLEAN;
         }
         if (mine == nullptr || mine->state() != pb::CLEAN || others_clean == 0) return false;
         mine->set_state(pb::STALE);
@@ -119,15 +121,17 @@ void LocalScrubber::ScrubObject(const pb::DiskSpec& spec, const ObjectId& obj, P
     return;
   }
   if (!marked) {
-    LOG_WARN("local scrub: disk %d block %d: %d page(s) fail their checksum (first: page %d) "
-             "on its last clean replica; kept",
-             obj.disk, obj.block, bad_pages.size(), bad_pages.front());
+    LOG_WARN(
+        "local scrub: disk %d block %d: %d page(s) fail their checksum (first: page %d) "
+        "on its last clean replica; kept",
+        obj.disk, obj.block, bad_pages.size(), bad_pages.front());
     return;
   }
   ++pass->replicas_marked_stale;
-  LOG_WARN("local scrub: disk %d block %d: %d page(s) fail their checksum (first: page %d); "
-           "marked stale for repair",
-           obj.disk, obj.block, bad_pages.size(), bad_pages.front());
+  LOG_WARN(
+      "local scrub: disk %d block %d: %d page(s) fail their checksum (first: page %d); "
+      "marked stale for repair",
+      obj.disk, obj.block, bad_pages.size(), bad_pages.front());
 }
 
 }  // namespace ukai::node

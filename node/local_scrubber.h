@@ -5,9 +5,9 @@
 // A replica with a bad page is marked STALE for its block (a node's repair
 // scan then copies it back from a clean one) unless it is the block's last
 // CLEAN replica: that one is kept and logged, as a copy with one bad page
-// beats no copy (reads of the bad page fail rather than return it). Cross-replica comparison is the SCRUB job's (`ukaictl scrub`);
-// this one needs no other node and no job, and catches rot in data nobody
-// reads.
+// beats no copy (reads of the bad page fail rather than return it). Cross-replica comparison is the
+// SCRUB job's (`ukaictl scrub`); this one needs no other node and no job, and catches rot in data
+// nobody reads.
 #ifndef UKAI_NODE_LOCAL_SCRUBBER_H_
 #define UKAI_NODE_LOCAL_SCRUBBER_H_
 
@@ -32,7 +32,10 @@ class LocalScrubber {
 
   LocalScrubber(std::string self, meta::Catalog* catalog, BlockStore* store, absl::Duration every,
                 uint64_t bandwidth_bps)
-      : self_(std::move(self)), catalog_(catalog), store_(store), every_(every),
+      : self_(std::move(self)),
+        catalog_(catalog),
+        store_(store),
+        every_(every),
         pace_(bandwidth_bps) {}
   ~LocalScrubber() { Stop(); }
   void Start();  // no-op for a zero `every`; the first pass one `every` after start

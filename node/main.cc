@@ -1,32 +1,32 @@
 // ukai-node: the storage daemon. Parses flags and wires the pieces; nothing else.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/time/clock.h"
-#include "common/clock.h"
-#include "common/status.h"
 #include "common/channel.h"
+#include "common/clock.h"
+#include "common/executor.h"
 #include "common/log.h"
 #include "common/process.h"
+#include "common/status.h"
 #include "common/units.h"
-#include "meta/catalog.h"
 #include "common/wire_server.h"
 #include "common/wire_socket.h"
-#include "common/executor.h"
 #include "control/admin_service.h"
 #include "control/grpc_node_peers.h"
 #include "control/job_runner.h"
 #include "control/repair_scanner.h"
+#include "meta/catalog.h"
 #include "node/block_io.h"
-#include "node/copy_service.h"
-#include "node/data_service.h"
-#include "node/disk_registry.h"
 #include "node/collector.h"
+#include "node/copy_service.h"
+#include "node/disk_registry.h"
 #include "node/local_scrubber.h"
+#include "node/node_ops_service.h"
 
 namespace {
 
@@ -38,8 +38,8 @@ int Fail(const std::string& msg) {
 // Everything on the command line, as given.
 struct NodeFlags {
   std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data;
-  std::string capacity = "0", store_kind = "extent", copy_bandwidth = "0",
-              repair_bandwidth = "0", scrub_bandwidth = "20M";
+  std::string capacity = "0", store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "0",
+              scrub_bandwidth = "20M";
   int zk_session_ms = 10000;
   bool no_blob = false, verbose = false, no_local = false;
   int test_site_delay_ms = 0, repair_interval_s = 10, rereplicate_after_s = 600;
@@ -263,8 +263,8 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   self.set_address(f.listen);
   self.set_capacity_bytes(l.capacity);
   self.set_io_address(*io_address);
-  ukai::node::DataService data_service(self, &disks, &store);
-  data_service.SetOtherSiteDelay(l.site_delay);
+  ukai::node::NodeOpsService node_ops_service(self, &disks, &store);
+  node_ops_service.SetOtherSiteDelay(l.site_delay);
   ukai::control::GrpcNodePeers peers(&catalog);
   // The control plane's fan-outs (node stats, fences, block copies).
   ukai::Executor control_pool("ukai-control", 32, 1024);
@@ -274,7 +274,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   ukai::ConfigureServer(builder);
   int port = 0;
   builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&data_service);
+  builder.RegisterService(&node_ops_service);
   builder.RegisterService(&admin_service);
   builder.RegisterService(&copy_service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -299,10 +299,11 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"ukai-node: UKAI storage daemon. Stores replicas of virtual-disk blocks (sparse "
-               "extent files with a RocksDB checksum index, or RocksDB alone) and serves the "
-               "data and admin gRPC services on one address. Registers itself in ZooKeeper; "
-               "SIGTERM stops it cleanly."};
+  CLI::App app{
+      "ukai-node: UKAI storage daemon. Stores replicas of virtual-disk blocks (sparse "
+      "extent files with a RocksDB checksum index, or RocksDB alone) and serves the "
+      "data and admin gRPC services on one address. Registers itself in ZooKeeper; "
+      "SIGTERM stops it cleanly."};
   NodeFlags flags;
   AddServiceFlags(app, &flags);
   AddStoreFlags(app, &flags);

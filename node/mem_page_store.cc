@@ -97,8 +97,8 @@ absl::StatusOr<std::map<uint64_t, uint64_t>> MemPageStore::DiskBytes() {
 }
 
 absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> MemPageStore::Objects(uint64_t disk,
-                                                                                uint64_t first,
-                                                                                uint64_t end) {
+                                                                                 uint64_t first,
+                                                                                 uint64_t end) {
   absl::MutexLock l(&state_->mu);
   std::vector<std::pair<uint64_t, uint64_t>> out;
   const auto visible = state_->Visible();

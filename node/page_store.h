@@ -2,7 +2,7 @@
 // one stored page value (checksum + 4 KiB, see docs/STORAGE.md). BlockStore
 // (block_store.h) turns byte ranges into page operations on it.
 //
-// Contract (page_store_test.cc checks it for every implementation):
+// Contract (node/block_store_test.cc checks it for every implementation):
 //  - Apply is atomic: after a crash either all of a batch is visible or none.
 //  - Nothing is durable until Sync returns OK; a crash may lose any batch
 //    applied since the last Sync (MemPageStore::DropUnsynced models that).
@@ -49,9 +49,9 @@ struct PageMutation {
 struct PagePlan {
   struct Run {
     int fd;
-    uint64_t offset;    // in the file
-    size_t first, n;    // keys [first, first + n)
-    size_t at;          // in data
+    uint64_t offset;  // in the file
+    size_t first, n;  // keys [first, first + n)
+    size_t at;        // in data
   };
   std::vector<PageKey> keys;
   std::vector<std::optional<uint32_t>> crcs;
@@ -107,8 +107,8 @@ class PageStore {
   // The objects (block, generation) of `disk` with blocks in [first, end)
   // that hold at least one page, in key order.
   virtual absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk,
-                                                                            uint64_t first,
-                                                                            uint64_t end) = 0;
+                                                                             uint64_t first,
+                                                                             uint64_t end) = 0;
 };
 
 struct RocksDbOptions {
@@ -137,7 +137,7 @@ class MemPageStore : public PageStore {
   absl::Status DropDisk(uint64_t disk) override;
   absl::StatusOr<std::map<uint64_t, uint64_t>> DiskBytes() override;
   absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk, uint64_t first,
-                                                                    uint64_t end) override;
+                                                                     uint64_t end) override;
 
   // Power loss: forgets every batch applied since the last Sync.
   void DropUnsynced();

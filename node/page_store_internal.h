@@ -10,10 +10,10 @@
 
 #include <cstring>
 #include <map>
-#include <optional>
-#include <vector>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
@@ -166,8 +166,10 @@ inline absl::StatusOr<bool> AnyKeyIn(rocksdb::DB* db, const std::string& begin,
 
 // PageStore::Objects over an index keyed by EncodePageKey: one seek per
 // object found, past its pages, so the cost follows objects, not pages.
-inline absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> ObjectsInRange(
-    rocksdb::DB* db, uint64_t disk, uint64_t first, uint64_t end) {
+inline absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> ObjectsInRange(rocksdb::DB* db,
+                                                                                 uint64_t disk,
+                                                                                 uint64_t first,
+                                                                                 uint64_t end) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
   rocksdb::ReadOptions ro;
   ro.fill_cache = false;

@@ -43,8 +43,9 @@ class RocksDbPageStore : public PageStore {
       EncodeCrc(m.crc, crc);
       rocksdb::Slice parts[2] = {rocksdb::Slice(crc, 4), rocksdb::Slice(m.data, 4096)};
       rocksdb::Slice key(k);
-      rocksdb::Status s = m.erase ? wb.Delete(k)
-                                  : wb.Put(rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
+      rocksdb::Status s = m.erase
+                              ? wb.Delete(k)
+                              : wb.Put(rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
       if (!s.ok()) return FromRocks(s, "batch");
     }
     return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "write");
@@ -63,7 +64,7 @@ class RocksDbPageStore : public PageStore {
     return CountPagesPerDisk(db_.get());
   }
   absl::StatusOr<std::vector<std::pair<uint64_t, uint64_t>>> Objects(uint64_t disk, uint64_t first,
-                                                                    uint64_t end) override {
+                                                                     uint64_t end) override {
     return ObjectsInRange(db_.get(), disk, first, end);
   }
 

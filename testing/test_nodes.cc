@@ -22,7 +22,7 @@ TestNode::TestNode(std::shared_ptr<meta::MemMetaTree> tree, const std::string& i
   io_server = std::make_unique<wire::WireServer>(gated_io.get());
   EXPECT_TRUE(io_server->Start("127.0.0.1:0").ok());
   info.set_io_address("127.0.0.1:" + std::to_string(io_server->port()));
-  service = std::make_unique<node::DataService>(info, registry.get(), store.get());
+  service = std::make_unique<node::NodeOpsService>(info, registry.get(), store.get());
   gate = std::make_unique<GatedService>(service.get());
   copy = std::make_unique<node::CopyService>(id, catalog.get(), registry.get(), store.get(),
                                              copy_cap_bps, absl::Milliseconds(500));

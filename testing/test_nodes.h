@@ -19,8 +19,8 @@
 #include "meta/catalog.h"
 #include "node/block_io.h"
 #include "node/copy_service.h"
-#include "node/data_service.h"
 #include "node/disk_registry.h"
+#include "node/node_ops_service.h"
 
 namespace ukai::harness {
 
@@ -29,14 +29,14 @@ struct TestNode;
 // Channels to "inproc:<id>" addresses: the in-process channel of node <id>.
 ChannelFactory InProcess(const std::map<std::string, std::unique_ptr<TestNode>>* nodes);
 
-// Forwards to the real DataService until the node is "killed", then answers
+// Forwards to the real NodeOpsService until the node is "killed", then answers
 // UNAVAILABLE like a dead peer. (gRPC 1.51's in-process transport crashes on
 // calls made after its server shut down, so the server stays up.)
-class GatedService final : public pb::NodeData::Service {
+class GatedService final : public pb::NodeOps::Service {
  public:
-  explicit GatedService(node::DataService* real) : real_(real) {}
+  explicit GatedService(node::NodeOpsService* real) : real_(real) {}
   std::atomic<bool> dead{false};
-#define UKAI_GATE(Method, Req, Resp)                                                   \
+#define UKAI_GATE(Method, Req, Resp)                                                    \
   grpc::Status Method(grpc::ServerContext* c, const pb::Req* q, pb::Resp* r) override { \
     if (dead) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "node down");          \
     return real_->Method(c, q, r);                                                      \
@@ -47,7 +47,7 @@ class GatedService final : public pb::NodeData::Service {
 #undef UKAI_GATE
 
  private:
-  node::DataService* real_;
+  node::NodeOpsService* real_;
 };
 
 // Block I/O that can be refused for a while, like a node stopped (SIGSTOP)
@@ -99,7 +99,7 @@ struct TestNode {
   std::unique_ptr<node::BlockIo> io;
   std::unique_ptr<GatedIo> gated_io;  // gated_io->refuse: block I/O cut off for a while
   std::unique_ptr<wire::WireServer> io_server;
-  std::unique_ptr<node::DataService> service;
+  std::unique_ptr<node::NodeOpsService> service;
   std::unique_ptr<GatedService> gate;
   std::unique_ptr<node::CopyService> copy;
   std::unique_ptr<grpc::Server> server;

@@ -26,14 +26,13 @@ using client::ConnectCluster;
 using client::Volume;
 
 inline pb::FailurePolicy Policy(pb::FailurePolicy::OnReplicaFailure mode, uint32_t hold_ms,
-                         uint32_t min_replicas = 0) {
+                                uint32_t min_replicas = 0) {
   pb::FailurePolicy f;
   f.set_on_replica_failure(mode);
   f.set_hold_ms(hold_ms);
   f.set_min_replicas(min_replicas);
   return f;
 }
-
 
 class VolumeTest : public ::testing::Test {
  protected:

@@ -97,8 +97,7 @@ class Cluster {
   // snapshots. A writable open registers this host as having the disk open
   // for writing (so it cannot be deleted without --force) until the last
   // writable Volume of the disk in this Cluster is destroyed.
-  virtual absl::StatusOr<std::shared_ptr<Volume>> Open(const std::string& name,
-                                                       bool writable) = 0;
+  virtual absl::StatusOr<std::shared_ptr<Volume>> Open(const std::string& name, bool writable) = 0;
 };
 
 }  // namespace ukai::client

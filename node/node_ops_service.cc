@@ -1,4 +1,4 @@
-#include "node/data_service.h"
+#include "node/node_ops_service.h"
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -8,8 +8,8 @@
 
 namespace ukai::node {
 
-grpc::Status DataService::Ping(grpc::ServerContext*, const pb::PingRequest* req,
-                               pb::PingResponse* resp) {
+grpc::Status NodeOpsService::Ping(grpc::ServerContext*, const pb::PingRequest* req,
+                                  pb::PingResponse* resp) {
   if (other_site_delay_ > absl::ZeroDuration() && !req->site().empty() &&
       req->site() != self_.site()) {
     absl::SleepFor(other_site_delay_);
@@ -19,8 +19,8 @@ grpc::Status DataService::Ping(grpc::ServerContext*, const pb::PingRequest* req,
   return grpc::Status::OK;
 }
 
-grpc::Status DataService::Stat(grpc::ServerContext*, const pb::StatRequest*,
-                               pb::StatResponse* resp) {
+grpc::Status NodeOpsService::Stat(grpc::ServerContext*, const pb::StatRequest*,
+                                  pb::StatResponse* resp) {
   resp->set_node(self_.id());
   resp->set_site(self_.site());
   resp->set_capacity_bytes(self_.capacity_bytes());
@@ -35,8 +35,8 @@ grpc::Status DataService::Stat(grpc::ServerContext*, const pb::StatRequest*,
   return grpc::Status::OK;
 }
 
-grpc::Status DataService::DropDisk(grpc::ServerContext*, const pb::DropDiskRequest* req,
-                                   pb::DropDiskResponse*) {
+grpc::Status NodeOpsService::DropDisk(grpc::ServerContext*, const pb::DropDiskRequest* req,
+                                      pb::DropDiskResponse*) {
   auto exists = disks_->Exists(req->disk_id());
   if (!exists.ok()) return ToGrpc(exists.status());
   if (*exists) {

@@ -1,8 +1,8 @@
-// The NodeData gRPC service: liveness pings, stats and dropping a deleted
+// The NodeOps gRPC service: liveness pings, stats and dropping a deleted
 // disk's data. (Block reads and writes: BlockIo, on their own transport.)
 // Thread-safe; handlers run on gRPC's thread pool.
-#ifndef UKAI_NODE_DATA_SERVICE_H_
-#define UKAI_NODE_DATA_SERVICE_H_
+#ifndef UKAI_NODE_NODE_OPS_SERVICE_H_
+#define UKAI_NODE_NODE_OPS_SERVICE_H_
 
 #include "absl/time/time.h"
 #include "node/block_store.h"
@@ -11,9 +11,9 @@
 
 namespace ukai::node {
 
-class DataService final : public pb::NodeData::Service {
+class NodeOpsService final : public pb::NodeOps::Service {
  public:
-  DataService(pb::NodeInfo self, DiskRegistry* disks, BlockStore* store)
+  NodeOpsService(pb::NodeInfo self, DiskRegistry* disks, BlockStore* store)
       : self_(std::move(self)), disks_(disks), store_(store) {}
 
   grpc::Status Ping(grpc::ServerContext*, const pb::PingRequest*, pb::PingResponse*) override;
@@ -33,4 +33,4 @@ class DataService final : public pb::NodeData::Service {
 
 }  // namespace ukai::node
 
-#endif  // UKAI_NODE_DATA_SERVICE_H_
+#endif  // UKAI_NODE_NODE_OPS_SERVICE_H_
