@@ -152,6 +152,7 @@ TEST_F(SnapshotTest, AReplicaThatJoinsDuringTheCopyIsAskedToCopyNotMarkedStale) 
   // (its data is sound): it is tried again with the new replica copying too.
   const std::string v0 = Pattern(kBlock, 30);
   auto [d, host, vol] = WrittenThenSnapshotted(v0);
+  const uint64_t disk_id = d.id();  // clang 14 captures no structured binding
   std::atomic<int> copies{0};
   std::atomic<bool> joined{false};
   auto join = [&](uint16_t method) {
@@ -159,9 +160,9 @@ TEST_F(SnapshotTest, AReplicaThatJoinsDuringTheCopyIsAskedToCopyNotMarkedStale) 
     if (method != wire::kCopyUp || ++copies != 2) return;
     joined = true;
     TestNode& n3 = *nodes_["n3"];  // the relocation's copy, then its switch
-    ASSERT_TRUE(n3.store->Write({d.id(), 0, 0}, 0, v0).ok());
+    ASSERT_TRUE(n3.store->Write({disk_id, 0, 0}, 0, v0).ok());
     ASSERT_TRUE(n3.store->Sync().ok());
-    auto r = admin_->UpdateChunk(d.id(), 0, [](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
+    auto r = admin_->UpdateChunk(disk_id, 0, [](pb::BlockChunk* ch) -> absl::StatusOr<bool> {
       pb::Replica* rep = ch->mutable_blocks(0)->add_replicas();
       rep->set_node("n3");
       rep->set_state(pb::CLEAN);
