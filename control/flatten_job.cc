@@ -215,8 +215,7 @@ absl::Status FlattenJob::FillAll(Batch* batch) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<pb::FillRequest> FlattenJob::FillRequestFor(Batch* batch, uint64_t b,
-                                                           const Source& src) {
+pb::FillRequest FlattenJob::FillRequestFor(Batch* batch, uint64_t b, const Source& src) {
   batch->layout_of.emplace(src.disk, src.layout);
   pb::FillRequest req;
   *req.mutable_hdr() = JobHeader(job_->disk_id(), batch->layout_of[job_->disk_id()]);
@@ -237,7 +236,7 @@ absl::StatusOr<uint64_t> FlattenJob::FillReplica(Batch* batch, uint64_t b, const
   std::stable_partition(from.begin(), from.end(), [&](const std::string& n) {
     return n == node || site_of_[n] == site_of_[node];
   });
-  ASSIGN_OR_RETURN(pb::FillRequest req, FillRequestFor(batch, b, src));
+  pb::FillRequest req = FillRequestFor(batch, b, src);
   absl::Status last;
   for (const auto& s : from) {
     req.set_source(s);

@@ -82,7 +82,8 @@ class FlattenJob {
   absl::Status FillAll(Batch* batch);
   absl::StatusOr<uint64_t> FillReplica(Batch* batch, uint64_t b, const Source& src,
                                        const std::string& node);
-  absl::StatusOr<pb::FillRequest> FillRequestFor(Batch* batch, uint64_t b, const Source& src);
+  // The fill of block `b` from `src` at the layouts known now.
+  pb::FillRequest FillRequestFor(Batch* batch, uint64_t b, const Source& src);
   absl::Status RefreshLayouts(Batch* batch, uint64_t source_disk, pb::FillRequest* req);
   absl::Status ShowProgress(Batch* batch);
   // What the job record shows of the batch comes off: it is copied again.
