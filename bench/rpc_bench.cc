@@ -279,7 +279,7 @@ int main(int argc, char** argv) {
            static_cast<double>(n) / seconds);
     return n > 0 ? 0 : 1;
   }
-  auto stub = EchoService::NewStub(ukai::MakeChannel(address));
+  auto stub = EchoService::NewStub(ukai::InsecureChannels()(address));
   const char* mode = *unary ? "unary" : *stream ? "stream" : "batch";
   uint64_t n = *unary    ? RunUnary(stub.get(), depth, seconds)
                : *stream ? RunStream(stub.get(), depth, seconds)

@@ -16,6 +16,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/channel.h"
+#include "common/clock.h"
+#include "security/transport.h"
 #include "ukai.grpc.pb.h"
 
 namespace {
@@ -41,16 +43,23 @@ void Check(const grpc::Status& s, const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string admin, disk;
+  std::string admin, disk, tls_dir;
   int count = 20;
   CLI::App app{"time snapshot and clone creation through the Admin API"};
   app.add_option("--admin", admin, "admin address host:port")->required();
   app.add_option("--disk", disk, "disk to snapshot")->required();
   app.add_option("--count", count, "snapshots and clones to make")->capture_default_str();
+  app.add_option("--tls-dir", tls_dir, "an admin's TLS credentials; default $UKAI_TLS_DIR");
   CLI11_PARSE(app, argc, argv);
   if (count < 1) count = 1;
-
-  auto stub = ukai::pb::Admin::NewStub(ukai::MakeChannel(admin));
+  if (tls_dir.empty() && getenv("UKAI_TLS_DIR") != nullptr) tls_dir = getenv("UKAI_TLS_DIR");
+  auto security = ukai::security::TransportSecurity::FromFlags(
+      "snap_bench", tls_dir, tls_dir.empty(), ukai::SystemClock());
+  if (!security.ok()) {
+    fprintf(stderr, "snap_bench: %s\n", std::string(security.status().message()).c_str());
+    return 1;
+  }
+  auto stub = ukai::pb::Admin::NewStub((*security)->Channels()(admin));
   auto call = [&](auto method, const auto& req, auto* resp, const std::string& what) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));

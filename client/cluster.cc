@@ -15,6 +15,7 @@
 #include "common/status.h"
 #include "common/units.h"
 #include "meta/generations.h"
+#include "security/transport.h"
 
 namespace ukai::client {
 namespace {
@@ -265,8 +266,11 @@ absl::StatusOr<std::unique_ptr<Cluster>> ConnectCluster(const ClusterOptions& in
 }
 
 absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& opts) {
+  ASSIGN_OR_RETURN(auto security,
+                   security::TransportSecurity::FromFlags(opts.program, opts.tls_dir,
+                                                          opts.insecure_plaintext, SystemClock()));
   ASSIGN_OR_RETURN(auto store, meta::NewZkMetaStore(opts.zk, opts.zk_session_ms));
-  return ConnectCluster(opts, std::move(store), &MakeChannel);
+  return ConnectCluster(opts, std::move(store), security->Channels());
 }
 
 }  // namespace ukai::client

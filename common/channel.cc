@@ -2,8 +2,11 @@
 
 namespace ukai {
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           std::shared_ptr<grpc::ChannelCredentials> creds,
+                                           const std::string& server_name) {
   grpc::ChannelArguments args;
+  if (!server_name.empty()) args.SetSslTargetNameOverride(server_name);
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
   // Reconnect promptly after a node restarts instead of backing off for up to 2 min.
@@ -14,7 +17,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address) {
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
   // Each channel gets its own connection (no sharing across stubs' subchannels).
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, std::move(creds), args);
+}
+
+ChannelFactory InsecureChannels() {
+  return [](const std::string& address) {
+    return MakeChannel(address, grpc::InsecureChannelCredentials());
+  };
 }
 
 void ConfigureServer(grpc::ServerBuilder& builder) {

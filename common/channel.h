@@ -11,10 +11,16 @@
 
 namespace ukai {
 constexpr int kMaxMessageBytes = 80 << 20;  // a 64 MiB block plus headers
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address);
-// Where a process gets its channel to an address: MakeChannel in daemons,
-// in-process channels in tests.
+// A channel to `address` with `creds`; `server_name`, when given, is the name
+// the server's certificate must carry (instead of the address's host).
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
+                                           std::shared_ptr<grpc::ChannelCredentials> creds,
+                                           const std::string& server_name = "");
+// Where a process gets its channel to an address: TransportSecurity::Channels
+// (security/transport.h) in daemons, in-process channels in tests.
 using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
+// Plaintext channels: for tests and benchmarks that run without TLS.
+ChannelFactory InsecureChannels();
 // Applies the same limits to a server.
 void ConfigureServer(grpc::ServerBuilder& builder);
 }  // namespace ukai

@@ -11,6 +11,10 @@ enum class LogLevel { kDebug, kInfo, kWarn, kError };
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 void LogLine(LogLevel level, const std::string& msg);
+// gRPC's own messages through LogLine, prefixed "grpc: ": its errors (a TLS
+// handshake a stranger failed, a peer gone) at `errors_at`, the rest at
+// kDebug, instead of gRPC's own format on stderr.
+void RouteGrpcLogs(LogLevel errors_at);
 }  // namespace ukai
 
 #define UKAI_LOG(level, ...)                                                  \

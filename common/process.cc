@@ -23,6 +23,7 @@ void SetUpDaemon(bool verbose) {
   // kills the daemon (the transports also send with MSG_NOSIGNAL).
   signal(SIGPIPE, SIG_IGN);
   if (verbose) SetLogLevel(LogLevel::kDebug);
+  RouteGrpcLogs(LogLevel::kInfo);
 }
 
 void SetThreadNice(int nice) {

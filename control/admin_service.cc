@@ -18,7 +18,7 @@ constexpr auto kStatDeadline = std::chrono::milliseconds(1500);
 pb::NodeOps::Stub* AdminService::Stub(const std::string& address) {
   absl::MutexLock l(&mu_);
   auto& s = stubs_[address];
-  if (!s) s = pb::NodeOps::NewStub(MakeChannel(address));
+  if (!s) s = pb::NodeOps::NewStub(channels_(address));
   return s.get();
 }
 
@@ -31,7 +31,7 @@ absl::StatusOr<std::vector<AdminService::NodeStat>> AdminService::StatNodes() {
     out[i].live = live.count(nodes[i].id()) > 0;
   }
   ParallelFor(executor_, out.size(), out.size(), [&](size_t i) {
-    if (!out[i].live) return;
+    if (!out[i].live || !channels_) return;
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + kStatDeadline);
     pb::StatResponse resp;

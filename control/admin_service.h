@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/synchronization/mutex.h"
+#include "common/channel.h"
 #include "common/executor.h"
 #include "control/node_peers.h"
 #include "meta/catalog.h"
@@ -18,10 +19,12 @@ namespace ukai::control {
 class AdminService final : public pb::Admin::Service {
  public:
   // `nodes` (may be null in tests) fences and collects on other nodes;
-  // `executor` (may be null: one call at a time) asks them all at once.
+  // `executor` (may be null: one call at a time) asks them all at once;
+  // `channels` (may be empty in tests: no node's statistics) reach nodes for
+  // their statistics.
   explicit AdminService(meta::Catalog* catalog, NodePeers* nodes = nullptr,
-                        Executor* executor = nullptr)
-      : catalog_(catalog), nodes_(nodes), executor_(executor) {}
+                        Executor* executor = nullptr, ChannelFactory channels = {})
+      : catalog_(catalog), nodes_(nodes), executor_(executor), channels_(std::move(channels)) {}
 
   grpc::Status ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
                          pb::ListNodesResponse*) override;
@@ -75,6 +78,7 @@ class AdminService final : public pb::Admin::Service {
   meta::Catalog* catalog_;
   NodePeers* nodes_;
   Executor* executor_;
+  const ChannelFactory channels_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<pb::NodeOps::Stub>> stubs_ ABSL_GUARDED_BY(mu_);
 };

@@ -21,7 +21,7 @@ namespace ukai::control {
 
 class GrpcNodePeers final : public NodePeers {
  public:
-  explicit GrpcNodePeers(meta::Catalog* catalog, ChannelFactory channels = MakeChannel)
+  explicit GrpcNodePeers(meta::Catalog* catalog, ChannelFactory channels)
       : catalog_(catalog), channels_(std::move(channels)) {}
   absl::Status Fence(const std::string& node, uint64_t disk, uint64_t layout) override;
   absl::StatusOr<uint64_t> Copy(const std::string& dst, const std::string& src,

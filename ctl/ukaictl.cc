@@ -9,8 +9,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/channel.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "common/units.h"
+#include "security/transport.h"
 
 namespace ukai::ctl {
 namespace {
@@ -38,6 +41,8 @@ constexpr char kExamples[] = R"(Examples:
   ukaictl restore vm1-sun.ukb vm1r && ukaictl restore vm1-mon.ukb vm1r
   ukaictl relocate vm1 --sites site-b --bandwidth 200M   (prints a job id)
   ukaictl job wait job-1a2b3c4d          (progress bar; exit 0 when done)
+  ukaictl ca init --ca /etc/ukai/ca       (once per cluster; keep ca.key safe)
+  ukaictl cert issue --ca /etc/ukai/ca --role frontend --id hv7 --out /etc/ukai/tls
 
 Exit status: 0 on success; 1 on failure, with one line "ukaictl: <reason>" on
 stderr; 2 on a usage error. With --json, results are printed as JSON on stdout.)";
@@ -56,6 +61,20 @@ void AddGlobalOptions(CLI::App* app, Globals* g) {
                   "$UKAI_SITE)");
   app->add_option("--parallel", g->parallel, "blocks in flight when moving data")
       ->capture_default_str();
+  app->add_option("--tls-dir", g->tls_dir,
+                  "TLS credentials (ca.pem, cert.pem, key.pem) of an admin or backup certificate "
+                  "(`ukaictl cert issue`); default $UKAI_TLS_DIR");
+  app->add_flag("--insecure-plaintext", g->insecure_plaintext,
+                "no TLS, for a cluster started with --insecure-plaintext (benchmarks only); "
+                "default on when UKAI_INSECURE_PLAINTEXT=1");
+}
+
+// The transport the options ask for.
+absl::StatusOr<std::shared_ptr<const security::TransportSecurity>> Security(const Globals& g) {
+  const std::string dir = g.tls_dir.empty() ? Env("UKAI_TLS_DIR") : g.tls_dir;
+  const bool plaintext = g.insecure_plaintext || Env("UKAI_INSECURE_PLAINTEXT") == "1";
+  return security::TransportSecurity::FromFlags("ukaictl", plaintext ? "" : dir, plaintext,
+                                                SystemClock());
 }
 
 }  // namespace
@@ -65,14 +84,20 @@ absl::StatusOr<std::unique_ptr<AdminStub>> ConnectAdmin(const Globals& g) {
   if (list.empty()) {
     return absl::InvalidArgumentError("no admin address: set UKAI_ADMIN=host:port or pass --admin");
   }
+  ASSIGN_OR_RETURN(auto security, Security(g));
+  ChannelFactory channels = security->Channels();
   for (absl::string_view addr : absl::StrSplit(list, ',', absl::SkipEmpty())) {
-    auto ch = MakeChannel(std::string(addr));
+    auto ch = channels(std::string(addr));
     if (ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(3))) {
       return std::unique_ptr<AdminStub>(Admin::NewStub(ch));
     }
   }
   return absl::UnavailableError("cannot reach the admin service at " + list +
-                                " (is a ukai-node running?)");
+                                (security->plaintext()
+                                     ? " (is a ukai-node running, and with --insecure-plaintext?)"
+                                     : " (is a ukai-node running? is the certificate in " +
+                                           security->tls()->dir +
+                                           " from this cluster's CA, unexpired and unrevoked?)"));
 }
 
 void OnRun(CLI::App* cmd, Cli* cli, std::function<absl::Status()> fn) {
@@ -95,6 +120,10 @@ absl::StatusOr<std::unique_ptr<client::Cluster>> ConnectData(const Globals& g) {
   o.root = g.zk_root;
   o.site = g.site.empty() ? Env("UKAI_SITE") : g.site;
   o.host = absl::StrFormat("ukaictl-%d", getpid());
+  o.tls_dir = g.tls_dir.empty() ? Env("UKAI_TLS_DIR") : g.tls_dir;
+  o.insecure_plaintext = g.insecure_plaintext || Env("UKAI_INSECURE_PLAINTEXT") == "1";
+  if (o.insecure_plaintext) o.tls_dir.clear();
+  o.program = "ukaictl";
   return client::Cluster::Connect(o);
 }
 
@@ -142,6 +171,7 @@ absl::Status PrintTransfer(const Globals& g, const std::string& what,
 
 int RunUkaictl(int argc, const char* const* argv, Cli* cli) {
   if (!cli->connect) cli->connect = ConnectAdmin;
+  RouteGrpcLogs(LogLevel::kDebug);  // a command's failure is its one line, not gRPC's
   CLI::App app{kAbout};
   app.require_subcommand(1);
   app.fallthrough();  // --json, --admin and --timeout also after the subcommand
@@ -152,6 +182,7 @@ int RunUkaictl(int argc, const char* const* argv, Cli* cli) {
   AddJobCommands(&app, cli);
   AddSnapCommands(&app, cli);
   AddTransferCommands(&app, cli);
+  AddCertCommands(&app, cli);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

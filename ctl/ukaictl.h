@@ -9,6 +9,7 @@
 //   ctl/cmd_jobs.cc      relocate, scrub, flatten, job list|wait|info|cancel
 //   ctl/cmd_snap.cc      snap create|list|delete|rollback, clone
 //   ctl/cmd_transfer.cc  backup, restore, export, import (ctl/transfer.h)
+//   ctl/cmd_cert.cc      ca init, cert issue|list|revoke|show (security/pki.h)
 #ifndef UKAI_CTL_UKAICTL_H_
 #define UKAI_CTL_UKAICTL_H_
 
@@ -45,6 +46,10 @@ struct Globals {
   // import): libukai's connection.
   std::string zk, zk_root = "/ukai", site;
   int parallel = 8;
+  // Credentials for every connection (--tls-dir or $UKAI_TLS_DIR), or none
+  // (--insecure-plaintext or UKAI_INSECURE_PLAINTEXT=1; benchmarks only).
+  std::string tls_dir;
+  bool insecure_plaintext = false;
 };
 
 // One run of ukaictl: its options, how it reaches the admin service, and
@@ -116,6 +121,7 @@ void AddDiskCommands(CLI::App* app, Cli* cli);
 void AddJobCommands(CLI::App* app, Cli* cli);
 void AddSnapCommands(CLI::App* app, Cli* cli);
 void AddTransferCommands(CLI::App* app, Cli* cli);
+void AddCertCommands(CLI::App* app, Cli* cli);
 
 // Parses `argv` and runs the command it names: the exit status (0, 1 with
 // "ukaictl: <reason>" on stderr, 2 for a usage error).

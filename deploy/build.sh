@@ -16,7 +16,7 @@ packages=(cmake g++ make pkg-config
   libfuse3-dev fuse3 liburing-dev libzookeeper-mt-dev zookeeper libslf4j-java
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libgtest-dev libgmock-dev libcli11-dev nlohmann-json3-dev
-  clang libclang-rt-dev clang-format)
+  libssl-dev openssl clang libclang-rt-dev clang-format)
 # shellcheck disable=SC2206
 packages+=(${UKAI_EXTRA_PACKAGES:-})
 

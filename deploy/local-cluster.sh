@@ -4,6 +4,7 @@
 #   local-cluster.sh start      --dir DIR   ZooKeeper, nodes n1 n2 (site-a) and n3 (site-b),
 #                                           a frontend mounted at DIR/mnt (site-a); prints
 #                                           export UKAI_ZK=... UKAI_ADMIN=... UKAI_MOUNT=...
+#                                           UKAI_TLS_DIR=... UKAI_CA_DIR=...
 #                                           on stdout and nothing else
 #   local-cluster.sh stop       --dir DIR   stops only what it started, unmounts
 #   local-cluster.sh status     --dir DIR   what runs
@@ -22,6 +23,16 @@
 # `start --repair-bandwidth B`: the copy rate limit of the repairs nodes start
 # on their own (ukai-node --repair-bandwidth; default 0: none).
 #
+# Secured by default: `start` makes a cluster CA in DIR/tls/ca and a
+# certificate for every process (ukaictl ca init / cert issue): nodes
+# DIR/tls/NAME (role node), frontends DIR/tls/NAME (role frontend), and an
+# operator's DIR/tls/admin (role admin), which UKAI_TLS_DIR points ukaictl
+# at. Every TLS directory's crl.pem is a link to the CA's, so `ukaictl cert
+# revoke` (UKAI_CA_DIR is exported too) takes effect on every process at once.
+# `start --insecure-plaintext`: no certificates, every daemon started with
+# --insecure-plaintext and UKAI_INSECURE_PLAINTEXT=1 exported (benchmarks
+# comparing against TLS only).
+#
 # Tests only: `start --site-delay MS` makes sites MS apart (nodes answer
 # frontends of other sites MS late; ukai-node --test-site-delay-ms, enabled
 # through UKAI_TEST_HOOKS=1 for these nodes only, docs/TESTING.md).
@@ -39,7 +50,7 @@ say() { echo "local-cluster.sh: $*" >&2; }
 cmd=${1:-}
 [[ -n $cmd ]] || die "usage: local-cluster.sh start|stop|status|stop-node|start-node|mount|add-node --dir DIR ..."
 shift
-dir="" site="" site_delay=0 rereplicate_after=600 repair_bandwidth=0 zk_members=1 args=()
+dir="" site="" site_delay=0 rereplicate_after=600 repair_bandwidth=0 zk_members=1 plaintext=0 args=()
 while (($#)); do
   case $1 in
     --dir) dir=$2; shift 2 ;;
@@ -48,7 +59,8 @@ while (($#)); do
     --rereplicate-after) rereplicate_after=$2; shift 2 ;;
     --repair-bandwidth) repair_bandwidth=$2; shift 2 ;;
     --zk-ensemble) zk_members=$2; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0" >&2; exit 0 ;;
+    --insecure-plaintext) plaintext=1; shift ;;
+    -h|--help) sed -n '2,43p' "$0" >&2; exit 0 ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -121,6 +133,25 @@ node_serving() {  # node_serving NAME COUNT_BEFORE_START
   (($(serving_count "$1") > $2)) && node_up "$1"
 }
 
+# tls_flags NAME ROLE: sets tls=(the daemon flags for NAME's credentials),
+# issuing them (role ROLE, id NAME) on first use.
+tls_flags() {
+  if [[ ${PLAINTEXT:-0} == 1 ]]; then tls=(--insecure-plaintext); return; fi
+  local name=$1 role=$2
+  if [[ ! -f $dir/tls/$name/cert.pem ]]; then
+    "$bin/ukaictl" cert issue --ca "$UKAI_CA_DIR" --role "$role" --id "$name" \
+      --out "$dir/tls/$name" >&2
+    ln -sf ../ca/crl.pem "$dir/tls/$name/crl.pem"
+  fi
+  tls=(--tls-dir "$dir/tls/$name")
+}
+
+make_ca() {
+  "$bin/ukaictl" ca init --ca "$UKAI_CA_DIR" --name "local-$(basename "$dir")" >&2
+  "$bin/ukaictl" cert issue --ca "$UKAI_CA_DIR" --role admin --id admin --out "$UKAI_TLS_DIR" >&2
+  ln -sf ../ca/crl.pem "$UKAI_TLS_DIR/crl.pem"
+}
+
 start_node() {
   local name=$1 nsite port
   nsite=$(grep "^NODE_${name}_SITE=" "$dir/cluster.env" | cut -d= -f2)
@@ -134,10 +165,11 @@ start_node() {
     test_args=(--test-site-delay-ms "$SITE_DELAY_MS")
     export UKAI_TEST_HOOKS=1  # only in this script's children: the nodes of a test cluster
   fi
+  local tls; tls_flags "$name" node
   spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
     --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 \
     --rereplicate-after "${REREPLICATE_AFTER:-600}" --repair-bandwidth "${REPAIR_BANDWIDTH:-0}" \
-    "${test_args[@]}"
+    "${tls[@]}" "${test_args[@]}"
   wait_for 30 "node $name" node_serving "$name" "$served"
 }
 
@@ -146,8 +178,9 @@ start_fuse() {  # start_fuse NAME SITE PATH
   mkdir -p "$path"
   mountpoint -q "$path" && die "$path is already a mount point"
   echo "$path" > "$dir/mounts/$name"
+  local tls; tls_flags "$name" frontend
   spawn "$name" "$bin/ukai-fuse" "$path" --zk "$UKAI_ZK" --site "$fsite" \
-    --host "$name-$(basename "$dir")" --zk-session-ms 4000
+    --host "$name-$(basename "$dir")" --zk-session-ms 4000 "${tls[@]}"
   wait_for 30 "frontend $name at $path" mountpoint -q "$path"
 }
 
@@ -168,6 +201,8 @@ load_env() {
   [[ -f $dir/cluster.env ]] || die "no cluster in $dir (run start first)"
   # shellcheck disable=SC1091
   source "$dir/cluster.env"
+  # This script's own ukaictl calls (node_up) speak to the cluster as its admin.
+  if [[ ${PLAINTEXT:-0} == 1 ]]; then export UKAI_INSECURE_PLAINTEXT=1; else export UKAI_TLS_DIR UKAI_CA_DIR; fi
 }
 
 case $cmd in
@@ -205,6 +240,7 @@ case $cmd in
     { alive zk || alive zk1; } && die "a cluster already runs in $dir (stop it first)"
     [[ $zk_members == 1 || $zk_members == 3 ]] || die "--zk-ensemble takes 1 or 3"
     mkdir -p "$dir"/{pids,logs,cmd,mounts,zk,data,mnt}
+    rm -rf "$dir/tls"  # a new cluster, a new CA
     base=$(first_port)
     ports=()
     for ((p = base; ${#ports[@]} < 4 + 8 * (zk_members > 1); p++)); do port_free "$p" && ports+=("$p"); done
@@ -221,8 +257,11 @@ case $cmd in
       echo "REREPLICATE_AFTER=$rereplicate_after"
       echo "REPAIR_BANDWIDTH=$repair_bandwidth"
       echo "ZK_MEMBERS=$zk_members"
+      echo "PLAINTEXT=$plaintext"
+      if ((plaintext == 0)); then echo "UKAI_TLS_DIR=$dir/tls/admin"; echo "UKAI_CA_DIR=$dir/tls/ca"; fi
     } > "$dir/cluster.env"
     load_env
+    ((plaintext)) || make_ca
     common_cfg="tickTime=1000
 initLimit=10
 syncLimit=5
@@ -257,7 +296,11 @@ admin.enableServer=false
     for n in n1 n2 n3; do start_node "$n"; done
     start_fuse fuse site-a "$UKAI_MOUNT"
     say "cluster up in $dir (logs in $dir/logs)"
-    echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT"
+    if ((plaintext)); then
+      echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT UKAI_INSECURE_PLAINTEXT=1"
+    else
+      echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT UKAI_TLS_DIR=$UKAI_TLS_DIR UKAI_CA_DIR=$UKAI_CA_DIR"
+    fi
     ;;
   stop)
     for f in "$dir"/mounts/*; do

@@ -13,9 +13,9 @@ int main(int argc, char** argv) {
       "ukai-fuse: show every UKAI disk as a raw image file under MOUNTPOINT.\n"
       "Use a disk with e.g. qemu-system-x86_64 -drive "
       "file=MOUNTPOINT/NAME,format=raw,cache=none,aio=native"};
-  std::string mountpoint, zk = "127.0.0.1:2181", root = "/ukai", site, host;
+  std::string mountpoint, zk = "127.0.0.1:2181", root = "/ukai", site, host, tls_dir;
   int threads = 32, rpc_timeout_ms = 5000, zk_session_ms = 10000;
-  bool allow_other = false, verbose = false;
+  bool allow_other = false, verbose = false, plaintext = false;
   app.add_option("mountpoint", mountpoint, "directory to mount on")->required();
   app.add_option("--zk", zk, "ZooKeeper ensemble host:port[,host:port...]")->capture_default_str();
   app.add_option("--zk-root", root, "root znode of the cluster")->capture_default_str();
@@ -28,6 +28,12 @@ int main(int argc, char** argv) {
   app.add_option("--zk-session-ms", zk_session_ms,
                  "ZooKeeper session timeout: how long this host's open records outlive a crash")
       ->capture_default_str();
+  app.add_option("--tls-dir", tls_dir,
+                 "this host's TLS credentials: ca.pem, cert.pem and key.pem (0600) of a frontend "
+                 "certificate (`ukaictl cert issue --role frontend --id HOST`), and crl.pem when "
+                 "there is one (docs/SECURITY.md)");
+  app.add_flag("--insecure-plaintext", plaintext,
+               "no TLS: for benchmarks on a closed network only; logged as a warning");
   app.add_flag("--allow-other", allow_other, "let other users open the disks (e.g. qemu user)");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
@@ -40,6 +46,9 @@ int main(int argc, char** argv) {
   opts.host = host;
   opts.rpc_timeout_ms = rpc_timeout_ms;
   opts.zk_session_ms = zk_session_ms;
+  opts.tls_dir = tls_dir;
+  opts.insecure_plaintext = plaintext;
+  opts.program = "ukai-fuse";
   auto cluster = ukai::client::Cluster::Connect(opts);
   if (!cluster.ok()) {
     fprintf(stderr, "ukai-fuse: %s\n", std::string(cluster.status().message()).c_str());

@@ -27,6 +27,8 @@
 #include "node/disk_registry.h"
 #include "node/local_scrubber.h"
 #include "node/node_ops_service.h"
+#include "security/audit.h"
+#include "security/transport.h"
 
 namespace {
 
@@ -37,11 +39,11 @@ int Fail(const std::string& msg) {
 
 // Everything on the command line, as given.
 struct NodeFlags {
-  std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data;
+  std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, tls_dir;
   std::string capacity = "0", store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "0",
               scrub_bandwidth = "20M";
   int zk_session_ms = 10000;
-  bool no_blob = false, verbose = false, no_local = false;
+  bool no_blob = false, verbose = false, no_local = false, plaintext = false;
   int test_site_delay_ms = 0, repair_interval_s = 10, rereplicate_after_s = 600;
   int scrub_every_s = 7 * 86400, collect_every_s = 3600;
 };
@@ -69,6 +71,14 @@ void AddServiceFlags(CLI::App& app, NodeFlags* f) {
   app.add_option("--zk-session-ms", f->zk_session_ms,
                  "ZooKeeper session timeout: how long a dead node stays listed as up")
       ->capture_default_str();
+  app.add_option("--tls-dir", f->tls_dir,
+                 "this node's TLS credentials: ca.pem, cert.pem and key.pem (0600) of a node "
+                 "certificate, as `ukaictl cert issue --role node` writes them, and crl.pem (the "
+                 "CA's revocation list) when there is one. Every connection is mutual TLS and "
+                 "every call is checked against the caller's role (docs/SECURITY.md)");
+  app.add_flag("--insecure-plaintext", f->plaintext,
+               "no TLS: connections neither encrypted nor authenticated, every caller may do "
+               "anything. For benchmarks on a closed network only; logged as a warning");
   app.add_flag("-v,--verbose", f->verbose, "debug logging");
   app.add_option("--test-site-delay-ms", f->test_site_delay_ms,
                  "TESTS ONLY, refused unless UKAI_TEST_HOOKS=1 is in the environment: answer "
@@ -165,6 +175,18 @@ absl::StatusOr<std::unique_ptr<ukai::node::PageStore>> OpenPages(const NodeFlags
                                   : ukai::node::NewRocksDbPageStore(f.data, ro);
 }
 
+// A node's certificate must name it: a node started with another's
+// credentials (or a frontend's) would be refused by its peers anyway.
+absl::Status CheckIdentity(const ukai::security::TransportSecurity& sec, const std::string& id) {
+  if (sec.plaintext()) return absl::OkStatus();
+  const ukai::security::Identity& who = sec.tls()->self.who;
+  if (who.role != ukai::security::Role::kNode || who.id != id) {
+    return absl::InvalidArgumentError("the certificate in " + sec.tls()->dir + " is for " +
+                                      who.ToString() + ", not node " + id);
+  }
+  return absl::OkStatus();
+}
+
 // Starts block I/O (TCP and, unless --no-local-io, the same-host socket);
 // the address clients dial, which goes into the node's record.
 absl::StatusOr<std::string> StartBlockIo(const NodeFlags& f, const NodeLimits& l,
@@ -243,6 +265,10 @@ class Background {
 
 // Serves until SIGTERM or SIGINT (blocked in `sigs` before any thread starts).
 int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
+  auto security = ukai::security::TransportSecurity::FromFlags("ukai-node", f.tls_dir, f.plaintext,
+                                                               ukai::SystemClock());
+  if (!security.ok()) return Fail(std::string(security.status().message()));
+  if (auto s = CheckIdentity(**security, f.id); !s.ok()) return Fail(std::string(s.message()));
   auto meta_store = ukai::meta::NewZkMetaStore(f.zk, f.zk_session_ms);
   if (!meta_store.ok()) return Fail(std::string(meta_store.status().message()));
   ukai::meta::Catalog catalog(meta_store->get(), f.root);
@@ -265,15 +291,17 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   self.set_io_address(*io_address);
   ukai::node::NodeOpsService node_ops_service(self, &disks, &store);
   node_ops_service.SetOtherSiteDelay(l.site_delay);
-  ukai::control::GrpcNodePeers peers(&catalog);
+  ukai::control::GrpcNodePeers peers(&catalog, (*security)->Channels());
   // The control plane's fan-outs (node stats, fences, block copies).
   ukai::Executor control_pool("ukai-control", 32, 1024);
-  ukai::control::AdminService admin_service(&catalog, &peers, &control_pool);
+  ukai::control::AdminService admin_service(&catalog, &peers, &control_pool,
+                                            (*security)->Channels());
   ukai::node::CopyService copy_service(f.id, &catalog, &disks, &store, l.copy_cap);
   grpc::ServerBuilder builder;
   ukai::ConfigureServer(builder);
   int port = 0;
-  builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(f.listen, (*security)->ServerCredentials(), &port);
+  builder.experimental().SetInterceptorCreators(ukai::security::AuditInterceptors());
   builder.RegisterService(&node_ops_service);
   builder.RegisterService(&admin_service);
   builder.RegisterService(&copy_service);

@@ -36,7 +36,7 @@ start_cluster() {  # start_cluster [local-cluster.sh start options]
   cluster_dir=$(mktemp -d "${UKAI_TEST_TMP:-/var/tmp}/ukai-$test_name.XXXXXX")
   trap finish EXIT
   eval "$("$cluster_tool" start --dir "$cluster_dir" "$@")"
-  export UKAI_ZK UKAI_ADMIN UKAI_MOUNT
+  export UKAI_ZK UKAI_ADMIN UKAI_MOUNT  # and UKAI_TLS_DIR, UKAI_CA_DIR: ukaictl is the admin
   log "cluster in $cluster_dir"
 }
 

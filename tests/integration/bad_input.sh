@@ -80,19 +80,36 @@ check_daemon_error() {  # DESCRIPTION PATTERN COMMAND...
   if [[ $rc -eq 1 ]] && grep -qiE -- "$pattern" <<<"$last"; then log "ok: $what ($last)"
   else fail "$what: exit $rc, last line '$last'"; fi
 }
+n9_tls=(--tls-dir "$cluster_dir/tls-n9")
+ukaictl cert issue --role node --id n9 --out "$cluster_dir/tls-n9" >/dev/null
+fuse_tls=(--tls-dir "$cluster_dir/tls/fuse")
 check_daemon_error "ukai-node with ZooKeeper unreachable" "ZooKeeper at 127.0.0.1:1 unreachable" \
-  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk 127.0.0.1:1
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk 127.0.0.1:1 "${n9_tls[@]}"
 check_daemon_error "ukai-fuse with ZooKeeper unreachable" "ZooKeeper at 127.0.0.1:1 unreachable" \
-  ukai-fuse "$cluster_dir/mnt-x" --site s --zk 127.0.0.1:1
+  ukai-fuse "$cluster_dir/mnt-x" --site s --zk 127.0.0.1:1 "${fuse_tls[@]}"
 check_daemon_error "ukai-node on a port already taken" "cannot listen" \
-  ukai-node --id n9 --site s --listen "$(node_addr n1)" --data "$cluster_dir/n9" --zk "$UKAI_ZK"
+  ukai-node --id n9 --site s --listen "$(node_addr n1)" --data "$cluster_dir/n9" --zk "$UKAI_ZK" \
+  "${n9_tls[@]}"
 check_daemon_error "ukai-node on a block I/O port already taken" "cannot listen" \
   ukai-node --id n9 --site s --listen 127.0.0.1:0 --io-listen "$(node_addr n1)" \
-  --data "$cluster_dir/n9" --zk "$UKAI_ZK"
+  --data "$cluster_dir/n9" --zk "$UKAI_ZK" "${n9_tls[@]}"
 check_daemon_error "ukai-node with a bad id" "invalid --id" \
   ukai-node --id "a/b" --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK"
 check_daemon_error "ukai-fuse on a missing directory" "cannot mount" \
-  ukai-fuse "$cluster_dir/no/such/dir" --site s --zk "$UKAI_ZK"
+  ukai-fuse "$cluster_dir/no/such/dir" --site s --zk "$UKAI_ZK" "${fuse_tls[@]}"
+check_daemon_error "ukai-node without credentials" "no TLS credentials" \
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK"
+check_daemon_error "ukai-fuse without credentials" "no TLS credentials" \
+  ukai-fuse "$cluster_dir/mnt-x" --site s --zk "$UKAI_ZK"
+check_daemon_error "ukai-node with another node's certificate" "is for node n1, not node n9" \
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK" \
+  --tls-dir "$cluster_dir/tls/n1"
+check_daemon_error "ukai-node with a frontend's certificate" "is for frontend fuse, not node n9" \
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK" \
+  "${fuse_tls[@]}"
+check_daemon_error "ukai-node with TLS and plaintext both" "exclude each other" \
+  ukai-node --id n9 --site s --listen 127.0.0.1:0 --data "$cluster_dir/n9" --zk "$UKAI_ZK" \
+  "${n9_tls[@]}" --insecure-plaintext
 check_eq "none of that registered a node" 3 "$(ukaictl --json node list | grep -c '"id"')"
 
 # ZooKeeper down: every command that needs it fails cleanly within the timeout.

@@ -31,6 +31,12 @@ struct ClusterOptions {
   std::string site;           // this host's site: reads prefer replicas there
   int rpc_timeout_ms = 5000;  // per data RPC
   int zk_session_ms = 10000;
+  // TLS credentials: a directory with ca.pem, cert.pem and key.pem, as
+  // `ukaictl cert issue` writes them (docs/SECURITY.md). Required unless
+  // insecure_plaintext, which is for benchmarks only and logs a warning.
+  std::string tls_dir;
+  bool insecure_plaintext = false;
+  std::string program = "libukai";  // names the process in that warning
 };
 
 struct DiskAttr {
