@@ -55,8 +55,8 @@ class EchoImpl final : public EchoService::Service {
 
 // The block I/O transport's echo: the reply carries the request's data.
 class WireEcho final : public ukai::wire::WireHandler {
-  absl::Status Handle(uint16_t, absl::string_view, absl::string_view data, std::string* reply,
-                      bool) override {
+  absl::Status Handle(const ukai::wire::WirePeer&, uint16_t, absl::string_view,
+                      absl::string_view data, std::string* reply, bool) override {
     reply->assign(data.data(), data.size());
     return absl::OkStatus();
   }

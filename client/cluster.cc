@@ -57,21 +57,26 @@ class Handle : public Volume {
 };
 
 // A send blocked on a node that stopped reading fails like an RPC that timed out.
-wire::WireClientOptions IoOptions(const ClusterOptions& o) {
+wire::WireClientOptions IoOptions(const ClusterOptions& o,
+                                  std::shared_ptr<wire::WireSecurity> security) {
   wire::WireClientOptions io;
+  io.security = std::move(security);
   io.connect_timeout = absl::Milliseconds(std::min(o.rpc_timeout_ms, 2000));
   io.send_timeout = absl::Milliseconds(o.rpc_timeout_ms);
   io.site = o.site;
+  io.local_dir = o.run_dir;
   return io;
 }
 
 class ClusterImpl : public Cluster {
  public:
-  ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels)
+  ClusterImpl(ClusterOptions opts, std::unique_ptr<meta::MetaStore> store, ChannelFactory channels,
+              std::shared_ptr<wire::WireSecurity> wire)
       : opts_(std::move(opts)),
         store_(std::move(store)),
         catalog_(store_.get(), opts_.root),
-        pool_(&catalog_, opts_.site, opts_.host, std::move(channels), IoOptions(opts_)) {}
+        pool_(&catalog_, opts_.site, opts_.host, std::move(channels),
+              IoOptions(opts_, std::move(wire))) {}
   ~ClusterImpl() override {
     guard_.Kill();
     async_.ops.WaitIdle();  // their callbacks use the pool and catalog
@@ -253,14 +258,16 @@ Handle::~Handle() {
 
 absl::StatusOr<std::unique_ptr<Cluster>> ConnectCluster(const ClusterOptions& in,
                                                         std::unique_ptr<meta::MetaStore> store,
-                                                        ChannelFactory channels) {
+                                                        ChannelFactory channels,
+                                                        std::shared_ptr<wire::WireSecurity> wire) {
   ClusterOptions opts = in;
   if (opts.host.empty()) {
     char name[256] = {};
     gethostname(name, sizeof(name) - 1);
     opts.host = absl::StrCat(name, "-", getpid());
   }
-  auto c = std::make_unique<ClusterImpl>(std::move(opts), std::move(store), std::move(channels));
+  auto c = std::make_unique<ClusterImpl>(std::move(opts), std::move(store), std::move(channels),
+                                         std::move(wire));
   RETURN_IF_ERROR(c->Start());
   return std::unique_ptr<Cluster>(std::move(c));
 }
@@ -269,8 +276,11 @@ absl::StatusOr<std::unique_ptr<Cluster>> Cluster::Connect(const ClusterOptions& 
   ASSIGN_OR_RETURN(auto security,
                    security::TransportSecurity::FromFlags(opts.program, opts.tls_dir,
                                                           opts.insecure_plaintext, SystemClock()));
-  ASSIGN_OR_RETURN(auto store, meta::NewZkMetaStore(opts.zk, opts.zk_session_ms));
-  return ConnectCluster(opts, std::move(store), security->Channels());
+  ASSIGN_OR_RETURN(auto store,
+                   meta::NewZkMetaStore(opts.zk, security->zk_auth(), opts.zk_session_ms));
+  ClusterOptions with_identity = opts;
+  with_identity.identity = security->plaintext() ? "" : security->tls()->self.who.ToString();
+  return ConnectCluster(with_identity, std::move(store), security->Channels(), security->wire());
 }
 
 }  // namespace ukai::client

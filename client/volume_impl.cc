@@ -184,7 +184,8 @@ absl::StatusOr<uint64_t> VolumeImpl::WriterEpoch() {
         "disk %d: another host took over writing; reopen the disk to write again", id_));
   }
   if (epoch_ == 0) {
-    ASSIGN_OR_RETURN(epoch_, catalog_->TakeWriterEpoch(id_, opts_->host, opts_->site));
+    ASSIGN_OR_RETURN(epoch_,
+                     catalog_->TakeWriterEpoch(id_, opts_->host, opts_->site, opts_->identity));
     absl::MutexLock m(&mu_);
     writer_ = true;
     LOG_DEBUG("disk %d: writer epoch %d taken by %s", id_, epoch_, opts_->host);

@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "absl/strings/str_format.h"
+#include "common/log.h"
 #include "common/process.h"
 #include "common/reason.h"
 #include "common/wire_format.h"
@@ -17,10 +18,10 @@ namespace ukai::wire {
 // reader (which keeps it alive until it ends); calls keep a reference only to
 // find it when cancelled.
 struct WireConn {
-  WireConn(int f, std::string addr) : fd(f), address(std::move(addr)) {}
+  WireConn(std::unique_ptr<WireStream> s, std::string addr)
+      : stream(std::move(s)), address(std::move(addr)) {}
   ~WireConn() {
     if (reader.joinable()) reader.detach();  // the reader itself held the last reference
-    close(fd);
   }
   // Waits for the reader to end, unless this is the reader (a completion that
   // dropped the last reference to its own client): it ends by itself.
@@ -63,14 +64,14 @@ struct WireConn {
       }
     }
     if (receiving != nullptr && receiving->waiter_ == nullptr && receiving->deadline < now) {
-      shutdown(fd, SHUT_RDWR);
+      stream->Break();
     }
     return out;
   }
   void ReadLoop();
   void Receive(const Header& h, BufferedReader* in, absl::Status* broken);
 
-  const int fd;
+  const std::unique_ptr<WireStream> stream;  // closes the socket last
   const std::string address;
   std::thread reader;
   absl::Mutex send_mu;  // one frame at a time on the socket
@@ -81,7 +82,7 @@ struct WireConn {
 };
 
 void WireConn::ReadLoop() {
-  BufferedReader in(fd);
+  BufferedReader in(stream.get());
   absl::Status broken;
   while (broken.ok()) {
     broken = in.Fill(kHeaderBytes);
@@ -103,7 +104,7 @@ void WireConn::ReadLoop() {
     receiving = nullptr;
     dead = true;
   }
-  shutdown(fd, SHUT_RDWR);
+  stream->Break();
   for (WireCall* call : failed) {
     Complete(call, absl::UnavailableError(absl::StrFormat("node %s: connection lost (%s)", address,
                                                           broken.message())));
@@ -163,7 +164,7 @@ void WireWaiter::WaitAll(absl::Time deadline) {
         if (c->pending.erase(call->tag_) > 0) {
           cancel = true;
         } else if (c->receiving == call) {
-          shutdown(c->fd, SHUT_RDWR);  // its reader fails it at once
+          c->stream->Break();  // its reader fails it at once
         }
       }
       if (cancel) {
@@ -190,9 +191,40 @@ WireClient::~WireClient() {
   absl::MutexLock l(&mu_);
   if (conn_) retired_.push_back(std::move(conn_));
   for (auto& c : retired_) {
-    shutdown(c->fd, SHUT_RDWR);
+    c->stream->Break();
     c->JoinReader();
   }
+}
+
+absl::StatusOr<std::unique_ptr<WireStream>> WireClient::Dial() {
+  local_dialed_ = false;
+  if (!opts_.local_dir.empty()) {
+    absl::StatusOr<int> fd = ConnectLocal(opts_.local_dir, address_, opts_.send_timeout);
+    if (fd.ok()) {
+      local_dialed_ = true;
+      return std::make_unique<WireStream>(*fd);
+    }
+    if (absl::IsPermissionDenied(fd.status())) {
+      LOG_WARN("node %s: not using its same-host socket: %s", address_, fd.status().message());
+    }
+  }
+  absl::StatusOr<int> fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
+  if (!fd.ok()) return fd.status();
+  if (opts_.security == nullptr) return std::make_unique<WireStream>(*fd);
+  auto stream = opts_.security->Connect(*fd, address_, opts_.connect_timeout, opts_.send_timeout);
+  if (!stream.ok()) close(*fd);
+  return stream;
+}
+
+absl::Status WireClient::SayHello(WireStream* stream) {
+  if (opts_.site.empty()) return absl::OkStatus();
+  Header h;  // first thing on the connection: who we are
+  h.method = kHello;
+  h.meta_len = static_cast<uint32_t>(std::min<size_t>(opts_.site.size(), kMaxSiteBytes));
+  char hdr[kHeaderBytes];
+  EncodeHeader(h, hdr);
+  struct iovec iov[2] = {{hdr, kHeaderBytes}, {const_cast<char*>(opts_.site.data()), h.meta_len}};
+  return stream->WriteAll(iov, 2);
 }
 
 std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
@@ -204,30 +236,14 @@ std::shared_ptr<WireConn> WireClient::Connection(absl::Status* error) {
   if (conn_) retired_.push_back(std::move(conn_));
   for (auto& c : retired_) c->JoinReader();  // dead: their readers are ending
   retired_.clear();
-  absl::StatusOr<int> fd = absl::UnavailableError("no local socket tried");
-  if (opts_.try_local) fd = ConnectLocal(address_, opts_.send_timeout);
-  conn_local_ = fd.ok();
-  if (!fd.ok()) fd = ConnectTcp(address_, opts_.connect_timeout, opts_.send_timeout);
-  if (!fd.ok()) {
-    *error =
-        absl::UnavailableError(absl::StrFormat("node %s: %s", address_, fd.status().message()));
+  absl::StatusOr<std::unique_ptr<WireStream>> stream = Dial();
+  conn_local_ = stream.ok() && local_dialed_;
+  absl::Status s = stream.ok() ? SayHello(stream->get()) : stream.status();
+  if (!s.ok()) {
+    *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, s.message()));
     return nullptr;
   }
-  if (!opts_.site.empty()) {  // first thing on the connection: who we are
-    Header h;
-    h.method = kHello;
-    h.meta_len = static_cast<uint32_t>(std::min<size_t>(opts_.site.size(), kMaxSiteBytes));
-    char hdr[kHeaderBytes];
-    EncodeHeader(h, hdr);
-    struct iovec iov[2] = {{hdr, kHeaderBytes}, {const_cast<char*>(opts_.site.data()), h.meta_len}};
-    absl::Status s = WriteAll(*fd, iov, 2);
-    if (!s.ok()) {
-      close(*fd);
-      *error = absl::UnavailableError(absl::StrFormat("node %s: %s", address_, s.message()));
-      return nullptr;
-    }
-  }
-  conn_ = std::make_shared<WireConn>(*fd, address_);
+  conn_ = std::make_shared<WireConn>(std::move(*stream), address_);
   // The reader keeps its connection alive until it ends.
   conn_->reader = std::thread([c = conn_, nice = opts_.reader_nice] {
     if (nice != 0) SetThreadNice(nice);
@@ -302,10 +318,10 @@ void WireClient::Start(WireCall* call, WireWaiter* waiter) {
   absl::Status s;
   {
     absl::MutexLock l(&c->send_mu);
-    s = WriteAll(c->fd, iov, 3);
+    s = c->stream->WriteAll(iov, 3);
   }
   // The reader sees the broken connection and fails every call on it, this one too.
-  if (!s.ok()) shutdown(c->fd, SHUT_RDWR);
+  if (!s.ok()) c->stream->Break();
 }
 
 }  // namespace ukai::wire

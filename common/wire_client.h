@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/wire_stream.h"
 
 namespace ukai::wire {
 
@@ -95,8 +96,12 @@ struct WireClientOptions {
   absl::Duration connect_timeout = absl::Seconds(2);
   // A send blocked longer than this (a node that stopped reading) fails the connection.
   absl::Duration send_timeout = absl::Seconds(10);
-  // Try the node's same-host socket (ListenLocal in wire_socket.h) before TCP.
-  bool try_local = true;
+  // Where same-host sockets are (a run directory, ListenLocal in
+  // wire_socket.h): the node's is tried before TCP. Empty: TCP only.
+  std::string local_dir;
+  // Makes TCP connections mutual TLS (security/wire_tls.h); null: plaintext.
+  // Same-host sockets never use it.
+  std::shared_ptr<WireSecurity> security;
   // This client's site, told to the node first on every connection (kHello).
   std::string site;
   // The reader thread's nice value (0: the process's): kBackgroundNice for
@@ -122,6 +127,10 @@ class WireClient {
 
  private:
   std::shared_ptr<WireConn> Connection(absl::Status* error);
+  // A new stream to the node: its same-host socket when it has one, else TCP
+  // (made secure by opts_.security).
+  absl::StatusOr<std::unique_ptr<WireStream>> Dial() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SayHello(WireStream* stream);
   // Fails calls without a waiter whose deadline passed; runs while any exist.
   void ReapLoop();
 
@@ -130,6 +139,7 @@ class WireClient {
   mutable absl::Mutex mu_;  // guards the current connection; taken before WireConn::mu
   std::shared_ptr<WireConn> conn_ ABSL_GUARDED_BY(mu_);
   bool conn_local_ ABSL_GUARDED_BY(mu_) = false;
+  bool local_dialed_ ABSL_GUARDED_BY(mu_) = false;  // Dial's last stream is the local socket
   std::vector<std::shared_ptr<WireConn>> retired_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_tag_{1};
   std::thread reaper_;  // started with the first call that has no waiter

@@ -1,5 +1,6 @@
 #include "common/wire_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/process.h"
 #include "common/status.h"
@@ -18,10 +20,14 @@
 namespace ukai::wire {
 
 struct WireServer::Conn {
-  explicit Conn(int f) : fd(f), in(f) {}
-  ~Conn() { close(fd); }
+  Conn(int f, bool l) : fd(f), local(l) {}
+  ~Conn() {
+    if (!stream) close(fd);  // else the stream closes it
+  }
   const int fd;
-  BufferedReader in;  // used by the connection's thread only
+  const bool local;                    // the same-host socket, not TCP
+  std::unique_ptr<WireStream> stream;  // set by the connection's thread before any request
+  WirePeer peer;                       // likewise
   std::thread thread;
   std::atomic<bool> done{false};
   absl::Mutex write_mu;  // one reply at a time on the socket
@@ -35,6 +41,36 @@ constexpr int kBackgroundWorkers = 2;
 absl::Status Take(BufferedReader* in, size_t n, std::string* out) {
   out->resize(n);
   return in->Take(n, out->data());
+}
+
+// A TLS handshake that takes longer than this is dropped.
+constexpr absl::Duration kHandshakeTimeout = absl::Seconds(10);
+
+// "uid N" of a same-host peer, for logs.
+std::string LocalPeerName(int fd) {
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+  return absl::StrCat("uid ", cred.uid);
+}
+
+// "host:port" of a TCP peer, for logs.
+std::string PeerAddress(int fd) {
+  struct sockaddr_storage ss = {};
+  socklen_t len = sizeof(ss);
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (getpeername(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return host;
+  int port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<struct sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    port = ntohs(in->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    auto* in = reinterpret_cast<struct sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &in->sin6_addr, host, sizeof(host));
+    port = ntohs(in->sin6_port);
+  }
+  return absl::StrCat(host, ":", port);
 }
 }  // namespace
 
@@ -52,20 +88,21 @@ absl::Status WireServer::Start(const std::string& address) {
   }
   for (int i = 0; i < nworkers_; ++i) workers_.emplace_back([this] { WorkLoop(false); });
   for (int i = 0; i < kBackgroundWorkers; ++i) workers_.emplace_back([this] { WorkLoop(true); });
-  acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
+  acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l, /*local=*/false); });
   if (reply_delay_) delayer_ = std::thread([this] { DelayLoop(); });
   return absl::OkStatus();
 }
 
-absl::Status WireServer::StartLocal(const std::string& advertised) {
-  auto fd = ListenLocal(advertised);
+absl::Status WireServer::StartLocal(const std::string& run_dir, const std::string& advertised) {
+  auto fd = ListenLocal(run_dir, advertised);
   if (!fd.ok()) return fd.status();
   listen_fds_.push_back(*fd);
-  acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l); });
+  local_path_ = LocalSocketPath(run_dir, advertised);
+  acceptors_.emplace_back([this, l = *fd] { AcceptLoop(l, /*local=*/true); });
   return absl::OkStatus();
 }
 
-void WireServer::AcceptLoop(int listen_fd) {
+void WireServer::AcceptLoop(int listen_fd, bool local) {
   while (true) {
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) {
@@ -75,9 +112,17 @@ void WireServer::AcceptLoop(int listen_fd) {
       }
       return;  // shut down
     }
-    int one = 1;  // fails harmlessly on the local socket
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    auto c = std::make_shared<Conn>(fd);
+    if (local) {
+      if (absl::Status s = CheckLocalPeer(fd); !s.ok()) {
+        LOG_WARN("block I/O: refused a same-host connection: %s", s.message());
+        close(fd);
+        continue;
+      }
+    } else {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    auto c = std::make_shared<Conn>(fd, local);
     absl::MutexLock l(&mu_);
     if (stopping_) return;  // c closes fd
     // Reap connections that ended, so a long-lived server does not pile them up.
@@ -94,18 +139,38 @@ void WireServer::AcceptLoop(int listen_fd) {
   }
 }
 
+absl::Status WireServer::Open(Conn* c) {
+  if (c->local) {
+    c->peer.kind = WirePeer::Kind::kLocal;
+    c->peer.id = LocalPeerName(c->fd);
+  } else if (security_ != nullptr) {
+    ASSIGN_OR_RETURN(c->stream, security_->Accept(c->fd, kHandshakeTimeout, &c->peer));
+    return absl::OkStatus();
+  }
+  c->stream = std::make_unique<WireStream>(c->fd);
+  return absl::OkStatus();
+}
+
 void WireServer::Serve(std::shared_ptr<Conn> c) {
+  std::string from = c->local ? "this host" : PeerAddress(c->fd);  // before the peer can leave
+  if (absl::Status s = Open(c.get()); !s.ok()) {
+    LOG_WARN("block I/O: refused a connection from %s: %s", from, s.message());
+    shutdown(c->fd, SHUT_RDWR);  // the peer learns now, not when the next accept reaps us
+    c->done = true;
+    return;
+  }
+  BufferedReader in(c->stream.get());
   std::string meta, data, reply;
   while (true) {
-    absl::Status s = c->in.Fill(kHeaderBytes);
+    absl::Status s = in.Fill(kHeaderBytes);
     if (!s.ok()) break;
     Header h;
-    if (!DecodeHeader(c->in.data(), &h)) {
+    if (!DecodeHeader(in.data(), &h)) {
       LOG_WARN("block I/O connection: malformed frame; closing it");
       break;
     }
-    c->in.Skip(kHeaderBytes);
-    if (!Take(&c->in, h.meta_len, &meta).ok() || !Take(&c->in, h.data_len, &data).ok()) break;
+    in.Skip(kHeaderBytes);
+    if (!Take(&in, h.meta_len, &meta).ok() || !Take(&in, h.data_len, &data).ok()) break;
     if (h.method == kHello) {
       c->site = meta.substr(0, kMaxSiteBytes);
       c->delay = reply_delay_ ? reply_delay_(c->site) : absl::ZeroDuration();
@@ -116,7 +181,8 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
     if (!background && !handler_->Slow(h.method)) {
       reply.clear();
       std::unique_ptr<WireHandler::Deferred> deferred;
-      s = handler_->HandleNoWait(h.method, meta, data, &reply, ring_ ? &deferred : nullptr);
+      s = handler_->HandleNoWait(c->peer, h.method, meta, data, &reply,
+                                 ring_ ? &deferred : nullptr);
       if (!IsWouldBlock(s)) {
         Reply(c, h.tag, h.method, s, reply);
         continue;
@@ -134,7 +200,7 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
     if (stopping_) break;
     (background ? background_ : tasks_).push_back(Task{c, h.tag, h.method, meta, data});
   }
-  shutdown(c->fd, SHUT_RDWR);
+  c->stream->Break();
   c->done = true;
 }
 
@@ -158,7 +224,8 @@ void WireServer::WorkLoop(bool background) {
       queue.pop_front();
     }
     reply.clear();
-    absl::Status s = handler_->Handle(t.method, t.meta, t.data, &reply, /*may_block=*/true);
+    absl::Status s =
+        handler_->Handle(t.conn->peer, t.method, t.meta, t.data, &reply, /*may_block=*/true);
     Reply(t.conn, t.tag, t.method, s, reply);
   }
 }
@@ -188,7 +255,7 @@ void WireServer::Reply(const std::shared_ptr<Conn>& c, uint64_t tag, uint16_t me
   }
   absl::MutexLock l(&c->write_mu);
   // A failed send means the client is gone; its reader ends the connection.
-  (void)WriteAll(c->fd, iov, 3);
+  (void)c->stream->WriteAll(iov, 3);
 }
 
 void WireServer::DelayLoop() {
@@ -215,7 +282,7 @@ void WireServer::DelayLoop() {
       struct iovec iov = {d.frame.data(), d.frame.size()};
       {
         absl::MutexLock w(&d.conn->write_mu);
-        (void)WriteAll(d.conn->fd, &iov, 1);
+        (void)d.conn->stream->WriteAll(&iov, 1);
       }
       mu_.Lock();
     }
@@ -233,6 +300,7 @@ void WireServer::Shutdown() {
   for (int fd : listen_fds_) shutdown(fd, SHUT_RDWR);
   for (auto& a : acceptors_) a.join();
   for (int fd : listen_fds_) close(fd);
+  if (!local_path_.empty()) unlink(local_path_.c_str());
   for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
   for (auto& c : conns) c->thread.join();
   for (auto& w : workers_) w.join();  // after the queue drained

@@ -29,19 +29,21 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/io_ring.h"
+#include "common/wire_stream.h"
 
 namespace ukai::wire {
 
 class WireHandler {
  public:
   virtual ~WireHandler() = default;
-  // Runs one request. `meta` and `data` live until it returns. On OK,
+  // Runs one request from `peer` (who the connection is: the handler
+  // authorizes by it). `meta` and `data` live until it returns. On OK,
   // `reply_data` (empty on entry) holds the reply's data section. With
   // `may_block` false it must not wait for a disk: it returns
   // ukai::WouldBlock() (common/status.h) instead, and is called again on a
   // worker with `may_block` true.
-  virtual absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                              std::string* reply_data, bool may_block) = 0;
+  virtual absl::Status Handle(const WirePeer& peer, uint16_t method, absl::string_view meta,
+                              absl::string_view data, std::string* reply_data, bool may_block) = 0;
   // True for methods that always block for long; they go to a worker at once.
   virtual bool Slow(uint16_t method) const = 0;
   // True for background work (a copy's pulls): it goes to a worker of its
@@ -58,27 +60,30 @@ class WireHandler {
     // After the reads: the reply, as Handle would give it.
     virtual absl::Status Finish(std::string* reply_data) = 0;
   };
-  virtual absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
-                                    std::string* reply_data,
+  virtual absl::Status HandleNoWait(const WirePeer& peer, uint16_t method, absl::string_view meta,
+                                    absl::string_view data, std::string* reply_data,
                                     std::unique_ptr<Deferred>* /*deferred*/) {
-    return Handle(method, meta, data, reply_data, /*may_block=*/false);
+    return Handle(peer, method, meta, data, reply_data, /*may_block=*/false);
   }
 };
 
 class WireServer {
  public:
   // `workers`: threads for requests that block (reads from disk, flushes);
-  // two more serve background requests.
-  explicit WireServer(WireHandler* handler, int workers = 16)
-      : handler_(handler), nworkers_(workers) {}
+  // two more serve background requests. `security` makes every TCP
+  // connection mutual TLS (security/wire_tls.h); null: plaintext.
+  explicit WireServer(WireHandler* handler, int workers = 16,
+                      std::shared_ptr<WireSecurity> security = nullptr)
+      : handler_(handler), security_(std::move(security)), nworkers_(workers) {}
   ~WireServer();
 
   // Listens on "host:port" (port 0: any free port) and starts accepting.
   // UNAVAILABLE naming the address when it cannot listen.
   absl::Status Start(const std::string& address);
-  // Also listens on the same-host socket for `advertised`, the address
-  // clients know this server by (ListenLocal in wire_socket.h). After Start.
-  absl::Status StartLocal(const std::string& advertised);
+  // Also listens on the same-host socket in `run_dir` for `advertised`, the
+  // address clients know this server by (ListenLocal in wire_socket.h), and
+  // serves only peers of root or this user there. After Start.
+  absl::Status StartLocal(const std::string& run_dir, const std::string& advertised);
   // Test-only (sites far apart on one machine, docs/TESTING.md): every reply
   // to a connection whose client said it is in site S (kHello) goes out
   // `delay(S)` late, without holding up the replies behind it. Before Start.
@@ -93,7 +98,9 @@ class WireServer {
 
  private:
   struct Conn;
-  void AcceptLoop(int listen_fd);
+  void AcceptLoop(int listen_fd, bool local);
+  // Sets up a new connection's stream and peer (the TLS handshake).
+  absl::Status Open(Conn* c);
   void Serve(std::shared_ptr<Conn> c);
   void Reply(const std::shared_ptr<Conn>& c, uint64_t tag, uint16_t method, const absl::Status& s,
              const std::string& data);
@@ -115,9 +122,11 @@ class WireServer {
   std::thread delayer_;
 
   WireHandler* const handler_;
+  const std::shared_ptr<WireSecurity> security_;
   std::unique_ptr<IoRing> ring_;  // null when the kernel has no io_uring: workers read
   int port_ = 0;
   std::vector<int> listen_fds_;  // TCP, then the local socket if any
+  std::string local_path_;       // the local socket's file, removed at Shutdown
   std::vector<std::thread> acceptors_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

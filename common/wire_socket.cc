@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "common/status.h"
 
 namespace ukai::wire {
 namespace {
@@ -66,15 +68,44 @@ int BoundPort(int fd) {
   return ntohs(reinterpret_cast<struct sockaddr_in6*>(&ss)->sin6_port);
 }
 
-// Fills `sa` with the abstract name for `address`; false if it does not fit.
-bool LocalName(const std::string& address, struct sockaddr_un* sa, socklen_t* len) {
-  std::string name = std::string(1, '\0') + "ukai-io/" + address;
-  if (name.size() > sizeof(sa->sun_path)) return false;
+// Fills `sa` with the socket path for `address`; false if it does not fit.
+bool LocalName(const std::string& path, struct sockaddr_un* sa, socklen_t* len) {
+  if (path.size() + 1 > sizeof(sa->sun_path)) return false;
   *sa = {};
   sa->sun_family = AF_UNIX;
-  memcpy(sa->sun_path, name.data(), name.size());
-  *len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + name.size());
+  memcpy(sa->sun_path, path.data(), path.size());
+  *len = static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
   return true;
+}
+
+bool TrustedUid(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+// Makes `dir` (0700) or checks an existing one is private enough to hold the
+// socket: a directory, of root or this user, writable by nobody else.
+absl::Status PrepareRunDir(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Errno("cannot make the run directory " + dir);
+  }
+  struct stat st;
+  if (lstat(dir.c_str(), &st) != 0) return Errno("run directory " + dir);
+  if (!S_ISDIR(st.st_mode) || !TrustedUid(st.st_uid) || (st.st_mode & 022) != 0) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "run directory %s must be a directory of root or uid %d that only its owner can write "
+        "(it is mode %o, uid %d)",
+        dir, geteuid(), st.st_mode & 07777, st.st_uid));
+  }
+  return absl::OkStatus();
+}
+
+// Removes what an earlier server left at `path`: only a socket file.
+absl::Status RemoveStaleSocket(const std::string& path) {
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::FailedPreconditionError(path + " exists and is not a socket; not replacing it");
+  }
+  if (unlink(path.c_str()) != 0) return Errno("cannot remove the stale socket " + path);
+  return absl::OkStatus();
 }
 
 void SetSendTimeout(int fd, absl::Duration send_timeout) {
@@ -84,34 +115,61 @@ void SetSendTimeout(int fd, absl::Duration send_timeout) {
 
 }  // namespace
 
-absl::StatusOr<int> ListenLocal(const std::string& address) {
+std::string LocalSocketPath(const std::string& run_dir, const std::string& address) {
+  return run_dir + "/io-" + address + ".sock";
+}
+
+absl::Status CheckLocalPeer(int fd) {
+  struct ucred cred = {};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return Errno("SO_PEERCRED");
+  if (!TrustedUid(cred.uid)) {
+    return absl::PermissionDeniedError(
+        absl::StrFormat("same-host peer is uid %d (pid %d): only root or uid %d may be one",
+                        cred.uid, cred.pid, geteuid()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> ListenLocal(const std::string& run_dir, const std::string& address) {
+  const std::string path = LocalSocketPath(run_dir, address);
   struct sockaddr_un sa;
   socklen_t len;
-  if (!LocalName(address, &sa, &len)) {
-    return absl::InvalidArgumentError("address too long for a local socket: " + address);
+  if (!LocalName(path, &sa, &len)) {
+    return absl::InvalidArgumentError("path too long for a Unix socket: " + path);
   }
+  RETURN_IF_ERROR(PrepareRunDir(run_dir));
+  RETURN_IF_ERROR(RemoveStaleSocket(path));
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), len) != 0 || listen(fd, 128) != 0) {
-    absl::Status s = Errno("cannot listen on the local socket for " + address);
+  // The directory is 0700 already; the socket is made 0600 as well.
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&sa), len) != 0 ||
+      chmod(path.c_str(), 0600) != 0 || listen(fd, 128) != 0) {
+    absl::Status s = Errno("cannot listen on " + path);
     close(fd);
     return s;
   }
   return fd;
 }
 
-absl::StatusOr<int> ConnectLocal(const std::string& address, absl::Duration send_timeout) {
+absl::StatusOr<int> ConnectLocal(const std::string& run_dir, const std::string& address,
+                                 absl::Duration send_timeout) {
+  const std::string path = LocalSocketPath(run_dir, address);
   struct sockaddr_un sa;
   socklen_t len;
-  if (!LocalName(address, &sa, &len)) {
-    return absl::InvalidArgumentError("address too long for a local socket: " + address);
+  if (!LocalName(path, &sa, &len)) {
+    return absl::InvalidArgumentError("path too long for a Unix socket: " + path);
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Errno("socket");
   // Non-blocking, a Unix connect never waits: it fails at once when nobody
   // listens (ECONNREFUSED) or the node's backlog is full (EAGAIN).
   if (connect(fd, reinterpret_cast<struct sockaddr*>(&sa), len) != 0) {
-    absl::Status s = Errno("no local socket for " + address);
+    absl::Status s = Errno("no local socket at " + path);
+    close(fd);
+    return s;
+  }
+  if (absl::Status s = CheckLocalPeer(fd); !s.ok()) {
     close(fd);
     return s;
   }
@@ -184,31 +242,6 @@ absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeou
   return fd;
 }
 
-absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt) {
-  while (iovcnt > 0) {
-    // sendmsg, not writev: MSG_NOSIGNAL, so a peer that went away is an
-    // error here, not a SIGPIPE that kills the process.
-    struct msghdr msg = {};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(iovcnt);
-    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Errno("send");
-    }
-    while (iovcnt > 0 && static_cast<size_t>(n) >= iov->iov_len) {
-      n -= static_cast<ssize_t>(iov->iov_len);
-      ++iov;
-      --iovcnt;
-    }
-    if (iovcnt > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + n;
-      iov->iov_len -= static_cast<size_t>(n);
-    }
-  }
-  return absl::OkStatus();
-}
-
 absl::Status BufferedReader::Fill(size_t n) {
   if (end_ - pos_ >= n) return absl::OkStatus();
   if (buf_.size() - pos_ < n) {
@@ -217,14 +250,13 @@ absl::Status BufferedReader::Fill(size_t n) {
     pos_ = 0;
   }
   while (end_ - pos_ < n) {
-    ssize_t r = recv(fd_, buf_.data() + end_, buf_.size() - end_, 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Errno("receive");
-    if (r == 0) {
+    absl::StatusOr<size_t> r = stream_->Read(buf_.data() + end_, buf_.size() - end_);
+    if (!r.ok()) return r.status();
+    if (*r == 0) {
       return end_ == pos_ ? absl::OutOfRangeError("connection closed")
                           : absl::UnavailableError("connection closed mid-frame");
     }
-    end_ += static_cast<size_t>(r);
+    end_ += *r;
   }
   return absl::OkStatus();
 }
@@ -234,16 +266,15 @@ absl::Status BufferedReader::Take(size_t n, char* out) {
   if (out != nullptr) memcpy(out, buf_.data() + pos_, have);
   pos_ += have;
   for (size_t got = have; got < n;) {
-    ssize_t r;
+    absl::StatusOr<size_t> r;
     if (out != nullptr) {  // the rest straight into place
-      r = recv(fd_, out + got, n - got, 0);
+      r = stream_->Read(out + got, n - got);
     } else {  // or through the buffer, to drop it
-      r = recv(fd_, buf_.data(), std::min(n - got, buf_.size()), 0);
+      r = stream_->Read(buf_.data(), std::min(n - got, buf_.size()));
     }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Errno("receive");
-    if (r == 0) return absl::UnavailableError("connection closed mid-frame");
-    got += static_cast<size_t>(r);
+    if (!r.ok()) return r.status();
+    if (*r == 0) return absl::UnavailableError("connection closed mid-frame");
+    got += *r;
   }
   return absl::OkStatus();
 }

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/wire_stream.h"
 
 namespace ukai::wire {
 
@@ -22,24 +23,31 @@ absl::StatusOr<int> ListenTcp(const std::string& address, int* port);
 // socket is blocking, TCP_NODELAY, with send calls limited to `send_timeout`.
 absl::StatusOr<int> ConnectTcp(const std::string& address, absl::Duration timeout,
                                absl::Duration send_timeout);
-// The same-host path: an abstract Unix socket named after a node's advertised
-// block I/O address ("\0ukai-io/" + address). Abstract names belong to the
-// network namespace, so whoever can connect to the name shares the namespace,
-// and with it the TCP address, with the node that bound it: the name cannot
-// lead to another node. A frame then costs two socket copies instead of a
-// trip through the TCP stack (docs/ARCHITECTURE.md, performance notes).
-absl::StatusOr<int> ListenLocal(const std::string& address);
-// UNAVAILABLE when no process of this namespace listens on the name.
-absl::StatusOr<int> ConnectLocal(const std::string& address, absl::Duration send_timeout);
-// Writes every byte of `iov` (modified in place) to a socket, never raising
-// SIGPIPE. UNAVAILABLE on any error.
-absl::Status WriteAll(int fd, struct iovec* iov, int iovcnt);
-// Reads frames from a socket through one buffer: many small frames per recv
+// The same-host path: a Unix socket file `<run_dir>/io-<address>.sock`, named
+// after a node's advertised block I/O address. The directory is made 0700
+// (an existing one must belong to this user or root and be writable by
+// nobody else) and the socket 0600; both ends check the other's credentials
+// (SO_PEERCRED): only root or this process's own user may be the peer. A
+// frame then costs two socket copies instead of a trip through the TCP stack
+// (docs/ARCHITECTURE.md, performance notes), and needs no TLS: it never
+// leaves the host.
+std::string LocalSocketPath(const std::string& run_dir, const std::string& address);
+// Replaces a stale socket file left by an earlier process; refuses to
+// replace anything else.
+absl::StatusOr<int> ListenLocal(const std::string& run_dir, const std::string& address);
+// UNAVAILABLE when nothing listens there; PERMISSION_DENIED when the peer is
+// not root or this user (someone else's socket: never talk to it).
+absl::StatusOr<int> ConnectLocal(const std::string& run_dir, const std::string& address,
+                                 absl::Duration send_timeout);
+// OK when the peer of a connected Unix socket is root or this process's user.
+absl::Status CheckLocalPeer(int fd);
+// Reads frames from a stream through one buffer: many small frames per recv
 // call, and large payloads received straight into their destination.
 // Not thread-safe; one reader thread owns it.
 class BufferedReader {
  public:
-  explicit BufferedReader(int fd, size_t capacity = 256 << 10) : fd_(fd), buf_(capacity) {}
+  explicit BufferedReader(WireStream* stream, size_t capacity = 256 << 10)
+      : stream_(stream), buf_(capacity) {}
   // Makes at least `n` (<= capacity) unconsumed bytes available at data().
   // OUT_OF_RANGE on a clean close with nothing buffered, UNAVAILABLE otherwise.
   absl::Status Fill(size_t n);
@@ -50,7 +58,7 @@ class BufferedReader {
   absl::Status Take(size_t n, char* out);
 
  private:
-  const int fd_;
+  WireStream* const stream_;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;  // unconsumed bytes: [pos_, end_)
 };

@@ -1,9 +1,13 @@
 // The block I/O transport on loopback: pipelined round trips, error codes,
 // slow methods, deadlines, a server that goes away and comes back, malformed
 // frames, and the same-host socket.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <deque>
@@ -29,8 +33,8 @@ constexpr uint16_t kEcho = 1, kFail = 2, kSlow = 3, kBlock = 5, kBackground = 6,
 // meta as message. kSlow and kBlock wait for `release`.
 class TestHandler : public WireHandler {
  public:
-  absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                      std::string* reply, bool may_block) override {
+  absl::Status Handle(const WirePeer&, uint16_t method, absl::string_view meta,
+                      absl::string_view data, std::string* reply, bool may_block) override {
     if (method == kFail) return absl::NotFoundError(meta);
     if (method == kBlock && !may_block) return ukai::WouldBlock();  // to a worker
     if (method == kBlock) ++blocked_on_workers;
@@ -61,9 +65,10 @@ class TestHandler : public WireHandler {
    private:
     TestHandler* h_;
   };
-  absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
-                            std::string* reply, std::unique_ptr<Deferred>* deferred) override {
-    if (method != kFile) return Handle(method, meta, data, reply, false);
+  absl::Status HandleNoWait(const WirePeer& peer, uint16_t method, absl::string_view meta,
+                            absl::string_view data, std::string* reply,
+                            std::unique_ptr<Deferred>* deferred) override {
+    if (method != kFile) return Handle(peer, method, meta, data, reply, false);
     if (deferred == nullptr) return absl::FailedPreconditionError("no ring");
     auto d = std::make_unique<FileRead>(this);
     d->ranges.push_back({file_fd, std::stoull(std::string(meta)), d->buf.data(), 4096});
@@ -403,36 +408,136 @@ TEST(Wire, HeaderRoundTripsAndRejectsOversizedLengths) {
   EXPECT_FALSE(DecodeHeader(buf, &back));
 }
 
+// A private run directory for same-host sockets, removed at the end.
+struct RunDir {
+  std::string path;
+  RunDir() {
+    char tmpl[] = "/tmp/ukai-wire-XXXXXX";
+    path = mkdtemp(tmpl);
+    path += "/run";
+  }
+  ~RunDir() {
+    rmdir(path.c_str());
+    rmdir(path.substr(0, path.rfind('/')).c_str());
+  }
+};
+
 TEST(Wire, SameHostClientsUseTheLocalSocketAndOthersTcp) {
+  RunDir run;
   Rig rig;
   rig.Start();
-  ASSERT_TRUE(rig.server->StartLocal(rig.address()).ok());
-  // A second server under the same name cannot exist: the name is taken.
-  EXPECT_FALSE(ListenLocal(rig.address()).ok());
+  ASSERT_TRUE(rig.server->StartLocal(run.path, rig.address()).ok());
+  struct stat st;
+  ASSERT_EQ(stat(run.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat(LocalSocketPath(run.path, rig.address()).c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 
-  WireClient local(rig.address());
+  WireClientOptions local_opts;
+  local_opts.local_dir = run.path;
+  WireClient local(rig.address(), local_opts);
   EXPECT_EQ(CallAndWait(local, kEcho, "m", "d").data, "md");
   EXPECT_TRUE(local.local());
 
-  WireClientOptions tcp_only;
-  tcp_only.try_local = false;
-  WireClient tcp(rig.address(), tcp_only);
+  WireClient tcp(rig.address());
   EXPECT_EQ(CallAndWait(tcp, kEcho, "m", "d").data, "md");
   EXPECT_FALSE(tcp.local());
 
   // A server without the local socket: the client falls back to TCP.
   Rig plain;
   plain.Start();
-  WireClient fallback(plain.address());
+  WireClient fallback(plain.address(), local_opts);
   EXPECT_EQ(CallAndWait(fallback, kEcho, "x").data, "x");
   EXPECT_FALSE(fallback.local());
 
-  // Once the server is gone, so is its name: a new one can take it.
-  std::string name = rig.address();
+  // Once the server is gone, so is its socket file.
   rig.server->Shutdown();
-  auto again = ListenLocal(name);
-  ASSERT_TRUE(again.ok()) << again.status();
-  close(*again);
+  EXPECT_NE(stat(LocalSocketPath(run.path, rig.address()).c_str(), &st), 0);
+}
+
+// Runs `fn` in a child process as user "nobody"; its exit status.
+template <typename Fn>
+int RunAsNobody(Fn fn) {
+  pid_t child = fork();
+  if (child == 0) _exit(setuid(65534) == 0 ? fn() : 3);
+  int status = 0;
+  waitpid(child, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+int BindUnix(const std::string& path) {
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {};
+  sa.sun_family = AF_UNIX;
+  strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+  if (bind(s, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) != 0 || listen(s, 1) != 0) {
+    return -1;
+  }
+  return s;
+}
+
+// Connects to a Unix socket and reads: 0 on end of stream (closed by the
+// peer), 1 on data, -1 when it cannot connect.
+int ConnectAndReadOne(const std::string& path) {
+  int s = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un sa = {};
+  sa.sun_family = AF_UNIX;
+  strncpy(sa.sun_path, path.c_str(), sizeof(sa.sun_path) - 1);
+  if (connect(s, reinterpret_cast<struct sockaddr*>(&sa), sizeof(sa)) != 0) return -1;
+  char b;
+  return read(s, &b, 1) == 0 ? 0 : 1;
+}
+
+TEST(Wire, TheLocalSocketRefusesAnotherUsersPeerAndDirectory) {
+  RunDir run;
+  Rig rig;
+  rig.Start();
+  ASSERT_TRUE(rig.server->StartLocal(run.path, rig.address()).ok());
+  const std::string path = LocalSocketPath(run.path, rig.address());
+  if (geteuid() == 0) {
+    // A process of another user ("nobody") that reaches the socket is
+    // closed by the node unanswered.
+    const std::string parent = run.path.substr(0, run.path.rfind('/'));
+    ASSERT_EQ(chmod(parent.c_str(), 0755), 0);  // let it reach the socket (test only)
+    ASSERT_EQ(chmod(run.path.c_str(), 0755), 0);
+    ASSERT_EQ(chmod(path.c_str(), 0666), 0);
+    EXPECT_EQ(RunAsNobody([&] { return ConnectAndReadOne(path) == 0 ? 0 : 1; }), 0);
+    // A socket "nobody" made where a node's would be is refused by a client.
+    const std::string squat_dir = run.path + "-squat";
+    ASSERT_EQ(mkdir(squat_dir.c_str(), 0777), 0);
+    ASSERT_EQ(chmod(squat_dir.c_str(), 0777), 0);
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t squatter = fork();
+    if (squatter == 0) {
+      if (setuid(65534) != 0) _exit(3);
+      int l = BindUnix(LocalSocketPath(squat_dir, "10.0.0.1:7701"));
+      (void)!write(ready[1], "x", 1);
+      _exit(l >= 0 && accept(l, nullptr, nullptr) >= 0 ? 0 : 4);
+    }
+    char b;
+    ASSERT_EQ(read(ready[0], &b, 1), 1);
+    auto fd = ConnectLocal(squat_dir, "10.0.0.1:7701", absl::Seconds(1));
+    EXPECT_TRUE(absl::IsPermissionDenied(fd.status())) << fd.status();
+    waitpid(squatter, nullptr, 0);
+    unlink(LocalSocketPath(squat_dir, "10.0.0.1:7701").c_str());
+    rmdir(squat_dir.c_str());
+    close(ready[0]);
+    close(ready[1]);
+    ASSERT_EQ(chmod(run.path.c_str(), 0700), 0);
+  }
+  // A run directory others may write is refused, and so is a file that is
+  // not a socket where the socket goes.
+  Rig other;
+  other.Start();
+  ASSERT_EQ(chmod(run.path.c_str(), 0777), 0);
+  EXPECT_TRUE(absl::IsPermissionDenied(other.server->StartLocal(run.path, other.address())));
+  ASSERT_EQ(chmod(run.path.c_str(), 0700), 0);
+  const std::string squat = LocalSocketPath(run.path, other.address());
+  close(open(squat.c_str(), O_CREAT | O_WRONLY, 0600));
+  EXPECT_TRUE(absl::IsFailedPrecondition(other.server->StartLocal(run.path, other.address())));
+  unlink(squat.c_str());
 }
 
 // The test-only site delay: replies to a client of another site come late,

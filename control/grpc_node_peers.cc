@@ -155,8 +155,7 @@ absl::Status GrpcNodePeers::CopyUp(const std::string& node, const pb::CopyUpRequ
   wire::WireClient* io;
   {
     absl::MutexLock l(&p->io_mu);
-    if (!p->io)
-      p->io = std::make_unique<wire::WireClient>(p->io_address, wire::WireClientOptions());
+    if (!p->io) p->io = std::make_unique<wire::WireClient>(p->io_address, io_);
     io = p->io.get();
   }
   wire::WireCall call;

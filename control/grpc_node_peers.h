@@ -21,8 +21,9 @@ namespace ukai::control {
 
 class GrpcNodePeers final : public NodePeers {
  public:
-  explicit GrpcNodePeers(meta::Catalog* catalog, ChannelFactory channels)
-      : catalog_(catalog), channels_(std::move(channels)) {}
+  // `io`: how block I/O calls (CopyUp) reach nodes.
+  GrpcNodePeers(meta::Catalog* catalog, ChannelFactory channels, wire::WireClientOptions io = {})
+      : catalog_(catalog), channels_(std::move(channels)), io_(std::move(io)) {}
   absl::Status Fence(const std::string& node, uint64_t disk, uint64_t layout) override;
   absl::StatusOr<uint64_t> Copy(const std::string& dst, const std::string& src,
                                 const pb::IoHeader& hdr, uint64_t block, uint64_t generation,
@@ -53,6 +54,7 @@ class GrpcNodePeers final : public NodePeers {
   absl::StatusOr<std::shared_ptr<Peer>> PeerOf(const std::string& node);
   meta::Catalog* catalog_;
   const ChannelFactory channels_;
+  const wire::WireClientOptions io_;
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Peer>> peers_ ABSL_GUARDED_BY(mu_);
 };

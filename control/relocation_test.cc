@@ -232,7 +232,8 @@ TEST_F(RelocationTest, UnwrittenStretchesMoveInGrowingBatches) {
 // Answers every pull never (a source that stopped: SIGSTOP, a partition).
 class SilentSource : public wire::WireHandler {
  public:
-  absl::Status Handle(uint16_t, absl::string_view, absl::string_view, std::string*, bool) override {
+  absl::Status Handle(const wire::WirePeer&, uint16_t, absl::string_view, absl::string_view,
+                      std::string*, bool) override {
     ++pulls;
     release.WaitForNotification();
     return absl::UnavailableError("stopped");

@@ -123,6 +123,7 @@ absl::StatusOr<std::unique_ptr<client::Cluster>> ConnectData(const Globals& g) {
   o.tls_dir = g.tls_dir.empty() ? Env("UKAI_TLS_DIR") : g.tls_dir;
   o.insecure_plaintext = g.insecure_plaintext || Env("UKAI_INSECURE_PLAINTEXT") == "1";
   if (o.insecure_plaintext) o.tls_dir.clear();
+  if (!Env("UKAI_RUN_DIR").empty()) o.run_dir = Env("UKAI_RUN_DIR");
   o.program = "ukaictl";
   return client::Cluster::Connect(o);
 }

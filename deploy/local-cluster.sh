@@ -4,7 +4,7 @@
 #   local-cluster.sh start      --dir DIR   ZooKeeper, nodes n1 n2 (site-a) and n3 (site-b),
 #                                           a frontend mounted at DIR/mnt (site-a); prints
 #                                           export UKAI_ZK=... UKAI_ADMIN=... UKAI_MOUNT=...
-#                                           UKAI_TLS_DIR=... UKAI_CA_DIR=...
+#                                           UKAI_TLS_DIR=... UKAI_CA_DIR=... UKAI_RUN_DIR=...
 #                                           on stdout and nothing else
 #   local-cluster.sh stop       --dir DIR   stops only what it started, unmounts
 #   local-cluster.sh status     --dir DIR   what runs
@@ -169,7 +169,7 @@ start_node() {
   spawn "$name" "$bin/ukai-node" --id "$name" --site "$nsite" --listen "127.0.0.1:$port" \
     --data "$dir/data/$name" --zk "$UKAI_ZK" --zk-session-ms 4000 \
     --rereplicate-after "${REREPLICATE_AFTER:-600}" --repair-bandwidth "${REPAIR_BANDWIDTH:-0}" \
-    "${tls[@]}" "${test_args[@]}"
+    --run-dir "$UKAI_RUN_DIR" "${tls[@]}" "${test_args[@]}"
   wait_for 30 "node $name" node_serving "$name" "$served"
 }
 
@@ -180,7 +180,7 @@ start_fuse() {  # start_fuse NAME SITE PATH
   echo "$path" > "$dir/mounts/$name"
   local tls; tls_flags "$name" frontend
   spawn "$name" "$bin/ukai-fuse" "$path" --zk "$UKAI_ZK" --site "$fsite" \
-    --host "$name-$(basename "$dir")" --zk-session-ms 4000 "${tls[@]}"
+    --host "$name-$(basename "$dir")" --zk-session-ms 4000 --run-dir "$UKAI_RUN_DIR" "${tls[@]}"
   wait_for 30 "frontend $name at $path" mountpoint -q "$path"
 }
 
@@ -201,6 +201,8 @@ load_env() {
   [[ -f $dir/cluster.env ]] || die "no cluster in $dir (run start first)"
   # shellcheck disable=SC1091
   source "$dir/cluster.env"
+  UKAI_RUN_DIR=${UKAI_RUN_DIR:-$dir/run}  # nodes' same-host sockets
+  export UKAI_RUN_DIR
   # This script's own ukaictl calls (node_up) speak to the cluster as its admin.
   if [[ ${PLAINTEXT:-0} == 1 ]]; then export UKAI_INSECURE_PLAINTEXT=1; else export UKAI_TLS_DIR UKAI_CA_DIR; fi
 }
@@ -258,6 +260,7 @@ case $cmd in
       echo "REPAIR_BANDWIDTH=$repair_bandwidth"
       echo "ZK_MEMBERS=$zk_members"
       echo "PLAINTEXT=$plaintext"
+      echo "UKAI_RUN_DIR=$dir/run"
       if ((plaintext == 0)); then echo "UKAI_TLS_DIR=$dir/tls/admin"; echo "UKAI_CA_DIR=$dir/tls/ca"; fi
     } > "$dir/cluster.env"
     load_env
@@ -297,9 +300,9 @@ admin.enableServer=false
     start_fuse fuse site-a "$UKAI_MOUNT"
     say "cluster up in $dir (logs in $dir/logs)"
     if ((plaintext)); then
-      echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT UKAI_INSECURE_PLAINTEXT=1"
+      echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT UKAI_INSECURE_PLAINTEXT=1 UKAI_RUN_DIR=$UKAI_RUN_DIR"
     else
-      echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT UKAI_TLS_DIR=$UKAI_TLS_DIR UKAI_CA_DIR=$UKAI_CA_DIR"
+      echo "export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT UKAI_TLS_DIR=$UKAI_TLS_DIR UKAI_CA_DIR=$UKAI_CA_DIR UKAI_RUN_DIR=$UKAI_RUN_DIR"
     fi
     ;;
   stop)

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
       "ukai-fuse: show every UKAI disk as a raw image file under MOUNTPOINT.\n"
       "Use a disk with e.g. qemu-system-x86_64 -drive "
       "file=MOUNTPOINT/NAME,format=raw,cache=none,aio=native"};
-  std::string mountpoint, zk = "127.0.0.1:2181", root = "/ukai", site, host, tls_dir;
+  std::string mountpoint, zk = "127.0.0.1:2181", root = "/ukai", site, host, tls_dir,
+                          run_dir = "/run/ukai";
   int threads = 32, rpc_timeout_ms = 5000, zk_session_ms = 10000;
   bool allow_other = false, verbose = false, plaintext = false;
   app.add_option("mountpoint", mountpoint, "directory to mount on")->required();
@@ -34,6 +35,10 @@ int main(int argc, char** argv) {
                  "there is one (docs/SECURITY.md)");
   app.add_flag("--insecure-plaintext", plaintext,
                "no TLS: for benchmarks on a closed network only; logged as a warning");
+  app.add_option("--run-dir", run_dir,
+                 "where this host's nodes keep their same-host sockets (their --run-dir): a node "
+                 "on this host is reached through its socket there instead of TCP")
+      ->capture_default_str();
   app.add_flag("--allow-other", allow_other, "let other users open the disks (e.g. qemu user)");
   app.add_flag("-v,--verbose", verbose, "debug logging");
   CLI11_PARSE(app, argc, argv);
@@ -48,6 +53,7 @@ int main(int argc, char** argv) {
   opts.zk_session_ms = zk_session_ms;
   opts.tls_dir = tls_dir;
   opts.insecure_plaintext = plaintext;
+  opts.run_dir = run_dir;
   opts.program = "ukai-fuse";
   auto cluster = ukai::client::Cluster::Connect(opts);
   if (!cluster.ok()) {

@@ -111,7 +111,8 @@ absl::StatusOr<pb::DiskSpec> Catalog::MarkStale(uint64_t id, uint64_t block,
 }
 
 absl::StatusOr<uint64_t> Catalog::TakeWriterEpoch(uint64_t id, const std::string& host,
-                                                  const std::string& site) {
+                                                  const std::string& site,
+                                                  const std::string& identity) {
   for (int attempt = 0; attempt < 50; ++attempt) {
     auto v = store_->Get(paths_.writer(id));
     if (absl::IsNotFound(v.status())) {
@@ -123,6 +124,7 @@ absl::StatusOr<uint64_t> Catalog::TakeWriterEpoch(uint64_t id, const std::string
     w.set_epoch(w.epoch() + 1);
     w.set_host(host);
     w.set_site(site);
+    w.set_identity(identity);
     w.set_since_ms(static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())));
     auto r = store_->Set(paths_.writer(id), w.SerializeAsString(), v->version);
     if (absl::IsAborted(r.status())) continue;

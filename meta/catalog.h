@@ -149,9 +149,12 @@ class Catalog {
   absl::StatusOr<pb::DiskSpec> UpdateChunkWithSpec(uint64_t id, uint64_t chunk,
                                                    const SpecChunkChange& change,
                                                    pb::BlockChunk* chunk_out = nullptr);
-  // Takes the next writer epoch for `host`. Returns it.
+  // Takes the next writer epoch for `host`, recording `identity` (the
+  // taker's certificate, "frontend hv7"; empty when plaintext) as the only
+  // one nodes admit its writes from. Returns it.
   absl::StatusOr<uint64_t> TakeWriterEpoch(uint64_t id, const std::string& host,
-                                           const std::string& site);
+                                           const std::string& site,
+                                           const std::string& identity = "");
 
   // ---- jobs (meta/jobs.cc)
   // Starts moving disk `name` to `target` (sites or nodes, replica count

@@ -83,9 +83,22 @@ class MetaStore {
   virtual void SetSessionListener(std::function<void()> on_new_session) = 0;
 };
 
-// Connects to a ZooKeeper ensemble ("host:port,host:port") and waits up to
-// `connect_timeout_ms` for a session. UNAVAILABLE if none could be had.
+// Who a ZooKeeper session is, and who may touch what it creates
+// (ZooKeeper's digest scheme; security/zk_auth.h reads it from a file).
+struct ZkAuth {
+  struct Entry {
+    std::string id;  // "user:base64(sha1(user:password))"
+    int perms = 0;   // ZOO_PERM_* bits
+  };
+  std::string credential;  // "user:password", added to every session; empty: none
+  std::vector<Entry> acl;  // on every znode created; empty: open to anyone
+};
+
+// Connects to a ZooKeeper ensemble ("host:port,host:port") as `auth` and
+// waits up to `connect_timeout_ms` for a session. UNAVAILABLE if none could
+// be had. A znode the session may not touch gives PERMISSION_DENIED.
 absl::StatusOr<std::unique_ptr<MetaStore>> NewZkMetaStore(const std::string& hosts,
+                                                          const ZkAuth& auth,
                                                           int session_timeout_ms = 10000,
                                                           int connect_timeout_ms = 5000);
 

@@ -36,7 +36,7 @@ class MetaStoreContractTest : public ::testing::TestWithParam<std::string> {
   }
   std::unique_ptr<MetaStore> NewSession() {
     if (!zk_.empty()) {
-      auto s = NewZkMetaStore(zk_);
+      auto s = NewZkMetaStore(zk_, ZkAuth{});
       EXPECT_TRUE(s.ok()) << s.status();
       return s.ok() ? std::move(*s) : nullptr;
     }
@@ -166,6 +166,36 @@ std::vector<std::string> Stores() {
   return {"mem"};
 }
 INSTANTIATE_TEST_SUITE_P(Stores, MetaStoreContractTest, ::testing::ValuesIn(Stores()));
+
+// Digest ACLs are ZooKeeper's alone (the in-memory store has no identities).
+TEST(ZkAclTest, ZnodesCarryTheAclAndOthersAreRefused) {
+  const char* zk = getenv("UKAI_TEST_ZK");
+  if (zk == nullptr) return;  // the integration tier gives a server
+  ZkAuth auth;
+  auth.credential = "ukai:secret";
+  // base64(sha1("ukai:secret")), ZooKeeper's digest of that credential.
+  auth.acl.push_back({"ukai:r0P630IGhoIRN+yicatNi4lmjtU=", 31});
+  auto owner = NewZkMetaStore(zk, auth);
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  std::string root = absl::StrCat("/acl-", getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  ASSERT_TRUE((*owner)->Create(root, "x").ok());
+  ASSERT_TRUE((*owner)->Create(root + "/c", "y").ok());
+  EXPECT_EQ((*owner)->Get(root + "/c")->data, "y");
+
+  ZkAuth wrong;
+  wrong.credential = "ukai:guess";
+  for (const ZkAuth& who : {ZkAuth{}, wrong}) {
+    auto other = NewZkMetaStore(zk, who);
+    ASSERT_TRUE(other.ok()) << other.status();
+    EXPECT_TRUE(absl::IsPermissionDenied((*other)->Get(root).status()));
+    EXPECT_TRUE(absl::IsPermissionDenied((*other)->Children(root).status()));
+    EXPECT_TRUE(absl::IsPermissionDenied((*other)->Set(root + "/c", "z", -1).status()));
+    EXPECT_TRUE(absl::IsPermissionDenied((*other)->Delete(root + "/c", -1)));
+  }
+  EXPECT_EQ((*owner)->Get(root + "/c")->data, "y");
+  EXPECT_TRUE((*owner)->Delete(root + "/c", -1).ok());
+  EXPECT_TRUE((*owner)->Delete(root, -1).ok());
+}
 
 TEST(MemMetaStoreTest, ExpiryDropsEphemeralsFiresWatchesAndCallsListener) {
   auto tree = NewMemMetaTree();

@@ -32,6 +32,11 @@ absl::Status ZkError(int rc, const std::string& path) {
   if (rc == ZBADVERSION) return absl::AbortedError(msg);
   if (rc == ZNOTEMPTY) return absl::FailedPreconditionError(msg);
   if (rc == ZBADARGUMENTS || rc == ZNOCHILDRENFOREPHEMERALS) return absl::InvalidArgumentError(msg);
+  if (rc == ZNOAUTH) {
+    return absl::PermissionDeniedError(msg +
+                                       " (ZooKeeper's ACL: is the credential the cluster's?)");
+  }
+  if (rc == ZAUTHFAILED) return absl::UnauthenticatedError(msg);
   if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZSESSIONEXPIRED || rc == ZCLOSING ||
       rc == ZINVALIDSTATE || rc == ZSESSIONMOVED) {
     return absl::UnavailableError("ZooKeeper unavailable: " + msg);
@@ -49,8 +54,14 @@ constexpr int kMaxData = 1 << 20;
 
 class ZkMetaStore : public MetaStore {
  public:
-  ZkMetaStore(std::string hosts, int session_ms)
-      : hosts_(std::move(hosts)), session_ms_(session_ms) {}
+  ZkMetaStore(std::string hosts, ZkAuth auth, int session_ms)
+      : hosts_(std::move(hosts)), auth_(std::move(auth)), session_ms_(session_ms) {
+    for (const ZkAuth::Entry& e : auth_.acl) {
+      acl_entries_.push_back(
+          ACL{e.perms, Id{const_cast<char*>("digest"), const_cast<char*>(e.id.c_str())}});
+    }
+    acl_ = ACL_vector{static_cast<int32_t>(acl_entries_.size()), acl_entries_.data()};
+  }
 
   ~ZkMetaStore() override {
     absl::MutexLock l(&handle_mu_);
@@ -112,9 +123,8 @@ class ZkMetaStore : public MetaStore {
     absl::ReaderMutexLock l(&handle_mu_);
     if (zh_ == nullptr) return absl::UnavailableError("ZooKeeper session closed");
     std::vector<char> created(path.size() + 64);
-    int rc = zoo_create(zh_, path.c_str(), data.data(), static_cast<int>(data.size()),
-                        &ZOO_OPEN_ACL_UNSAFE, Flags(mode), created.data(),
-                        static_cast<int>(created.size()));
+    int rc = zoo_create(zh_, path.c_str(), data.data(), static_cast<int>(data.size()), Acl(),
+                        Flags(mode), created.data(), static_cast<int>(created.size()));
     if (rc != ZOK) return ZkError(rc, path);
     return std::string(created.data());
   }
@@ -150,7 +160,7 @@ class ZkMetaStore : public MetaStore {
         case Op::kCreate:
           bufs[i].resize(op.path.size() + 64);
           zoo_create_op_init(&zops[i], op.path.c_str(), op.data.data(),
-                             static_cast<int>(op.data.size()), &ZOO_OPEN_ACL_UNSAFE, Flags(op.mode),
+                             static_cast<int>(op.data.size()), Acl(), Flags(op.mode),
                              bufs[i].data(), static_cast<int>(bufs[i].size()));
           break;
         case Op::kSet:
@@ -181,6 +191,43 @@ class ZkMetaStore : public MetaStore {
   }
 
  private:
+  // What every znode this session creates carries.
+  const ACL_vector* Acl() const { return acl_entries_.empty() ? &ZOO_OPEN_ACL_UNSAFE : &acl_; }
+
+  // Adds the credential to a new session; ZooKeeper answers it before any
+  // later request of the session.
+  absl::Status Authenticate(int timeout_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(handle_mu_) {
+    if (auth_.credential.empty()) return absl::OkStatus();
+    struct Done {
+      absl::Mutex mu;
+      bool done ABSL_GUARDED_BY(mu) = false;
+      int rc ABSL_GUARDED_BY(mu) = 0;
+    };
+    auto done = std::make_shared<Done>();
+    // The completion owns one reference: it may run after a timed-out wait.
+    auto* ref = new std::shared_ptr<Done>(done);
+    auto completion = [](int rc, const void* data) {
+      auto* ref = static_cast<std::shared_ptr<Done>*>(const_cast<void*>(data));
+      {
+        absl::MutexLock l(&(*ref)->mu);
+        (*ref)->rc = rc;
+        (*ref)->done = true;
+      }
+      delete ref;
+    };
+    int rc = zoo_add_auth(zh_, "digest", auth_.credential.data(),
+                          static_cast<int>(auth_.credential.size()), completion, ref);
+    if (rc != ZOK) {
+      delete ref;
+      return ZkError(rc, "authentication");
+    }
+    absl::MutexLock l(&done->mu);
+    if (!done->mu.AwaitWithTimeout(absl::Condition(&done->done), absl::Milliseconds(timeout_ms))) {
+      return absl::UnavailableError("ZooKeeper at " + hosts_ + " did not answer authentication");
+    }
+    return done->rc == ZOK ? absl::OkStatus() : ZkError(done->rc, "authentication");
+  }
+
   static void* Ctx(uint64_t token) {
     return reinterpret_cast<void*>(static_cast<uintptr_t>(token));
   }
@@ -243,12 +290,13 @@ class ZkMetaStore : public MetaStore {
       auto connected = [this]() ABSL_SHARED_LOCKS_REQUIRED(state_mu_) { return connected_; };
       ok = state_mu_.AwaitWithTimeout(absl::Condition(&connected), absl::Milliseconds(timeout_ms));
     }
-    if (!ok) {
+    absl::Status s = ok ? Authenticate(timeout_ms)
+                        : absl::UnavailableError("ZooKeeper at " + hosts_ + " unreachable");
+    if (!s.ok()) {
       zookeeper_close(zh_);
       zh_ = nullptr;
-      return absl::UnavailableError("ZooKeeper at " + hosts_ + " unreachable");
     }
-    return absl::OkStatus();
+    return s;
   }
 
   // On callback_: replace the handle, fire every pending watch, tell the owner.
@@ -272,6 +320,9 @@ class ZkMetaStore : public MetaStore {
   }
 
   const std::string hosts_;
+  const ZkAuth auth_;
+  std::vector<ACL> acl_entries_;  // point into auth_
+  ACL_vector acl_;
   const int session_ms_;
   // Lock order: handle_mu_ before watch_mu_ and state_mu_.
   absl::Mutex handle_mu_;  // shared by calls, exclusive while the handle is replaced
@@ -288,6 +339,7 @@ class ZkMetaStore : public MetaStore {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetaStore>> NewZkMetaStore(const std::string& hosts,
+                                                          const ZkAuth& auth,
                                                           int session_timeout_ms,
                                                           int connect_timeout_ms) {
   static bool quiet = [] {
@@ -295,7 +347,7 @@ absl::StatusOr<std::unique_ptr<MetaStore>> NewZkMetaStore(const std::string& hos
     return true;
   }();
   (void)quiet;
-  auto store = std::make_unique<ZkMetaStore>(hosts, session_timeout_ms);
+  auto store = std::make_unique<ZkMetaStore>(hosts, auth, session_timeout_ms);
   RETURN_IF_ERROR(store->Connect(connect_timeout_ms));
   return std::unique_ptr<MetaStore>(std::move(store));
 }

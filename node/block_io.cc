@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/wire_format.h"
@@ -47,8 +48,47 @@ uint32_t PagesInBlock(const DiskGeometry& g, uint64_t block) {
   return static_cast<uint32_t>((len + meta::kPageSize - 1) / meta::kPageSize);
 }
 
-absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data) {
-  auto a = disks_->AdmitIo(req.hdr(), /*write=*/true);
+namespace {
+// The roles that may send each method; kHello is the transport's own.
+const char* RolesFor(uint16_t method) {
+  switch (method) {
+    case wire::kRead:
+      return "frontend admin backup";
+    case wire::kWrite:
+      return "frontend admin";
+    case wire::kFlush:
+    case wire::kCopyUp:
+      return "frontend admin node";
+    case wire::kPull:
+      return "node";
+    default:
+      return "";
+  }
+}
+}  // namespace
+
+absl::Status Authorize(const wire::WirePeer& peer, uint16_t method) {
+  if (peer.kind != wire::WirePeer::Kind::kCertified) return absl::OkStatus();
+  const std::string allowed = RolesFor(method);
+  for (absl::string_view role : absl::StrSplit(allowed, ' ', absl::SkipEmpty())) {
+    if (role == peer.role) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      absl::StrFormat("refused: %s may not send block I/O method %d (%s)", peer.ToString(), method,
+                      allowed.empty() ? "nobody" : allowed));
+}
+
+Caller CallerOf(const wire::WirePeer& peer) {
+  Caller who;
+  if (peer.kind != wire::WirePeer::Kind::kCertified) return who;
+  if (peer.role == "frontend" || peer.role == "admin") who.writer = peer.ToString();
+  who.snapshots_only = peer.role == "backup";
+  return who;
+}
+
+absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data,
+                            const Caller& who) {
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/true, who);
   if (!a.ok()) return a.status();
   absl::Status s =
       CheckRange(req.hdr().disk_id(), a->geometry(), req.block(), req.offset(), data.size());
@@ -58,8 +98,8 @@ absl::Status BlockIo::Write(const pb::WriteRequest& req, absl::string_view data)
                        req.track());
 }
 
-absl::Status BlockIo::CopyUp(const pb::CopyUpRequest& req) {
-  auto a = disks_->AdmitIo(req.hdr(), /*write=*/true);
+absl::Status BlockIo::CopyUp(const pb::CopyUpRequest& req, const Caller& who) {
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/true, who);
   if (!a.ok()) return a.status();
   const uint64_t disk = req.hdr().disk_id();
   RETURN_IF_ERROR(CheckObject(disk, a->geometry(), req.block(), req.generation()));
@@ -75,9 +115,15 @@ absl::Status BlockIo::CopyUp(const pb::CopyUpRequest& req) {
   return store_->Sync();
 }
 
-absl::StatusOr<Admission> BlockIo::AdmitRead(const pb::ReadRequest& req) {
-  auto a = disks_->AdmitIo(req.hdr(), /*write=*/false);
+absl::StatusOr<Admission> BlockIo::AdmitRead(const pb::ReadRequest& req, const Caller& who) {
+  auto a = disks_->AdmitIo(req.hdr(), /*write=*/false, who);
   if (!a.ok()) return a.status();
+  if (who.snapshots_only && req.generation() >= a->geometry().generation) {
+    return absl::PermissionDeniedError(absl::StrFormat(
+        "refused: disk %d block %d generation %d is not in a snapshot (a backup identity reads "
+        "snapshots only)",
+        req.hdr().disk_id(), req.block(), req.generation()));
+  }
   RETURN_IF_ERROR(
       CheckRange(req.hdr().disk_id(), a->geometry(), req.block(), req.offset(), req.length()));
   RETURN_IF_ERROR(CheckGeneration(req.generation()));
@@ -143,15 +189,16 @@ class RingRead final : public wire::WireHandler::Deferred {
 };
 }  // namespace
 
-absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool may_block) {
-  auto a = AdmitRead(req);
+absl::Status BlockIo::Read(const pb::ReadRequest& req, std::string* out, bool may_block,
+                           const Caller& who) {
+  auto a = AdmitRead(req, who);
   if (!a.ok()) return a.status();
   return Logged(store_->Read(ObjectOf(req), req.offset(), req.length(), out, may_block));
 }
 
 absl::Status BlockIo::ReadNoWait(const pb::ReadRequest& req, std::string* out,
-                                 std::unique_ptr<Deferred>* deferred) {
-  auto a = AdmitRead(req);
+                                 std::unique_ptr<Deferred>* deferred, const Caller& who) {
+  auto a = AdmitRead(req, who);
   if (!a.ok()) return a.status();
   if (req.length() > kMaxRingRead)
     return Logged(store_->Read(ObjectOf(req), req.offset(), req.length(), out, false));
@@ -182,16 +229,18 @@ absl::Status BlockIo::ReadNoWait(const pb::ReadRequest& req, std::string* out,
   return WouldBlock();
 }
 
-absl::Status BlockIo::HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
+absl::Status BlockIo::HandleNoWait(const wire::WirePeer& peer, uint16_t method,
+                                   absl::string_view meta, absl::string_view data,
                                    std::string* reply_data, std::unique_ptr<Deferred>* deferred) {
   if (method != wire::kRead || deferred == nullptr) {
-    return Handle(method, meta, data, reply_data, /*may_block=*/false);
+    return Handle(peer, method, meta, data, reply_data, /*may_block=*/false);
   }
   pb::ReadRequest req;
   if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) {
-    return Handle(method, meta, data, reply_data, /*may_block=*/false);  // says what is wrong
+    return Handle(peer, method, meta, data, reply_data, /*may_block=*/false);  // says what is wrong
   }
-  return ReadNoWait(req, reply_data, deferred);
+  RETURN_IF_ERROR(Authorize(peer, method));
+  return ReadNoWait(req, reply_data, deferred, CallerOf(peer));
 }
 
 absl::Status BlockIo::Pull(const pb::PullRequest& req, std::string* out) {
@@ -215,25 +264,27 @@ absl::Status BlockIo::Pull(const pb::PullRequest& req, std::string* out) {
   return absl::OkStatus();
 }
 
-absl::Status BlockIo::Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                             std::string* reply_data, bool may_block) {
+absl::Status BlockIo::Handle(const wire::WirePeer& peer, uint16_t method, absl::string_view meta,
+                             absl::string_view data, std::string* reply_data, bool may_block) {
+  RETURN_IF_ERROR(Authorize(peer, method));
+  const Caller who = CallerOf(peer);
   switch (method) {
     case wire::kWrite: {
       pb::WriteRequest req;
       if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
-      return Write(req, data);
+      return Write(req, data, who);
     }
     case wire::kRead: {
       pb::ReadRequest req;
       if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
-      return Read(req, reply_data, may_block);
+      return Read(req, reply_data, may_block, who);
     }
     case wire::kFlush:
       return Flush();
     case wire::kCopyUp: {
       pb::CopyUpRequest req;
       if (!req.ParseFromArray(meta.data(), static_cast<int>(meta.size()))) break;
-      return CopyUp(req);
+      return CopyUp(req, who);
     }
     case wire::kPull: {
       pb::PullRequest req;

@@ -17,6 +17,16 @@
 namespace ukai::node {
 namespace {
 
+const wire::WirePeer kAnyone;  // plaintext: the transport says nothing of the peer
+
+wire::WirePeer Certified(const std::string& role, const std::string& id) {
+  wire::WirePeer p;
+  p.kind = wire::WirePeer::Kind::kCertified;
+  p.role = role;
+  p.id = id;
+  return p;
+}
+
 class BlockIoTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -107,20 +117,51 @@ TEST_F(BlockIoTest, RejectsMalformedRequestsAndKeepsServing) {
   EXPECT_EQ((*store_->DiskBytes())[spec_.id()], 4096u);
 }
 
+// The epoch alone is not enough: a write must come from the identity that
+// took it, and the refusal does not say the epoch.
+TEST_F(BlockIoTest, OnlyTheEpochsHolderWritesAndABackupReadsSnapshotsOnly) {
+  epoch_ = *mc_.catalog.TakeWriterEpoch(spec_.id(), "hv7", "a", "frontend hv7");
+  const std::string data(4096, 'w');
+  EXPECT_TRUE(io_->Write(W(0, 0, 4096), data, Caller{"frontend hv7"}).ok());
+  absl::Status thief = io_->Write(W(0, 0, 4096), data, Caller{"frontend hv9"});
+  EXPECT_TRUE(absl::IsPermissionDenied(thief)) << thief;
+  EXPECT_EQ(thief.message().find(std::to_string(epoch_) + " "), std::string::npos) << thief;
+  EXPECT_NE(thief.message().find("frontend hv9"), std::string::npos) << thief;
+  pb::CopyUpRequest cu;
+  *cu.mutable_hdr() = Hdr(epoch_);
+  cu.set_generation(spec_.generation() + 1);
+  cu.set_empty(true);
+  EXPECT_TRUE(absl::IsPermissionDenied(io_->CopyUp(cu, Caller{"admin ops"})));
+
+  Caller backup;
+  backup.snapshots_only = true;
+  std::string out;
+  pb::ReadRequest live = R(0, 0, 4096);
+  live.set_generation(spec_.generation());  // written since the newest snapshot
+  EXPECT_TRUE(absl::IsPermissionDenied(io_->Read(live, &out, true, backup)));
+  EXPECT_TRUE(io_->Read(live, &out, true, Caller{}).ok());
+  if (spec_.generation() > 0) {
+    pb::ReadRequest frozen = R(0, 0, 4096);
+    frozen.set_generation(spec_.generation() - 1);
+    EXPECT_TRUE(io_->Read(frozen, &out, true, backup).ok());
+  }
+}
+
 TEST_F(BlockIoTest, TransportFramesAreDecodedAndBadOnesRefused) {
   pb::WriteRequest w = W(0, 8192, 4096);
   std::string reply;
-  EXPECT_TRUE(
-      io_->Handle(wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'), &reply, true).ok());
+  EXPECT_TRUE(io_->Handle(kAnyone, wire::kWrite, w.SerializeAsString(), std::string(4096, 'z'),
+                          &reply, true)
+                  .ok());
   pb::ReadRequest q = R(0, 8192, 4096);
-  ASSERT_TRUE(io_->Handle(wire::kRead, q.SerializeAsString(), "", &reply, true).ok());
+  ASSERT_TRUE(io_->Handle(kAnyone, wire::kRead, q.SerializeAsString(), "", &reply, true).ok());
   EXPECT_EQ(reply, std::string(4096, 'z'));
-  EXPECT_TRUE(io_->Handle(wire::kFlush, "", "", &reply, true).ok());
+  EXPECT_TRUE(io_->Handle(kAnyone, wire::kFlush, "", "", &reply, true).ok());
   EXPECT_TRUE(io_->Slow(wire::kFlush));
   EXPECT_FALSE(io_->Slow(wire::kWrite));
-  EXPECT_TRUE(
-      absl::IsInvalidArgument(io_->Handle(wire::kWrite, "\xff\xff\xff", "x", &reply, true)));
-  EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(99, "", "", &reply, true)));
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      io_->Handle(kAnyone, wire::kWrite, "\xff\xff\xff", "x", &reply, true)));
+  EXPECT_TRUE(absl::IsUnimplemented(io_->Handle(kAnyone, 99, "", "", &reply, true)));
 }
 
 // kPull answers with the stored pages then one flag byte per page asked for,
@@ -135,7 +176,7 @@ TEST_F(BlockIoTest, PullSendsStoredPagesThenTheirFlags) {
     p.set_first_page(first);
     p.set_pages(pages);
     out->clear();
-    return io_->Handle(wire::kPull, p.SerializeAsString(), "", out, true);
+    return io_->Handle(kAnyone, wire::kPull, p.SerializeAsString(), "", out, true);
   };
   std::string out;
   ASSERT_TRUE(pull(2, 0, 5, &out).ok());
@@ -150,7 +191,8 @@ TEST_F(BlockIoTest, PullSendsStoredPagesThenTheirFlags) {
   EXPECT_TRUE(absl::IsOutOfRange(pull(0, 0, 257, &out)));    // over kMaxPullPages
   EXPECT_TRUE(absl::IsOutOfRange(pull(0, 0, 0, &out)));
   EXPECT_TRUE(absl::IsOutOfRange(pull(3, 0, 1, &out)));  // no such block
-  EXPECT_TRUE(absl::IsInvalidArgument(io_->Handle(wire::kPull, "\xff\xff", "", &out, true)));
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(io_->Handle(kAnyone, wire::kPull, "\xff\xff", "", &out, true)));
 }
 TEST_F(BlockIoTest, DropDiskRefusesADiskThatStillExists) {
   grpc::ServerContext ctx;
@@ -311,6 +353,36 @@ TEST_F(BlockIoFilesTest, AfterRepeatedMissesReadsGoToTheRingUntilAProbeHits) {
     ASSERT_TRUE(io_->ReadNoWait(R(0, 4096, 4096), &out, &d).ok());
     EXPECT_EQ(d, nullptr);
   }
+}
+
+}  // namespace
+}  // namespace ukai::node
+
+namespace ukai::node {
+namespace {
+
+TEST(BlockIoAuthTest, EachRoleSendsOnlyItsMethods) {
+  const wire::WirePeer node = Certified("node", "n2"), front = Certified("frontend", "hv7"),
+                       admin = Certified("admin", "ops"), backup = Certified("backup", "bk");
+  for (uint16_t m : {wire::kRead, wire::kWrite, wire::kFlush, wire::kCopyUp}) {
+    EXPECT_TRUE(Authorize(front, m).ok()) << m;
+    EXPECT_TRUE(Authorize(admin, m).ok()) << m;
+  }
+  EXPECT_TRUE(absl::IsPermissionDenied(Authorize(front, wire::kPull)));
+  EXPECT_TRUE(Authorize(node, wire::kPull).ok());
+  EXPECT_TRUE(Authorize(node, wire::kCopyUp).ok());
+  EXPECT_TRUE(absl::IsPermissionDenied(Authorize(node, wire::kWrite)));
+  EXPECT_TRUE(Authorize(backup, wire::kRead).ok());
+  absl::Status s = Authorize(backup, wire::kWrite);
+  EXPECT_TRUE(absl::IsPermissionDenied(s));
+  EXPECT_EQ(s.message(), "refused: backup bk may not send block I/O method 2 (frontend admin)");
+  EXPECT_TRUE(absl::IsPermissionDenied(Authorize(admin, 99)));
+  wire::WirePeer local;
+  local.kind = wire::WirePeer::Kind::kLocal;
+  EXPECT_TRUE(Authorize(local, wire::kPull).ok());
+  EXPECT_EQ(CallerOf(front).writer, "frontend hv7");
+  EXPECT_TRUE(CallerOf(backup).snapshots_only);
+  EXPECT_EQ(CallerOf(node).writer, "");
 }
 
 }  // namespace

@@ -30,14 +30,17 @@ class CopyService final : public pb::NodeCopy::Service {
   // `pull_timeout`: how long one pull may wait for the source's reply; a
   // source that stops answering fails the copy then, and the runner tries
   // another source.
+  // `io`: how pulls reach other nodes (same-host sockets, security).
   CopyService(std::string self, meta::Catalog* catalog, DiskRegistry* disks, BlockStore* store,
-              uint64_t node_cap_bps, absl::Duration pull_timeout = absl::Seconds(30))
+              uint64_t node_cap_bps, absl::Duration pull_timeout = absl::Seconds(30),
+              wire::WireClientOptions io = {})
       : self_(std::move(self)),
         catalog_(catalog),
         disks_(disks),
         store_(store),
         node_cap_(node_cap_bps),
-        pull_timeout_(pull_timeout) {}
+        pull_timeout_(pull_timeout),
+        io_(std::move(io)) {}
 
   grpc::Status Fence(grpc::ServerContext*, const pb::FenceRequest*, pb::FenceResponse*) override;
   grpc::Status CopyBlock(grpc::ServerContext*, const pb::CopyBlockRequest*,
@@ -66,6 +69,11 @@ class CopyService final : public pb::NodeCopy::Service {
                     pb::CopyBlockResponse* resp);
   // One connection per source node, kept for every later copy.
   wire::WireClient* ClientFor(const std::string& io_address);
+  // The client for copy source `node`, at its registered block I/O address
+  // (re-read from the catalog when unknown or not `claimed`): a request
+  // cannot send the node's pulls anywhere else. FAILED_PRECONDITION for a
+  // node not registered, PERMISSION_DENIED for a claimed address not its.
+  absl::StatusOr<wire::WireClient*> SourceFor(const std::string& node, const std::string& claimed);
 
   const std::string self_;
   meta::Catalog* catalog_;
@@ -73,8 +81,10 @@ class CopyService final : public pb::NodeCopy::Service {
   BlockStore* store_;
   RateLimiter node_cap_;
   const absl::Duration pull_timeout_;
+  const wire::WireClientOptions io_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<wire::WireClient>> clients_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> registered_ ABSL_GUARDED_BY(mu_);  // node -> io address
 };
 
 }  // namespace ukai::node

@@ -49,7 +49,10 @@ absl::Status DiskRegistry::Refresh(uint64_t id, Arm arm) {
   Disk& d = it->second;
   // Versions only move forward, whatever order refreshes finish in.
   if (spec->spec.layout_version() >= d.spec.layout_version()) d.spec = spec->spec;
-  d.epoch = std::max(d.epoch, w.epoch());
+  if (w.epoch() >= d.epoch) {  // the holder of the newest epoch
+    d.epoch = w.epoch();
+    d.writer = w.identity();
+  }
   return absl::OkStatus();
 }
 
@@ -99,11 +102,12 @@ void DiskRegistry::Release(uint64_t id, uint64_t version) {
 }
 
 absl::StatusOr<DiskGeometry> DiskRegistry::Admit(const pb::IoHeader& hdr, bool write) {
-  return AdmitImpl(hdr, write, /*hold=*/false);
+  return AdmitImpl(hdr, write, /*hold=*/false, Caller{});
 }
 
-absl::StatusOr<Admission> DiskRegistry::AdmitIo(const pb::IoHeader& hdr, bool write) {
-  ASSIGN_OR_RETURN(DiskGeometry g, AdmitImpl(hdr, write, /*hold=*/true));
+absl::StatusOr<Admission> DiskRegistry::AdmitIo(const pb::IoHeader& hdr, bool write,
+                                                const Caller& who) {
+  ASSIGN_OR_RETURN(DiskGeometry g, AdmitImpl(hdr, write, /*hold=*/true, who));
   Admission a;
   a.registry_ = this;
   a.disk_ = hdr.disk_id();
@@ -150,8 +154,33 @@ absl::Status DiskRegistry::Fence(uint64_t id, uint64_t layout_version, absl::Dur
   return absl::OkStatus();
 }
 
-absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bool write,
-                                                     bool hold) {
+// Errors never say the current epoch: knowing it is half of posing as the writer.
+absl::Status DiskRegistry::Decide(uint64_t id, const Disk& d, const pb::IoHeader& hdr, bool write,
+                                  const Caller& who) {
+  if (d.spec.state() != pb::DiskSpec::READY) {
+    return absl::NotFoundError(absl::StrFormat("disk %d is being deleted", id));
+  }
+  if (hdr.layout_version() < d.spec.layout_version()) {
+    return StaleLayoutError(absl::StrFormat("disk %d: stale layout version %d (node has %d)", id,
+                                            hdr.layout_version(), d.spec.layout_version()));
+  }
+  if (!write) return absl::OkStatus();
+  if (hdr.epoch() == 0 || hdr.epoch() < d.epoch) {
+    return FencedError(absl::StrFormat("disk %d: writer epoch %d is fenced", id, hdr.epoch()));
+  }
+  if (hdr.epoch() > d.epoch) {
+    return FencedError(
+        absl::StrFormat("disk %d: writer epoch %d was never taken", id, hdr.epoch()));
+  }
+  if (!who.writer.empty() && who.writer != d.writer) {
+    return FencedError(
+        absl::StrFormat("disk %d: %s does not hold the writer epoch it names", id, who.writer));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bool write, bool hold,
+                                                     const Caller& who) {
   const uint64_t id = hdr.disk_id();
   for (int pass = 0; pass < 2; ++pass) {
     bool refresh = false;
@@ -166,24 +195,9 @@ absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bo
           refresh = true;
         }
         if (!refresh || pass == 1) {
-          if (d.spec.state() != pb::DiskSpec::READY) {
-            return absl::NotFoundError(absl::StrFormat("disk %d is being deleted", id));
-          }
-          if (hdr.layout_version() < d.spec.layout_version()) {
-            return StaleLayoutError(
-                absl::StrFormat("disk %d: stale layout version %d (node has %d)", id,
-                                hdr.layout_version(), d.spec.layout_version()));
-          }
-          if (write && (hdr.epoch() == 0 || hdr.epoch() < d.epoch)) {
-            return FencedError(absl::StrFormat("disk %d: writer epoch %d is fenced (current %d)",
-                                               id, hdr.epoch(), d.epoch));
-          }
-          if (write && hdr.epoch() > d.epoch) {
-            return FencedError(
-                absl::StrFormat("disk %d: writer epoch %d was never taken", id, hdr.epoch()));
-          }
+          RETURN_IF_ERROR(Decide(id, d, hdr, write, who));
           if (hold) ++d.in_flight[hdr.layout_version()];
-          return DiskGeometry{d.spec.size(), d.spec.block_size()};
+          return DiskGeometry{d.spec.size(), d.spec.block_size(), d.spec.generation()};
         }
       }
     }

@@ -27,6 +27,19 @@ namespace ukai::node {
 struct DiskGeometry {
   uint64_t size = 0;
   uint32_t block_size = 0;
+  // The disk's write generation when the request was admitted: objects of
+  // older generations are frozen by a snapshot.
+  uint64_t generation = 0;
+};
+
+// Who sent a request, as far as admission cares (from its connection:
+// BlockIo::CallerOf). The default checks nothing more than the header.
+struct Caller {
+  // Non-empty: a write is admitted only from the identity that holds the
+  // disk's writer epoch (WriterRecord.identity, e.g. "frontend hv7").
+  std::string writer;
+  // Reads only of objects a snapshot froze (BlockIo checks; a backup identity).
+  bool snapshots_only = false;
 };
 
 class DiskRegistry;
@@ -60,7 +73,9 @@ class DiskRegistry {
   absl::Status Start();
   absl::StatusOr<DiskGeometry> Admit(const pb::IoHeader& hdr, bool write);
   // Admit, and count the request as in progress until the Admission goes.
-  absl::StatusOr<Admission> AdmitIo(const pb::IoHeader& hdr, bool write);
+  // A write from a caller with a writer identity that does not hold the
+  // epoch is refused (PERMISSION_DENIED) like a fenced one.
+  absl::StatusOr<Admission> AdmitIo(const pb::IoHeader& hdr, bool write, const Caller& who = {});
   // Makes sure this node turns away requests older than `layout_version`
   // from now on, and waits (up to `timeout`) until every request admitted
   // under an older version has finished. After OK, nothing done under an
@@ -76,10 +91,15 @@ class DiskRegistry {
   struct Disk {
     pb::DiskSpec spec;
     uint64_t epoch = 0;
+    std::string writer;  // the identity that took `epoch`; empty in a plaintext cluster
     std::map<uint64_t, int> in_flight;  // admitted layout version -> requests
   };
   friend class Admission;
-  absl::StatusOr<DiskGeometry> AdmitImpl(const pb::IoHeader& hdr, bool write, bool hold);
+  absl::StatusOr<DiskGeometry> AdmitImpl(const pb::IoHeader& hdr, bool write, bool hold,
+                                         const Caller& who);
+  // The verdict on a request for `d`, known and current enough to decide.
+  static absl::Status Decide(uint64_t id, const Disk& d, const pb::IoHeader& hdr, bool write,
+                             const Caller& who);
   void Release(uint64_t id, uint64_t version);
   // Reads spec and writer record into disks_, arming the named watches.
   // NOT_FOUND if the disk is gone.

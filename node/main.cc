@@ -39,7 +39,8 @@ int Fail(const std::string& msg) {
 
 // Everything on the command line, as given.
 struct NodeFlags {
-  std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, tls_dir;
+  std::string id, site, listen, io_listen, zk = "127.0.0.1:2181", root = "/ukai", data, tls_dir,
+                                           run_dir = "/run/ukai";
   std::string capacity = "0", store_kind = "extent", copy_bandwidth = "0", repair_bandwidth = "0",
               scrub_bandwidth = "20M";
   int zk_session_ms = 10000;
@@ -61,10 +62,12 @@ void AddServiceFlags(CLI::App& app, NodeFlags* f) {
   app.add_option("--io-listen", f->io_listen,
                  "host:port for block reads and writes (UKAI's block I/O transport); default: "
                  "the --listen host, a free port. Published in ZooKeeper, so clients find it");
-  app.add_flag("--no-local-io", f->no_local,
-               "do not also serve block I/O on a same-host socket (an abstract Unix socket "
-               "named after the block I/O address; frontends on this host use it instead of "
-               "TCP, which costs less CPU per request)");
+  app.add_option("--run-dir", f->run_dir,
+                 "directory (made 0700) for the same-host block I/O socket, io-ADDRESS.sock "
+                 "(0600): frontends and nodes on this host, running as root or this user, use "
+                 "it instead of TCP, which costs less CPU per request and needs no TLS")
+      ->capture_default_str();
+  app.add_flag("--no-local-io", f->no_local, "do not serve block I/O on the same-host socket");
   app.add_option("--zk", f->zk, "ZooKeeper ensemble host:port[,host:port...]")
       ->capture_default_str();
   app.add_option("--zk-root", f->root, "root znode of this cluster")->capture_default_str();
@@ -206,7 +209,7 @@ absl::StatusOr<std::string> StartBlockIo(const NodeFlags& f, const NodeLimits& l
   std::string io_host = io_listen.substr(0, io_listen.rfind(':'));
   bool wildcard = io_host.empty() || io_host == "0.0.0.0" || io_host == "[::]" || io_host == "::";
   std::string io_address = ukai::wire::WithPort(wildcard ? f.listen : io_listen, io_server->port());
-  if (!f.no_local) RETURN_IF_ERROR(io_server->StartLocal(io_address));
+  if (!f.no_local) RETURN_IF_ERROR(io_server->StartLocal(f.run_dir, io_address));
   return io_address;
 }
 
@@ -269,7 +272,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
                                                                ukai::SystemClock());
   if (!security.ok()) return Fail(std::string(security.status().message()));
   if (auto s = CheckIdentity(**security, f.id); !s.ok()) return Fail(std::string(s.message()));
-  auto meta_store = ukai::meta::NewZkMetaStore(f.zk, f.zk_session_ms);
+  auto meta_store = ukai::meta::NewZkMetaStore(f.zk, (*security)->zk_auth(), f.zk_session_ms);
   if (!meta_store.ok()) return Fail(std::string(meta_store.status().message()));
   ukai::meta::Catalog catalog(meta_store->get(), f.root);
   if (auto s = catalog.Init(); !s.ok()) return Fail(std::string(s.message()));
@@ -280,7 +283,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   if (auto s = disks.Start(); !s.ok()) return Fail(std::string(s.message()));
   // Block I/O first: its port goes into the record clients read.
   ukai::node::BlockIo block_io(&disks, &store);
-  ukai::wire::WireServer io_server(&block_io);
+  ukai::wire::WireServer io_server(&block_io, 16, (*security)->wire());
   auto io_address = StartBlockIo(f, l, &io_server);
   if (!io_address.ok()) return Fail(std::string(io_address.status().message()));
   ukai::pb::NodeInfo self;
@@ -291,12 +294,16 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   self.set_io_address(*io_address);
   ukai::node::NodeOpsService node_ops_service(self, &disks, &store);
   node_ops_service.SetOtherSiteDelay(l.site_delay);
-  ukai::control::GrpcNodePeers peers(&catalog, (*security)->Channels());
+  ukai::wire::WireClientOptions peer_io;  // to other nodes' block I/O
+  peer_io.local_dir = f.run_dir;
+  peer_io.security = (*security)->wire();
+  ukai::control::GrpcNodePeers peers(&catalog, (*security)->Channels(), peer_io);
   // The control plane's fan-outs (node stats, fences, block copies).
   ukai::Executor control_pool("ukai-control", 32, 1024);
   ukai::control::AdminService admin_service(&catalog, &peers, &control_pool,
                                             (*security)->Channels());
-  ukai::node::CopyService copy_service(f.id, &catalog, &disks, &store, l.copy_cap);
+  ukai::node::CopyService copy_service(f.id, &catalog, &disks, &store, l.copy_cap,
+                                       absl::Seconds(30), peer_io);
   grpc::ServerBuilder builder;
   ukai::ConfigureServer(builder);
   int port = 0;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "common/status.h"
 #include "security/files.h"
+#include "security/zk_auth.h"
 
 namespace ukai::security {
 namespace {
@@ -268,6 +269,7 @@ absl::Status InitCa(const std::string& ca_dir, const std::string& cluster_name, 
   if (X509_sign(c.get(), key.get(), EVP_sha256()) == 0) return SslFailure("cannot sign");
   RETURN_IF_ERROR(WriteFileAtomically(ca_dir + "/ca.key", KeyPem(key.get()), 0600));
   RETURN_IF_ERROR(WriteFileAtomically(ca_dir + "/ca.pem", CertPem(c.get()), 0644));
+  RETURN_IF_ERROR(MakeZkSecrets(ca_dir));
   Ca ca{std::move(c), std::move(key)};
   ASSIGN_OR_RETURN(std::string crl, SignCrl(ca, {}, now));
   return WriteFileAtomically(ca_dir + "/crl.pem", crl, 0644);
@@ -293,7 +295,9 @@ absl::StatusOr<CertInfo> IssueCert(const std::string& ca_dir, const Identity& wh
   const std::string pem = CertPem(c.get());
   ASSIGN_OR_RETURN(CertInfo info, ReadCert(pem));
   RETURN_IF_ERROR(WriteFileAtomically(ca_dir + "/issued/" + info.serial + ".pem", pem, 0644));
+  ASSIGN_OR_RETURN(std::string zk_secret, ReadSmallFile(ZkSecretFor(ca_dir, who.role)));
   RETURN_IF_ERROR(MakePrivateDir(out_dir));
+  RETURN_IF_ERROR(WriteFileAtomically(out_dir + "/" + kZkAuthFile, zk_secret, 0600));
   RETURN_IF_ERROR(WriteFileAtomically(out_dir + "/key.pem", KeyPem(key.get()), 0600));
   RETURN_IF_ERROR(WriteFileAtomically(out_dir + "/ca.pem", CertPem(ca.cert.get()), 0644));
   RETURN_IF_ERROR(WriteFileAtomically(out_dir + "/cert.pem", pem, 0644));

@@ -8,8 +8,10 @@
 //   issued/SERIAL.pem   every certificate issued, for `cert list` and `cert revoke`
 //   revoked             the revoked serials, one per line
 //   crl.pem             the signed revocation list made from them
+//   zk-auth, zk-auth-ro ZooKeeper's read-write and read-only credentials (zk_auth.h)
 // and a process's TLS directory (tls_dir.h) is what IssueCert writes:
-// key.pem (0600), cert.pem and ca.pem.
+// key.pem (0600), cert.pem, ca.pem and zk-auth (0600; the read-only one for
+// a backup identity).
 #ifndef UKAI_SECURITY_PKI_H_
 #define UKAI_SECURITY_PKI_H_
 

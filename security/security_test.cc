@@ -11,6 +11,7 @@
 #include "security/pki.h"
 #include "security/tls_dir.h"
 #include "security/transport.h"
+#include "security/zk_auth.h"
 #include "ukai.grpc.pb.h"
 
 namespace ukai::security {
@@ -112,6 +113,39 @@ TEST_F(PkiTest, TlsDirRefusesAKeyOthersCanRead) {
   EXPECT_TRUE(absl::IsFailedPrecondition(t.status()));
   EXPECT_NE(t.status().message().find("key.pem"), std::string::npos) << t.status();
   EXPECT_TRUE(absl::IsFailedPrecondition(TlsDir::Open(dir_ + "/none", kNow).status()));
+}
+
+TEST(ZkAuthTest, DigestIdIsZooKeepersDigest) {
+  // base64(sha1("ukai:secret")), as ZooKeeper's DigestAuthenticationProvider makes it.
+  EXPECT_EQ(DigestId("ukai:secret"), "ukai:r0P630IGhoIRN+yicatNi4lmjtU=");
+}
+
+TEST_F(PkiTest, EachCertificateGetsTheZooKeeperCredentialOfItsRole) {
+  Issue(Role::kNode, "n1", "n1");
+  Issue(Role::kBackup, "bk", "bk");
+  auto rw = ReadZkAuth(dir_ + "/n1/zk-auth");
+  auto ro = ReadZkAuth(dir_ + "/bk/zk-auth");
+  ASSERT_TRUE(rw.ok()) << rw.status();
+  ASSERT_TRUE(ro.ok()) << ro.status();
+  EXPECT_EQ(rw->credential.substr(0, 5), "ukai:");
+  EXPECT_EQ(ro->credential.substr(0, 8), "ukai-ro:");
+  ASSERT_EQ(rw->acl.size(), 2u);
+  EXPECT_EQ(rw->acl[0].id, DigestId(rw->credential));
+  EXPECT_EQ(rw->acl[0].perms, 31);  // all
+  EXPECT_EQ(rw->acl[1].id, DigestId(ro->credential));
+  EXPECT_EQ(rw->acl[1].perms, 1);  // read
+  EXPECT_EQ(ModeOf(dir_ + "/n1/zk-auth"), 0600);
+  chmod((dir_ + "/n1/zk-auth").c_str(), 0640);
+  EXPECT_FALSE(ReadZkAuth(dir_ + "/n1/zk-auth").ok());
+}
+
+TEST_F(PkiTest, AZkAuthFileWithJunkIsRefusedNamingTheLine) {
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/bad", "credential ukai:x\nacl ukai:y rwz\n", 0600).ok());
+  auto r = ReadZkAuth(dir_ + "/bad");
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status()));
+  EXPECT_NE(r.status().message().find("bad:2"), std::string::npos) << r.status();
+  ASSERT_TRUE(WriteFileAtomically(dir_ + "/bad", "acl\n", 0600).ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(ReadZkAuth(dir_ + "/bad").status()));
 }
 
 TEST(RolesTest, EveryMethodOfEveryServiceIsInTheTable) {

@@ -5,6 +5,8 @@
 
 #include "common/log.h"
 #include "security/authorizer.h"
+#include "security/wire_tls.h"
+#include "security/zk_auth.h"
 
 namespace ukai::security {
 namespace {
@@ -26,8 +28,17 @@ absl::StatusOr<std::shared_ptr<const TransportSecurity>> TransportSecurity::Mutu
     const std::string& dir, Clock* clock) {
   auto tls = TlsDir::Open(dir, clock->Now());
   if (!tls.ok()) return tls.status();
+  auto zk = ReadZkAuth(dir + "/" + kZkAuthFile);
+  if (!zk.ok()) {
+    return absl::FailedPreconditionError(
+        "TLS directory " + dir + ": ZooKeeper credential: " + std::string(zk.status().message()));
+  }
   auto t = std::shared_ptr<TransportSecurity>(new TransportSecurity());
+  t->zk_auth_ = std::move(*zk);
   t->revocations_ = std::make_shared<Revocations>(tls->crl_path(), tls->ca, clock);
+  auto wire = WireTls::Open(*tls, t->revocations_, clock);
+  if (!wire.ok()) return wire.status();
+  t->wire_ = std::move(*wire);
   t->tls_ = std::move(*tls);
   return std::shared_ptr<const TransportSecurity>(std::move(t));
 }
@@ -40,7 +51,8 @@ absl::StatusOr<std::shared_ptr<const TransportSecurity>> TransportSecurity::From
   if (plaintext) {
     LOG_WARN(
         "%s: --insecure-plaintext: connections are neither encrypted nor authenticated and "
-        "anyone who reaches this process may do anything; for benchmarks on a closed network only",
+        "anyone who reaches this process may do anything, and znodes it creates are open to all; "
+        "for benchmarks on a closed network only",
         program);
     return Plaintext();
   }

@@ -7,8 +7,11 @@
 // kReloadEvery), so `ukaictl cert issue` over a TLS directory renews a
 // running process's certificate without a restart.
 //
+// Block I/O over TCP uses the same credentials (wire_tls.h). The same
+// directory's zk-auth is the process's ZooKeeper identity.
+//
 // Plaintext exists for benchmarks only (--insecure-plaintext): no
-// encryption, no identities, every caller admitted.
+// encryption, no identities, every caller admitted, znodes open to all.
 #ifndef UKAI_SECURITY_TRANSPORT_H_
 #define UKAI_SECURITY_TRANSPORT_H_
 
@@ -21,6 +24,8 @@
 #include "absl/status/statusor.h"
 #include "common/channel.h"
 #include "common/clock.h"
+#include "common/wire_stream.h"
+#include "meta/meta_store.h"
 #include "security/revocations.h"
 #include "security/tls_dir.h"
 
@@ -47,11 +52,18 @@ class TransportSecurity {
   // For a server's listening port: with mutual TLS, its Authorizer set.
   std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;
   const std::shared_ptr<Revocations>& revocations() const { return revocations_; }
+  // For block I/O over TCP (wire_tls.h); null when plaintext.
+  const std::shared_ptr<wire::WireSecurity>& wire() const { return wire_; }
+  // The ZooKeeper identity from the TLS directory's zk-auth (zk_auth.h);
+  // none when plaintext.
+  const meta::ZkAuth& zk_auth() const { return zk_auth_; }
 
  private:
   TransportSecurity() = default;
   std::optional<TlsDir> tls_;
   std::shared_ptr<Revocations> revocations_;
+  std::shared_ptr<wire::WireSecurity> wire_;
+  meta::ZkAuth zk_auth_;
 };
 
 }  // namespace ukai::security

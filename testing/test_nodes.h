@@ -60,19 +60,20 @@ class GatedIo final : public wire::WireHandler {
   explicit GatedIo(node::BlockIo* real) : real_(real) {}
   std::atomic<bool> refuse{false};
   std::function<void(uint16_t method)> after;
-  absl::Status Handle(uint16_t method, absl::string_view meta, absl::string_view data,
-                      std::string* reply_data, bool may_block) override {
+  absl::Status Handle(const wire::WirePeer& peer, uint16_t method, absl::string_view meta,
+                      absl::string_view data, std::string* reply_data, bool may_block) override {
     if (refuse) return absl::UnavailableError("node cut off");
-    absl::Status s = real_->Handle(method, meta, data, reply_data, may_block);
+    absl::Status s = real_->Handle(peer, method, meta, data, reply_data, may_block);
     if (after) after(method);
     return s;
   }
   bool Slow(uint16_t method) const override { return real_->Slow(method); }
   bool Background(uint16_t method) const override { return real_->Background(method); }
-  absl::Status HandleNoWait(uint16_t method, absl::string_view meta, absl::string_view data,
-                            std::string* reply_data, std::unique_ptr<Deferred>* deferred) override {
+  absl::Status HandleNoWait(const wire::WirePeer& peer, uint16_t method, absl::string_view meta,
+                            absl::string_view data, std::string* reply_data,
+                            std::unique_ptr<Deferred>* deferred) override {
     if (refuse) return absl::UnavailableError("node cut off");
-    return real_->HandleNoWait(method, meta, data, reply_data, deferred);
+    return real_->HandleNoWait(peer, method, meta, data, reply_data, deferred);
   }
 
  private:

@@ -69,6 +69,19 @@ check "n1 serves its renewed certificate within 15 s" wait_until 15 serves_seria
 check "without a restart" test "$(node_pid n1)" = "$pid_before"
 check "and still answers" ukaictl --admin "$admin" disk info d1
 
+# ZooKeeper: every znode UKAI made is the cluster identities' only.
+zkcli() { timeout 60 /usr/share/zookeeper/bin/zkCli.sh -server "${UKAI_ZK%%,*}" "$@" 2>&1; }
+check "an anonymous ZooKeeper client cannot list /ukai" bash -c \
+  "$(declare -f zkcli); zkcli ls /ukai | grep -q 'Insufficient permission'"
+check "nor read a disk's record" bash -c \
+  "$(declare -f zkcli); zkcli get /ukai/disks/1 | grep -q 'Insufficient permission'"
+check "nor delete a disk's name" bash -c \
+  "$(declare -f zkcli); zkcli deleteall /ukai/names/d1 | grep -q 'Insufficient permission'"
+check "nor rewrite a node's record" bash -c \
+  "$(declare -f zkcli); zkcli set /ukai/nodes/n1 evil | grep -q 'Insufficient permission'"
+check "d1 is still there after that" ukaictl disk info d1
+check "the ZooKeeper credential is private" test "$(stat -c %a "$UKAI_TLS_DIR/zk-auth")" = 600
+
 # The audit log: each mutation, with its caller, on the node that served it.
 check "the audit log names the caller of a mutation" \
   grep -qE 'AUDIT admin admin Admin.CreateDisk \{name: "d1".*: OK' "$cluster_dir"/logs/n*.log

@@ -37,6 +37,15 @@ struct ClusterOptions {
   std::string tls_dir;
   bool insecure_plaintext = false;
   std::string program = "libukai";  // names the process in that warning
+  // Where this host's nodes keep their same-host block I/O sockets (their
+  // --run-dir): a node on this host is reached through it instead of TCP.
+  // Empty: TCP only.
+  std::string run_dir = "/run/ukai";
+  // Who this process is, as its certificate names it ("frontend hv7"):
+  // recorded as the writer of the disks it writes, nodes admit those writes
+  // from it only. Cluster::Connect sets it from tls_dir (empty when
+  // plaintext); a value given here is replaced.
+  std::string identity;
 };
 
 struct DiskAttr {

@@ -1,0 +1,325 @@
+#include "security/wire_tls.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "security/identity.h"
+#include "security/pki.h"
+#include "security/transport.h"
+
+namespace ukai::security {
+namespace {
+
+// What OpenSSL's error queue says, emptied; `what` when it says nothing.
+std::string SslErrors(const std::string& what) {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    absl::StrAppend(&out, out.empty() ? "" : "; ", buf);
+  }
+  return out.empty() ? what : absl::StrCat(what, ": ", out);
+}
+
+// Waits until `fd` is ready for `events` or `deadline` passes; false then.
+bool WaitFor(int fd, short events, absl::Time deadline) {
+  struct pollfd p = {fd, events, 0};
+  while (true) {
+    int ms = -1;
+    if (deadline != absl::InfiniteFuture()) {
+      ms = static_cast<int>(
+          std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()) + 1));
+    }
+    int rc = poll(&p, 1, ms);
+    if (rc > 0) return true;
+    if (rc == 0) return false;
+    if (errno != EINTR) return true;  // the next OpenSSL call reports it
+  }
+}
+
+// Records of at most this size are filled from a frame's small pieces.
+constexpr size_t kRecordBytes = 16 << 10;
+
+class TlsStream final : public wire::WireStream {
+ public:
+  // Owns `ssl` and `fd` (non-blocking). `serial`: the peer certificate's, to
+  // look up in `revocations` (null: not looked at after the handshake).
+  TlsStream(int fd, SSL* ssl, absl::Duration send_timeout, std::string serial,
+            std::shared_ptr<Revocations> revocations)
+      : WireStream(fd),
+        ssl_(ssl),
+        send_timeout_(send_timeout),
+        serial_(std::move(serial)),
+        revocations_(std::move(revocations)) {}
+  ~TlsStream() override { SSL_free(ssl_); }
+
+  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
+  absl::Status WriteAll(struct iovec* iov, int iovcnt) override;
+
+ private:
+  absl::Status Write(const char* p, size_t n);
+  absl::Status CheckNotRevoked();
+
+  SSL* const ssl_;
+  const absl::Duration send_timeout_;
+  const std::string serial_;
+  const std::shared_ptr<Revocations> revocations_;
+  absl::Mutex mu_;         // around every OpenSSL call on ssl_
+  absl::Time next_check_;  // the reader's: when to look at revocations
+  std::string pending_;    // the writers' (who take turns): a record being filled
+};
+
+absl::StatusOr<size_t> TlsStream::Read(char* buf, size_t n) {
+  while (true) {
+    size_t got = 0;
+    int rc, err;
+    {
+      absl::MutexLock l(&mu_);
+      ERR_clear_error();  // SSL_get_error reads the queue
+      rc = SSL_read_ex(ssl_, buf, n, &got);
+      err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+    }
+    if (rc == 1) {
+      RETURN_IF_ERROR(CheckNotRevoked());  // what a revoked peer sent is never used
+      return got;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) return 0;
+    if (err == SSL_ERROR_WANT_READ) {
+      WaitFor(fd(), POLLIN, absl::InfiniteFuture());
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+      WaitFor(fd(), POLLOUT, absl::InfiniteFuture());
+    } else {
+      return absl::UnavailableError(SslErrors("TLS receive"));
+    }
+  }
+}
+
+absl::Status TlsStream::CheckNotRevoked() {
+  if (revocations_ == nullptr) return absl::OkStatus();
+  absl::Time now = absl::Now();
+  if (now < next_check_) return absl::OkStatus();
+  next_check_ = now + absl::Seconds(1);
+  if (revocations_->Revoked(serial_)) {
+    return absl::PermissionDeniedError("the peer's certificate " + serial_ + " was revoked");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TlsStream::Write(const char* p, size_t n) {
+  const absl::Time deadline = absl::Now() + send_timeout_;
+  while (n > 0) {
+    size_t done = 0;
+    int rc, err;
+    {
+      absl::MutexLock l(&mu_);
+      ERR_clear_error();
+      rc = SSL_write_ex(ssl_, p, n, &done);
+      err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
+    }
+    if (rc == 1) {
+      p += done;
+      n -= done;
+      continue;
+    }
+    short events = err == SSL_ERROR_WANT_WRITE ? POLLOUT : err == SSL_ERROR_WANT_READ ? POLLIN : 0;
+    if (events == 0) return absl::UnavailableError(SslErrors("TLS send"));
+    if (!WaitFor(fd(), events, deadline)) return absl::UnavailableError("TLS send: timed out");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TlsStream::WriteAll(struct iovec* iov, int iovcnt) {
+  pending_.clear();
+  for (int i = 0; i < iovcnt; ++i) {
+    const char* p = static_cast<const char*>(iov[i].iov_base);
+    size_t n = iov[i].iov_len;
+    size_t fill = std::min(n, kRecordBytes - std::min(kRecordBytes, pending_.size()));
+    if (n >= kRecordBytes && pending_.empty()) fill = 0;  // large and alone: straight out
+    pending_.append(p, fill);
+    p += fill;
+    n -= fill;
+    if (n == 0) continue;
+    RETURN_IF_ERROR(Write(pending_.data(), pending_.size()));
+    pending_.clear();
+    RETURN_IF_ERROR(Write(p, n));
+  }
+  if (!pending_.empty()) RETURN_IF_ERROR(Write(pending_.data(), pending_.size()));
+  return absl::OkStatus();
+}
+
+// Runs the handshake on `ssl` (non-blocking) until done or `deadline`.
+absl::Status Handshake(SSL* ssl, int fd, absl::Time deadline) {
+  while (true) {
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl);
+    if (rc == 1) return absl::OkStatus();
+    int err = SSL_get_error(ssl, rc);
+    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (events == 0) {
+      long verify = SSL_get_verify_result(ssl);
+      if (verify != X509_V_OK) {
+        return absl::PermissionDeniedError(absl::StrCat("TLS handshake: certificate refused: ",
+                                                        X509_verify_cert_error_string(verify)));
+      }
+      return absl::UnavailableError(SslErrors("TLS handshake failed"));
+    }
+    if (!WaitFor(fd, events, deadline))
+      return absl::DeadlineExceededError("TLS handshake timed out");
+  }
+}
+
+// The peer's certificate, read as a UKAI identity.
+absl::StatusOr<CertInfo> PeerCert(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return absl::PermissionDeniedError("the peer sent no certificate");
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  return ReadCert(pem);
+}
+
+}  // namespace
+
+// One context per side, made from the same files.
+struct WireTls::Contexts {
+  SSL_CTX* client = nullptr;
+  SSL_CTX* server = nullptr;
+  ~Contexts() {
+    SSL_CTX_free(client);
+    SSL_CTX_free(server);
+  }
+};
+
+namespace {
+
+// A context with the process's certificate, trusting only the cluster CA,
+// TLS 1.3 only, the peer's certificate required.
+absl::StatusOr<SSL_CTX*> NewContext(const TlsDir& tls, bool server) {
+  SSL_CTX* ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  if (ctx == nullptr) return absl::InternalError(SslErrors("SSL_CTX_new"));
+  bool ok = SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+            SSL_CTX_use_certificate_chain_file(ctx, tls.cert_path().c_str()) == 1 &&
+            SSL_CTX_use_PrivateKey_file(ctx, tls.key_path().c_str(), SSL_FILETYPE_PEM) == 1 &&
+            SSL_CTX_check_private_key(ctx) == 1 &&
+            SSL_CTX_load_verify_locations(ctx, tls.ca_path().c_str(), nullptr) == 1;
+  if (!ok) {
+    SSL_CTX_free(ctx);
+    return absl::FailedPreconditionError(SslErrors("TLS directory " + tls.dir));
+  }
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Connections live long and are never resumed: no session tickets to send.
+  if (server) SSL_CTX_set_num_tickets(ctx, 0);
+  return ctx;
+}
+
+int64_t MtimeNs(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<WireTls>> WireTls::Open(TlsDir tls,
+                                                       std::shared_ptr<Revocations> revocations,
+                                                       Clock* clock) {
+  std::shared_ptr<WireTls> w(new WireTls(std::move(tls), std::move(revocations), clock));
+  absl::MutexLock l(&w->mu_);
+  RETURN_IF_ERROR(w->Reload());
+  return w;
+}
+
+WireTls::~WireTls() = default;
+
+absl::Status WireTls::Reload() {
+  int64_t mtime =
+      std::max({MtimeNs(tls_.cert_path()), MtimeNs(tls_.key_path()), MtimeNs(tls_.ca_path())});
+  if (contexts_ != nullptr && mtime == files_mtime_ns_) return absl::OkStatus();
+  auto c = std::make_shared<Contexts>();
+  ASSIGN_OR_RETURN(c->client, NewContext(tls_, /*server=*/false));
+  ASSIGN_OR_RETURN(c->server, NewContext(tls_, /*server=*/true));
+  if (contexts_ != nullptr) LOG_INFO("block I/O: TLS certificate in %s re-read", tls_.dir);
+  contexts_ = std::move(c);
+  files_mtime_ns_ = mtime;
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const WireTls::Contexts> WireTls::Current() {
+  absl::MutexLock l(&mu_);
+  absl::Time now = clock_->Now();
+  if (now >= next_look_) {
+    next_look_ = now + absl::Seconds(kReloadEverySeconds);
+    // Files caught mid-renewal fail to load: keep the last good ones.
+    if (absl::Status s = Reload(); !s.ok()) LOG_WARN("block I/O: %s", s.message());
+  }
+  return contexts_;
+}
+
+absl::StatusOr<std::unique_ptr<wire::WireStream>> WireTls::Connect(int fd,
+                                                                   const std::string& address,
+                                                                   absl::Duration timeout,
+                                                                   absl::Duration send_timeout) {
+  std::shared_ptr<const Contexts> c = Current();
+  SSL* ssl = SSL_new(c->client);
+  if (ssl == nullptr) return absl::InternalError(SslErrors("SSL_new"));
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  // Only a node's certificate names kNodeServerName.
+  SSL_set_fd(ssl, fd);
+  SSL_set_connect_state(ssl);
+  SSL_set1_host(ssl, kNodeServerName);
+  SSL_set_tlsext_host_name(ssl, kNodeServerName);
+  absl::Status s = Handshake(ssl, fd, absl::Now() + timeout);
+  absl::StatusOr<CertInfo> peer = s.ok() ? PeerCert(ssl) : s;
+  if (peer.ok() && revocations_->Revoked(peer->serial)) {
+    peer = absl::PermissionDeniedError("node " + peer->who.id + "'s certificate is revoked");
+  }
+  if (!peer.ok()) {
+    SSL_free(ssl);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return absl::Status(peer.status().code(), absl::StrCat(address, ": ", peer.status().message()));
+  }
+  return std::make_unique<TlsStream>(fd, ssl, send_timeout, peer->serial, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<wire::WireStream>> WireTls::Accept(int fd, absl::Duration timeout,
+                                                                  wire::WirePeer* peer) {
+  std::shared_ptr<const Contexts> c = Current();
+  SSL* ssl = SSL_new(c->server);
+  if (ssl == nullptr) return absl::InternalError(SslErrors("SSL_new"));
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  SSL_set_fd(ssl, fd);
+  SSL_set_accept_state(ssl);
+  absl::Status s = Handshake(ssl, fd, absl::Now() + timeout);
+  absl::StatusOr<CertInfo> cert = s.ok() ? PeerCert(ssl) : s;
+  if (cert.ok() && revocations_->Revoked(cert->serial)) {
+    cert = absl::PermissionDeniedError(cert->who.ToString() + "'s certificate is revoked");
+  }
+  if (!cert.ok()) {
+    SSL_free(ssl);
+    return cert.status();
+  }
+  peer->kind = wire::WirePeer::Kind::kCertified;
+  peer->role = std::string(RoleName(cert->who.role));
+  peer->id = cert->who.id;
+  // Replies to a client that stopped reading give up after this long.
+  constexpr absl::Duration kServerSendTimeout = absl::Seconds(30);
+  return std::make_unique<TlsStream>(fd, ssl, kServerSendTimeout, cert->serial, revocations_);
+}
+
+}  // namespace ukai::security
