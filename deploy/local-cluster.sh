@@ -11,6 +11,8 @@
 #   local-cluster.sh stop-node  --dir DIR NAME   SIGTERM one node (data kept)
 #   local-cluster.sh start-node --dir DIR NAME   start it again
 #   local-cluster.sh mount      --dir DIR --site SITE PATH   one more frontend ("hypervisor")
+#   local-cluster.sh remount    --dir DIR NAME   unmount frontend NAME (fuse, fuse-2...) and
+#                                           mount it again: same path, site and state
 #   local-cluster.sh add-node   --dir DIR --site SITE NAME   one more storage node
 #
 # `start --zk-ensemble 3` runs a three-member ZooKeeper ensemble on loopback
@@ -177,10 +179,11 @@ start_fuse() {  # start_fuse NAME SITE PATH
   local name=$1 fsite=$2 path=$3
   mkdir -p "$path"
   mountpoint -q "$path" && die "$path is already a mount point"
-  echo "$path" > "$dir/mounts/$name"
+  printf '%s\n%s\n' "$path" "$fsite" > "$dir/mounts/$name"
   local tls; tls_flags "$name" frontend
   spawn "$name" "$bin/ukai-fuse" "$path" --zk "$UKAI_ZK" --site "$fsite" \
-    --host "$name-$(basename "$dir")" --zk-session-ms 4000 --run-dir "$UKAI_RUN_DIR" "${tls[@]}"
+    --host "$name-$(basename "$dir")" --zk-session-ms 4000 --run-dir "$UKAI_RUN_DIR" \
+    --state-dir "$dir/state/$name" "${tls[@]}"
   wait_for 30 "frontend $name at $path" mountpoint -q "$path"
 }
 
@@ -308,7 +311,7 @@ admin.enableServer=false
   stop)
     for f in "$dir"/mounts/*; do
       [[ -f $f ]] || continue
-      name=$(basename "$f") path=$(cat "$f")
+      name=$(basename "$f") path=$(head -1 "$f")
       # /proc/mounts, not mountpoint(1): a frontend that died leaves a mount
       # that cannot even be stat'ed ("transport endpoint is not connected").
       if awk -v p="$path" '$2 == p {found = 1} END {exit !found}' /proc/mounts; then
@@ -351,6 +354,14 @@ admin.enableServer=false
     while [[ -f $dir/mounts/fuse-$n ]]; do n=$((n + 1)); done
     start_fuse "fuse-$n" "$site" "$(realpath -m "${args[0]}")"
     echo "fuse-$n"
+    ;;
+  remount)
+    load_env
+    [[ ${#args[@]} -eq 1 && -f $dir/mounts/${args[0]} ]] || die "usage: remount --dir DIR NAME (a frontend)"
+    name=${args[0]} path=$(head -1 "$dir/mounts/$name") fsite=$(sed -n 2p "$dir/mounts/$name")
+    fusermount3 -u "$path" 2>/dev/null || umount -l "$path" 2>/dev/null || true
+    stop_pid "$name"
+    start_fuse "$name" "$fsite" "$path"
     ;;
   *) die "unknown command '$cmd'" ;;
 esac

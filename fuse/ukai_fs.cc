@@ -53,8 +53,13 @@ int ToErrno(const absl::Status& s) {
   }
 }
 
-UkaiFs::UkaiFs(client::Cluster* cluster, FsOptions opts)
-    : cluster_(cluster), opts_(opts), uid_(getuid()), gid_(getgid()), mounted_at_(time(nullptr)) {}
+UkaiFs::UkaiFs(client::Cluster* cluster, FileAccess* access, FsOptions opts)
+    : cluster_(cluster),
+      access_(access),
+      opts_(opts),
+      uid_(getuid()),
+      gid_(getgid()),
+      mounted_at_(time(nullptr)) {}
 
 void UkaiFs::Attach(fuse_session* se) {
   {
@@ -109,10 +114,11 @@ void UkaiFs::OnClusterChange() {
 struct stat UkaiFs::DiskStat(const client::DiskAttr& a) const {
   struct stat st = {};
   st.st_ino = InoOf(a);
-  st.st_mode = S_IFREG | (a.snapshot ? 0400 : 0600);  // snapshots are read-only
+  Access acc = access_->Get(st.st_ino, /*read_only=*/a.snapshot);
+  st.st_mode = S_IFREG | acc.mode;
   st.st_nlink = 1;
-  st.st_uid = uid_;
-  st.st_gid = gid_;
+  st.st_uid = acc.uid;
+  st.st_gid = acc.gid;
   st.st_size = static_cast<off_t>(a.size);
   st.st_blksize = 4096;
   st.st_blocks = static_cast<blkcnt_t>(a.size / 512);
@@ -184,12 +190,31 @@ void UkaiFs::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_s
   auto cur = cluster_->Stat(*name);
   if (!cur.ok()) return ReplyStatus(req, cur.status());
   // The size of a disk changes only through `ukaictl disk resize`; truncating
-  // to its current size (qemu-img does) is allowed. Times and modes are fixed.
+  // to its current size (qemu-img does) is allowed. Times are fixed.
   if ((to_set & FUSE_SET_ATTR_SIZE) && static_cast<uint64_t>(attr->st_size) != cur->size) {
     return (void)fuse_reply_err(req, EPERM);
   }
+  if (int err = ChangeAccess(*cur, *attr, to_set); err != 0) return (void)fuse_reply_err(req, err);
   struct stat st = DiskStat(*cur);
   fuse_reply_attr(req, &st, opts_.attr_timeout);
+}
+
+// The kernel has already checked that the caller may (default_permissions):
+// chown needs CAP_CHOWN, chmod the owner.
+int UkaiFs::ChangeAccess(const client::DiskAttr& cur, const struct stat& attr, int to_set) {
+  if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) == 0) return 0;
+  fuse_ino_t ino = InoOf(cur);
+  Access a = access_->Get(ino, /*read_only=*/false);
+  if (to_set & FUSE_SET_ATTR_MODE) a.mode = attr.st_mode & 07777;
+  if (to_set & FUSE_SET_ATTR_UID) a.uid = attr.st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) a.gid = attr.st_gid;
+  absl::Status s = access_->Set(ino, a);
+  if (!s.ok()) {
+    LOG_ERROR("cannot record the owner or mode of %s: %s", cur.name, s.message());
+    return absl::IsResourceExhausted(s) ? ENOSPC : EIO;
+  }
+  LOG_INFO("%s: owner %u:%u mode %o", cur.name, a.uid, a.gid, a.mode);
+  return 0;
 }
 
 absl::StatusOr<std::vector<std::string>> UkaiFs::Names() {

@@ -22,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "client/include/ukai/cluster.h"
+#include "fuse/file_access.h"
 
 namespace ukai::fuse {
 
@@ -33,8 +34,8 @@ struct FsOptions {
 
 class UkaiFs {
  public:
-  // `cluster` must outlive the filesystem.
-  UkaiFs(client::Cluster* cluster, FsOptions opts);
+  // `cluster` and `access` must outlive the filesystem.
+  UkaiFs(client::Cluster* cluster, FileAccess* access, FsOptions opts);
 
   static const fuse_lowlevel_ops* Ops();
   // Starts pushing changes (disks created/deleted/resized) to the kernel.
@@ -64,7 +65,11 @@ class UkaiFs {
   absl::StatusOr<std::vector<std::string>> Names();
   void OnClusterChange();
 
+  // Applies chown/chmod to `cur`'s entry in access_; an errno or 0.
+  int ChangeAccess(const client::DiskAttr& cur, const struct stat& attr, int to_set);
+
   client::Cluster* cluster_;
+  FileAccess* access_;
   const FsOptions opts_;
   const uid_t uid_;
   const gid_t gid_;

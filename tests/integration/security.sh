@@ -87,3 +87,29 @@ check "the audit log names the caller of a mutation" \
   grep -qE 'AUDIT admin admin Admin.CreateDisk \{name: "d1".*: OK' "$cluster_dir"/logs/n*.log
 check "refused calls never reach a handler, so nothing of hv9 is audited as done" bash -c \
   "! grep -q 'AUDIT frontend hv9' $cluster_dir/logs/n*.log"
+
+# The mount: the kernel checks each disk file's owner and mode
+# (default_permissions), and chown/chmod are kept across a remount.
+chmod 711 "$cluster_dir"  # another user may pass through to the mount point
+f=$UKAI_MOUNT/d1
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+refused() { ! "$@" 2>/dev/null; }
+check_eq "a disk file is the mounting user's and private" "root root 600" "$(stat -c '%U %G %a' "$f")"
+check "another local user cannot read it" refused as_nobody dd if="$f" of=/dev/null bs=4k count=1 iflag=direct
+check "nor write it" refused as_nobody dd if=/dev/zero of="$f" bs=4k count=1 oflag=direct conv=notrunc
+check "nor take it" refused as_nobody chown nobody "$f"
+check "nor create a file: the directory is read-only" refused as_nobody touch "$UKAI_MOUNT/new"
+check "root gives it to the user, as libvirt does for a VM's QEMU" chown nobody:nogroup "$f"
+check "who then writes it" as_nobody dd if=/dev/urandom of="$f" bs=4k count=1 oflag=direct conv=notrunc
+check "and reads it" as_nobody dd if="$f" of=/dev/null bs=4k count=1 iflag=direct
+check "and may narrow its mode" as_nobody chmod 0400 "$f"
+check "which the kernel then enforces on its owner too" refused as_nobody dd if=/dev/zero of="$f" bs=4k count=1 oflag=direct conv=notrunc
+ukaictl snap create d1@s1 >/dev/null
+wait_until 5 test -e "$UKAI_MOUNT/d1@s1"
+chmod 0666 "$UKAI_MOUNT/d1@s1"
+check_eq "a snapshot never shows a write bit" "444" "$(stat -c %a "$UKAI_MOUNT/d1@s1")"
+check "and no user may write it" refused as_nobody dd if=/dev/zero of="$UKAI_MOUNT/d1@s1" bs=4k count=1 oflag=direct conv=notrunc
+"$cluster_tool" remount --dir "$cluster_dir" fuse >/dev/null
+check_eq "owner and mode survive a remount" "nobody nogroup 400" "$(stat -c '%U %G %a' "$f")"
+check_eq "and the snapshot's" "444" "$(stat -c %a "$UKAI_MOUNT/d1@s1")"
+check "the mount's access table is private" test "$(stat -c %a "$cluster_dir/state/fuse/access")" = 600
