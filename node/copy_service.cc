@@ -13,6 +13,7 @@
 #include "meta/generations.h"
 #include "meta/layout.h"
 #include "node/block_io.h"
+#include "security/authorizer.h"
 
 namespace ukai::node {
 namespace {
@@ -25,8 +26,9 @@ ObjectId ObjectOf(const pb::IoHeader& h, uint64_t block, uint64_t generation) {
 
 }  // namespace
 
-grpc::Status CopyService::Fence(grpc::ServerContext*, const pb::FenceRequest* req,
+grpc::Status CopyService::Fence(grpc::ServerContext* ctx, const pb::FenceRequest* req,
                                 pb::FenceResponse*) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   absl::Duration timeout = absl::Milliseconds(req->timeout_ms() ? req->timeout_ms() : 30000);
   return ToGrpc(disks_->Fence(req->disk_id(), req->layout_version(), timeout));
 }
@@ -42,21 +44,35 @@ wire::WireClient* CopyService::ClientFor(const std::string& io_address) {
   return c.get();
 }
 
-absl::StatusOr<wire::WireClient*> CopyService::SourceFor(const std::string& node,
-                                                         const std::string& claimed) {
-  std::string address;
+std::string CopyService::RegisteredAddress(const std::string& node, const std::string& claimed) {
   {
     absl::MutexLock l(&mu_);
     auto it = registered_.find(node);
-    if (it != registered_.end()) address = it->second;
+    if (it != registered_.end() && (claimed.empty() || claimed == it->second)) return it->second;
   }
-  if (address.empty() || (!claimed.empty() && claimed != address)) {  // new, or moved
-    ASSIGN_OR_RETURN(auto nodes, catalog_->ListNodes());
-    absl::MutexLock l(&mu_);
-    registered_.clear();
-    for (const pb::NodeInfo& n : nodes) registered_[n.id()] = n.io_address();
-    address = registered_.count(node) ? registered_[node] : "";
+  // New, or moved: read the nodes again.
+  auto nodes = catalog_->ListNodes();
+  if (!nodes.ok()) return "";
+  absl::MutexLock l(&mu_);
+  registered_.clear();
+  for (const pb::NodeInfo& n : *nodes) registered_[n.id()] = n.io_address();
+  auto it = registered_.find(node);
+  return it == registered_.end() ? "" : it->second;
+}
+
+absl::Status CopyService::FromRegisteredNode(const grpc::ServerContextBase& ctx) {
+  std::optional<security::Identity> caller = security::CallerIdentity(ctx);
+  if (!caller.has_value()) return absl::OkStatus();  // plaintext: no identities
+  if (caller->role == security::Role::kNode && !RegisteredAddress(caller->id, "").empty()) {
+    return absl::OkStatus();
   }
+  return absl::PermissionDeniedError("refused: " + caller->ToString() +
+                                     " is not a registered node");
+}
+
+absl::StatusOr<wire::WireClient*> CopyService::SourceFor(const std::string& node,
+                                                         const std::string& claimed) {
+  std::string address = RegisteredAddress(node, claimed);
   if (address.empty()) {
     return absl::FailedPreconditionError("copy source '" + node +
                                          "' is not a registered node with a block I/O address");
@@ -155,6 +171,7 @@ struct CopyService::PullPlan {
 
 grpc::Status CopyService::CopyBlock(grpc::ServerContext* ctx, const pb::CopyBlockRequest* req,
                                     pb::CopyBlockResponse* resp) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   // On a thread of its own at kBackgroundNice: foreground I/O gets the CPU first.
   grpc::Status result;
   std::thread t([&] {
@@ -226,8 +243,9 @@ absl::StatusOr<uint64_t> CopyService::Pull(const grpc::ServerContext& ctx, PullP
   return bytes;
 }
 
-grpc::Status CopyService::Objects(grpc::ServerContext*, const pb::ObjectsRequest* req,
+grpc::Status CopyService::Objects(grpc::ServerContext* ctx, const pb::ObjectsRequest* req,
                                   pb::ObjectsResponse* resp) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   auto g = disks_->Admit(req->hdr(), /*write=*/false);
   if (!g.ok()) return ToGrpc(g.status());
   if (req->blocks() > meta::kChunkBlocks) {
@@ -245,8 +263,9 @@ grpc::Status CopyService::Objects(grpc::ServerContext*, const pb::ObjectsRequest
   return grpc::Status::OK;
 }
 
-grpc::Status CopyService::Checksums(grpc::ServerContext*, const pb::ChecksumsRequest* req,
+grpc::Status CopyService::Checksums(grpc::ServerContext* ctx, const pb::ChecksumsRequest* req,
                                     pb::ChecksumsResponse* resp) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   auto g = disks_->Admit(req->hdr(), /*write=*/false);
   if (!g.ok()) return ToGrpc(g.status());
   absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
@@ -264,8 +283,9 @@ grpc::Status CopyService::Checksums(grpc::ServerContext*, const pb::ChecksumsReq
   return grpc::Status::OK;
 }
 
-grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObjectRequest* req,
+grpc::Status CopyService::FinishObject(grpc::ServerContext* ctx, const pb::FinishObjectRequest* req,
                                        pb::FinishObjectResponse* resp) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   auto g = disks_->Admit(req->hdr(), /*write=*/false);
   if (!g.ok()) return ToGrpc(g.status());
   const uint64_t disk = req->hdr().disk_id();
@@ -314,6 +334,7 @@ grpc::Status CopyService::FinishObject(grpc::ServerContext*, const pb::FinishObj
 // any moment, and it must never be overwritten by the parent's bare data.
 grpc::Status CopyService::Fill(grpc::ServerContext* ctx, const pb::FillRequest* req,
                                pb::FillResponse* resp) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   auto g = disks_->Admit(req->hdr(), /*write=*/false);
   if (!g.ok()) return ToGrpc(g.status());
   absl::Status s = CheckObject(req->hdr().disk_id(), *g, req->block(), req->generation());
@@ -370,8 +391,9 @@ grpc::Status CopyService::Fill(grpc::ServerContext* ctx, const pb::FillRequest* 
   return grpc::Status::OK;
 }
 
-grpc::Status CopyService::Collect(grpc::ServerContext*, const pb::CollectRequest* req,
+grpc::Status CopyService::Collect(grpc::ServerContext* ctx, const pb::CollectRequest* req,
                                   pb::CollectResponse* resp) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   auto n = CollectDisk(req->disk_id());
   if (!n.ok()) return ToGrpc(n.status());
   resp->set_objects_dropped(*n);
@@ -412,8 +434,9 @@ absl::StatusOr<uint64_t> CopyService::CollectDisk(uint64_t disk) {
   return dropped;
 }
 
-grpc::Status CopyService::Sync(grpc::ServerContext*, const pb::FlushRequest*,
+grpc::Status CopyService::Sync(grpc::ServerContext* ctx, const pb::FlushRequest*,
                                pb::FinishObjectResponse*) {
+  if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
   return ToGrpc(store_->Sync());
 }
 

@@ -74,6 +74,13 @@ class CopyService final : public pb::NodeCopy::Service {
   // cannot send the node's pulls anywhere else. FAILED_PRECONDITION for a
   // node not registered, PERMISSION_DENIED for a claimed address not its.
   absl::StatusOr<wire::WireClient*> SourceFor(const std::string& node, const std::string& claimed);
+  // `node`'s registered block I/O address ("" if none), re-read from the
+  // catalog when unknown or not `claimed` (when given).
+  std::string RegisteredAddress(const std::string& node, const std::string& claimed);
+  // Every call comes from a node the catalog lists (a node certificate alone
+  // is not enough: one issued for a node never started, or removed, is
+  // refused). OK on a plaintext server.
+  absl::Status FromRegisteredNode(const grpc::ServerContextBase& ctx);
 
   const std::string self_;
   meta::Catalog* catalog_;
