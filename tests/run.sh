@@ -25,7 +25,7 @@ for a in "$@"; do
   if [[ $a == --soak ]]; then export UKAI_SOAK=1; else args+=("$a"); fi
 done
 set -- "${args[@]+"${args[@]}"}"
-UKAI_EXTRA_PACKAGES="fio qemu-utils qemu-system-x86 python3 e2fsprogs util-linux procps ${UKAI_EXTRA_PACKAGES:-}" \
+UKAI_EXTRA_PACKAGES="fio qemu-utils qemu-system-x86 python3 e2fsprogs util-linux procps iproute2 binutils ${UKAI_EXTRA_PACKAGES:-}" \
   "$top/deploy/build.sh"
 mkdir -p "${UKAI_TEST_TMP:-/var/tmp}"
 "$top/tests/check_format.sh"
