@@ -9,11 +9,11 @@ dir=${UKAI_QUICKSTART_DIR:-$top/.cluster}
 "$top/deploy/build.sh"
 if "$top/deploy/local-cluster.sh" status --dir "$dir" >/dev/null 2>&1; then
   echo "quickstart: a cluster already runs in $dir; reusing it" >&2
-  source <(grep -E '^UKAI_(ZK|ADMIN|MOUNT|TLS_DIR|CA_DIR)=' "$dir/cluster.env" | sed 's/^/export /')
+  source <(grep -E '^UKAI_(ZK|ADMIN|MOUNT|TLS_DIR|CA_DIR|RUN_DIR)=' "$dir/cluster.env" | sed 's/^/export /')
 else
   "$top/deploy/local-cluster.sh" stop --dir "$dir" >/dev/null 2>&1 || true
   eval "$("$top/deploy/local-cluster.sh" start --dir "$dir")"
-  export UKAI_ZK UKAI_ADMIN UKAI_MOUNT UKAI_TLS_DIR UKAI_CA_DIR
+  export UKAI_ZK UKAI_ADMIN UKAI_MOUNT UKAI_TLS_DIR UKAI_CA_DIR UKAI_RUN_DIR
 fi
 ukaictl=$top/build/bin/ukaictl
 if ! "$ukaictl" disk info demo >/dev/null 2>&1; then
@@ -27,10 +27,12 @@ cat <<EOF
 UKAI is running. In this shell:
 
   export UKAI_ZK=$UKAI_ZK UKAI_ADMIN=$UKAI_ADMIN UKAI_MOUNT=$UKAI_MOUNT
-  export UKAI_TLS_DIR=$UKAI_TLS_DIR UKAI_CA_DIR=$UKAI_CA_DIR
+  export UKAI_TLS_DIR=$UKAI_TLS_DIR UKAI_CA_DIR=$UKAI_CA_DIR UKAI_RUN_DIR=${UKAI_RUN_DIR:-}
   export PATH=$top/build/bin:\$PATH
 
-The demo disk is the file $UKAI_MOUNT/demo (10 GiB, thin, 2 replicas). Use it like any raw image:
+The demo disk is the file $UKAI_MOUNT/demo (10 GiB, thin, 2 replicas), root's with mode
+0600 (chown it to the user your QEMU runs as; libvirt does that itself). Use it like any
+raw image:
 
   qemu-system-x86_64 -m 1G -drive file=$UKAI_MOUNT/demo,format=raw,cache=none,aio=native
   qemu-img convert -O raw your-image.qcow2 $UKAI_MOUNT/demo
