@@ -222,6 +222,14 @@ absl::StatusOr<SSL_CTX*> NewContext(const TlsDir& tls, bool server) {
   }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // AES-128-GCM first: as strong as a cluster needs, a third less work per
+  // byte than AES-256 (every byte is sealed and opened once per replica).
+  SSL_CTX_set_ciphersuites(ctx,
+                           "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                           "TLS_CHACHA20_POLY1305_SHA256");
+  // Read whatever the socket holds, not a record header then its body: half
+  // the read() calls (Read always drains OpenSSL's buffer before polling).
+  SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // Connections live long and are never resumed: no session tickets to send.
   if (server) SSL_CTX_set_num_tickets(ctx, 0);
