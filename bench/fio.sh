@@ -15,6 +15,9 @@
 # system that waited for the others would otherwise be measured paging its
 # own code and metadata back in.
 #
+# The same jobs from a frontend on another (network-namespace) host, TLS
+# against plaintext side by side: bench/tls.sh (bench/TLS.md).
+#
 # Needs root (FUSE). Installs fio if missing. Stops everything it started.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,7 +30,7 @@ while (($#)); do
     --size) size=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "fio.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
