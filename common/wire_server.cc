@@ -141,8 +141,7 @@ void WireServer::AcceptLoop(int listen_fd, bool local) {
 
 absl::Status WireServer::Open(Conn* c) {
   if (c->local) {
-    c->peer.kind = WirePeer::Kind::kLocal;
-    c->peer.id = LocalPeerName(c->fd);
+    c->peer = WirePeer::Local(LocalPeerName(c->fd));
   } else if (security_ != nullptr) {
     ASSIGN_OR_RETURN(c->stream, security_->Accept(c->fd, kHandshakeTimeout, &c->peer));
     return absl::OkStatus();

@@ -10,16 +10,21 @@
 
 namespace ukai::wire {
 
-std::string WirePeer::ToString() const {
-  switch (kind) {
-    case Kind::kCertified:
-      return absl::StrCat(role, " ", id);
-    case Kind::kLocal:
-      return absl::StrCat("same-host ", id);
-    case Kind::kUnauthenticated:
-      break;
-  }
-  return "unauthenticated peer";
+WirePeer WirePeer::Certified(std::string role, std::string id) {
+  WirePeer p;
+  p.kind_ = Kind::kCertified;
+  p.name_ = absl::StrCat(role, " ", id);
+  p.role_ = std::move(role);
+  p.id_ = std::move(id);
+  return p;
+}
+
+WirePeer WirePeer::Local(std::string id) {
+  WirePeer p;
+  p.kind_ = Kind::kLocal;
+  p.name_ = absl::StrCat("same-host ", id);
+  p.id_ = std::move(id);
+  return p;
 }
 
 WireStream::~WireStream() { close(fd_); }

@@ -17,17 +17,32 @@
 namespace ukai::wire {
 
 // Who is at the other end of a connection, as a node's handler sees it.
-struct WirePeer {
+// Made once per connection; its name is made with it, because the node
+// compares it with a disk's writer identity on every write.
+class WirePeer {
+ public:
   enum class Kind {
     kUnauthenticated,  // plaintext TCP (--insecure-plaintext): anyone
     kLocal,            // same-host socket: root or the node's own user
     kCertified,        // mutual TLS: the certificate's role and id
   };
-  Kind kind = Kind::kUnauthenticated;
-  std::string role;  // kCertified: "node", "frontend", "admin", "backup"
-  std::string id;    // kCertified: the certificate's id; kLocal: "uid N"
-  // For logs and refusals: "frontend hv7", "local uid 0", "unauthenticated".
-  std::string ToString() const;
+  WirePeer() = default;  // kUnauthenticated
+  // `role`: "node", "frontend", "admin", "backup"; `id`: the certificate's.
+  static WirePeer Certified(std::string role, std::string id);
+  // `id`: the peer's credentials, e.g. "uid 0".
+  static WirePeer Local(std::string id);
+
+  Kind kind() const { return kind_; }
+  const std::string& role() const { return role_; }  // kCertified only
+  const std::string& id() const { return id_; }
+  // For writer identities, logs and refusals: "frontend hv7", "same-host
+  // uid 0", "unauthenticated peer".
+  const std::string& ToString() const { return name_; }
+
+ private:
+  Kind kind_ = Kind::kUnauthenticated;
+  std::string role_, id_;
+  std::string name_ = "unauthenticated peer";
 };
 
 class WireStream {

@@ -50,7 +50,7 @@ uint32_t PagesInBlock(const DiskGeometry& g, uint64_t block) {
 
 namespace {
 // The roles that may send each method; kHello is the transport's own.
-const char* RolesFor(uint16_t method) {
+absl::string_view RolesFor(uint16_t method) {
   switch (method) {
     case wire::kRead:
       return "frontend admin backup";
@@ -68,10 +68,10 @@ const char* RolesFor(uint16_t method) {
 }  // namespace
 
 absl::Status Authorize(const wire::WirePeer& peer, uint16_t method) {
-  if (peer.kind != wire::WirePeer::Kind::kCertified) return absl::OkStatus();
-  const std::string allowed = RolesFor(method);
+  if (peer.kind() != wire::WirePeer::Kind::kCertified) return absl::OkStatus();
+  const absl::string_view allowed = RolesFor(method);
   for (absl::string_view role : absl::StrSplit(allowed, ' ', absl::SkipEmpty())) {
-    if (role == peer.role) return absl::OkStatus();
+    if (role == peer.role()) return absl::OkStatus();
   }
   return absl::PermissionDeniedError(
       absl::StrFormat("refused: %s may not send block I/O method %d (%s)", peer.ToString(), method,
@@ -80,9 +80,9 @@ absl::Status Authorize(const wire::WirePeer& peer, uint16_t method) {
 
 Caller CallerOf(const wire::WirePeer& peer) {
   Caller who;
-  if (peer.kind != wire::WirePeer::Kind::kCertified) return who;
-  if (peer.role == "frontend" || peer.role == "admin") who.writer = peer.ToString();
-  who.snapshots_only = peer.role == "backup";
+  if (peer.kind() != wire::WirePeer::Kind::kCertified) return who;
+  if (peer.role() == "frontend" || peer.role() == "admin") who.writer = peer.ToString();
+  who.snapshots_only = peer.role() == "backup";
   return who;
 }
 

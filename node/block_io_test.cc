@@ -20,11 +20,7 @@ namespace {
 const wire::WirePeer kAnyone;  // plaintext: the transport says nothing of the peer
 
 wire::WirePeer Certified(const std::string& role, const std::string& id) {
-  wire::WirePeer p;
-  p.kind = wire::WirePeer::Kind::kCertified;
-  p.role = role;
-  p.id = id;
-  return p;
+  return wire::WirePeer::Certified(role, id);
 }
 
 class BlockIoTest : public ::testing::Test {
@@ -377,8 +373,7 @@ TEST(BlockIoAuthTest, EachRoleSendsOnlyItsMethods) {
   EXPECT_TRUE(absl::IsPermissionDenied(s));
   EXPECT_EQ(s.message(), "refused: backup bk may not send block I/O method 2 (frontend admin)");
   EXPECT_TRUE(absl::IsPermissionDenied(Authorize(admin, 99)));
-  wire::WirePeer local;
-  local.kind = wire::WirePeer::Kind::kLocal;
+  wire::WirePeer local = wire::WirePeer::Local("uid 0");
   EXPECT_TRUE(Authorize(local, wire::kPull).ok());
   EXPECT_EQ(CallerOf(front).writer, "frontend hv7");
   EXPECT_TRUE(CallerOf(backup).snapshots_only);

@@ -16,6 +16,7 @@
 #include <map>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/lifetime.h"
 #include "meta/catalog.h"
@@ -36,8 +37,9 @@ struct DiskGeometry {
 // BlockIo::CallerOf). The default checks nothing more than the header.
 struct Caller {
   // Non-empty: a write is admitted only from the identity that holds the
-  // disk's writer epoch (WriterRecord.identity, e.g. "frontend hv7").
-  std::string writer;
+  // disk's writer epoch (WriterRecord.identity, e.g. "frontend hv7"). A view
+  // of the connection's peer name, valid for the request.
+  absl::string_view writer;
   // Reads only of objects a snapshot froze (BlockIo checks; a backup identity).
   bool snapshots_only = false;
 };

@@ -322,9 +322,7 @@ absl::StatusOr<std::unique_ptr<wire::WireStream>> WireTls::Accept(int fd, absl::
     SSL_free(ssl);
     return cert.status();
   }
-  peer->kind = wire::WirePeer::Kind::kCertified;
-  peer->role = std::string(RoleName(cert->who.role));
-  peer->id = cert->who.id;
+  *peer = wire::WirePeer::Certified(std::string(RoleName(cert->who.role)), cert->who.id);
   // Replies to a client that stopped reading give up after this long.
   constexpr absl::Duration kServerSendTimeout = absl::Seconds(30);
   return std::make_unique<TlsStream>(fd, ssl, kServerSendTimeout, cert->serial, revocations_);
