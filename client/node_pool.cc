@@ -58,7 +58,8 @@ absl::Status NodePool::Reload() {
   for (auto& info : infos) {
     Node& n = nodes_[info.id()];
     if (!n.stub || n.info.address() != info.address()) {
-      n.stub = pb::NodeOps::NewStub(channels_(info.address()));
+      n.channel = channels_(info.address());
+      n.stub = pb::NodeOps::NewStub(n.channel);
     }
     if (!info.io_address().empty() && (!n.io || n.io->address() != info.io_address())) {
       n.io = std::make_shared<wire::WireClient>(info.io_address(), io_options_);
@@ -88,32 +89,37 @@ void NodePool::Publish() {
 void NodePool::PingLoop() {
   for (int round = 0; !stop_.WaitForNotificationWithTimeout(absl::Seconds(1)); ++round) {
     if (round % 5 == 1) Publish();  // what the last rounds measured, every 5 s
-    std::vector<std::pair<std::string, pb::NodeOps::Stub*>> targets;
+    std::vector<
+        std::tuple<std::string, std::shared_ptr<grpc::Channel>, std::shared_ptr<pb::NodeOps::Stub>>>
+        targets;
     {
       absl::MutexLock l(&mu_);
       for (auto& [id, n] : nodes_) {
-        if (n.live) targets.emplace_back(id, n.stub.get());
+        if (n.live) targets.emplace_back(id, n.channel, n.stub);
       }
     }
-    for (auto& [id, stub] : targets) {
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
-      pb::PingResponse resp;
-      absl::Time start = absl::Now();
-      pb::PingRequest ping;
-      ping.set_site(my_site_);
-      grpc::Status s = stub->Ping(&ctx, ping, &resp);
-      double us = absl::ToDoubleMicroseconds(absl::Now() - start);
-      absl::MutexLock l(&mu_);
-      auto it = nodes_.find(id);
-      if (it == nodes_.end()) continue;
-      double& rtt = it->second.rtt_us;
-      if (!s.ok()) {
-        rtt = 1e6;
-      } else {
-        rtt = rtt >= 1e6 ? us : 0.8 * rtt + 0.2 * us;  // EWMA
-      }
-    }
+    for (auto& [id, channel, stub] : targets) PingOne(id, channel.get(), stub.get());
+  }
+}
+
+void NodePool::PingOne(const std::string& id, grpc::Channel* channel, pb::NodeOps::Stub* stub) {
+  bool connected = channel->GetState(/*try_to_connect=*/true) == GRPC_CHANNEL_READY;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(1000));
+  pb::PingResponse resp;
+  pb::PingRequest ping;
+  ping.set_site(my_site_);
+  absl::Time start = absl::Now();
+  grpc::Status s = stub->Ping(&ctx, ping, &resp);
+  double us = absl::ToDoubleMicroseconds(absl::Now() - start);
+  absl::MutexLock l(&mu_);
+  auto it = nodes_.find(id);
+  if (it == nodes_.end()) return;
+  double& rtt = it->second.rtt_us;
+  if (!s.ok()) {
+    rtt = 1e6;
+  } else if (connected) {
+    rtt = rtt >= 1e6 ? us : 0.8 * rtt + 0.2 * us;  // EWMA
   }
 }
 

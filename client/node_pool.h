@@ -51,13 +51,17 @@ class NodePool {
     pb::NodeInfo info;
     bool live = false;
     double rtt_us = 1e6;  // unknown until measured
-    std::unique_ptr<pb::NodeOps::Stub> stub;
+    std::shared_ptr<grpc::Channel> channel;
+    std::shared_ptr<pb::NodeOps::Stub> stub;  // shared: the pinger holds it unlocked
     std::shared_ptr<wire::WireClient> io;
   };
   absl::Status WatchLive();
   absl::Status WatchNodes();
   absl::Status Reload();  // reads nodes and liveness (no watches)
   void PingLoop();
+  // One ping of node `id`, folded into its RTT. A ping that had to connect
+  // first (a TLS handshake is several round trips) is not a sample.
+  void PingOne(const std::string& id, grpc::Channel* channel, pb::NodeOps::Stub* stub);
   void Publish();
 
   meta::Catalog* catalog_;
