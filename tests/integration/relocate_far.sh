@@ -40,9 +40,10 @@ import json, sys
 r = json.load(sys.stdin)[\"reads_from\"]
 sys.exit(0 if r and all(x[\"site\"] == \"site-a\" for x in r) else 1)'"
 
-# Data in a later batch too (blocks 64-79; a batch is 32 blocks of 4 MiB),
-# so the job is still copying when the first batch has switched.
-python3 "$w" write "$UKAI_MOUNT/far" "$log" --tag later --start $((256 << 20)) --count 64
+# Data in a later batch too (blocks 64-95; a batch is 32 blocks of 4 MiB),
+# so the job is still copying when the first batch has switched: at 24 MiB/s
+# its 2 x 128 MiB take about 10 s, longer than the two 2 s measurements.
+python3 "$w" write "$UKAI_MOUNT/far" "$log" --tag later --start $((256 << 20)) --count 128
 
 # Median read latency from site-b of [offset, offset + 64M), in microseconds.
 read_p50_at() {
