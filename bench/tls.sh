@@ -7,6 +7,10 @@
 # ratio TLS/plaintext.
 #
 #   bench/tls.sh [--runtime S] [--ramp S] [--rounds N] [--size 1G] [--dir /var/tmp/ukai-tls-bench] [--out bench/TLS.md]
+#                [--only 'write 1M 4'] [--no-relocate]
+#
+# --only runs one fio job (while tuning or profiling; the report then has
+# that row only); --no-relocate skips the relocation.
 #
 # Hosts: st1 (ZooKeeper, node n1 of each cluster), st2 (n2), st3 (n3), hv
 # (a frontend of each cluster). Each cluster has its own ZooKeeper root. The
@@ -16,7 +20,8 @@
 # Needs root (ip netns, FUSE). Stops everything it started, by pid.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-runtime=10 ramp=3 rounds=3 size=1G dir=/var/tmp/ukai-tls-bench out=$top/bench/TLS.md
+runtime=8 ramp=2 rounds=5 size=1G dir=/var/tmp/ukai-tls-bench out=$top/bench/TLS.md
+only='' relocate=1
 while (($#)); do
   case $1 in
     --runtime) runtime=$2; shift 2 ;;
@@ -25,10 +30,18 @@ while (($#)); do
     --size) size=$2; shift 2 ;;
     --dir) dir=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --only) only=$2; shift 2 ;;
+    --no-relocate) relocate=0; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "tls.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+# The fio jobs: rw, block size, iodepth.
+jobs=("randread 4k 16" "randwrite 4k 16" "randread 4k 1" "randwrite 4k 1" "write 1M 4" "read 1M 4")
+if [[ -n $only ]]; then
+  [[ " ${jobs[*]/%/,} " == *" $only,"* ]] || { echo "tls.sh: --only: no job '$only'" >&2; exit 2; }
+  jobs=("$only")
+fi
 UKAI_EXTRA_PACKAGES="fio python3 iproute2 util-linux ${UKAI_EXTRA_PACKAGES:-}" "$top/deploy/build.sh"
 bin=$top/build/bin
 tag=ub$$
@@ -47,11 +60,23 @@ cleanup() {
 }
 trap cleanup EXIT
 rm -rf "$dir"; mkdir -p "$dir/logs" "$dir/json"
+printf '%s\n' "${jobs[@]}" > "$dir/jobs.txt"
 
 spawn() {  # spawn HOST NAME COMMAND...
   local h=$1 name=$2; shift 2
   nsenter --net="/run/netns/$tag-$h" -- "$@" >>"$dir/logs/$name.log" 2>&1 </dev/null &
   pids+=($!)
+  pid_of[$name]=$!
+}
+declare -A pid_of
+# cpu_ticks NAME...: user + system CPU of those processes so far, in clock ticks.
+cpu_ticks() {
+  local t=0 n f
+  for n in "$@"; do
+    read -r -a f < "/proc/${pid_of[$n]}/stat"
+    t=$((t + f[13] + f[14]))
+  done
+  echo "$t"
 }
 on() { local h=$1; shift; nsenter --net="/run/netns/$tag-$h" -- "$@"; }
 
@@ -119,22 +144,26 @@ for c in tls plain; do
 done
 
 # fio, the two clusters alternated job by job, --rounds times.
-jobs=("randread 4k 16" "randwrite 4k 16" "randread 4k 1" "randwrite 4k 1" "write 1M 4" "read 1M 4")
 for ((r = 1; r <= rounds; r++)); do
   for job in "${jobs[@]}"; do
     read -r rw bs depth <<<"$job"
     for c in tls plain; do
+      before="$(cpu_ticks "$c-fuse") $(cpu_ticks "$c-n1" "$c-n2" "$c-n3")"
       fio --name="$rw-$bs-qd$depth" --filename="$dir/mnt-$c/bench" --rw="$rw" --bs="$bs" \
         --iodepth="$depth" --ioengine=libaio --direct=1 --time_based --runtime="$runtime" \
         --ramp_time="$ramp" --size="$size" --output-format=json \
         --output="$dir/json/$c-$rw-$bs-$depth-$r.json" >/dev/null
+      # CPU of the frontend and of the nodes over the whole job, ramp included.
+      echo "$before $(cpu_ticks "$c-fuse") $(cpu_ticks "$c-n1" "$c-n2" "$c-n3") $((runtime + ramp))" \
+        > "$dir/json/$c-$rw-$bs-$depth-$r.cpu"
       echo "round $r: $c $rw $bs qd$depth done" >&2
     done
   done
 done
 
 # A relocation n1,n2 -> n2,n3 in each cluster: node-to-node copies over TCP.
-for c in tls plain; do
+((relocate)) || : > "$dir/relocate.txt"
+for c in $( ((relocate)) && echo tls plain); do
   start=$(date +%s%N)
   job=$(admin "$c" relocate bench --nodes n2,n3)
   admin "$c" job wait "$job" >/dev/null
@@ -145,8 +174,7 @@ python3 - "$dir" "$out" "$rounds" "$runtime" "$ramp" "$size" <<'PY'
 import json, statistics, subprocess, sys
 d, out, rounds, runtime, ramp, size = sys.argv[1:]
 rounds = int(rounds)
-jobs = [("randread", "4k", 16), ("randwrite", "4k", 16), ("randread", "4k", 1),
-        ("randwrite", "4k", 1), ("write", "1M", 4), ("read", "1M", 4)]
+jobs = [(rw, bs, int(qd)) for rw, bs, qd in (l.split() for l in open(f"{d}/jobs.txt"))]
 def stats(c, rw, bs, qd, r):
     j = json.load(open(f"{d}/json/{c}-{rw}-{bs}-{qd}-{r}.json"))["jobs"][0]
     side = j["read"] if "read" in rw else j["write"]
@@ -177,9 +205,29 @@ for rw, bs, qd in jobs:
     L.append(f"| {rw} {bs} qd{qd} | {tm['iops']:.0f} | {pm['iops']:.0f} | {tm['mbs']:.1f} | {pm['mbs']:.1f} | "
              f"{tm['mean']:.0f} / {tm['p99']:.0f} | {pm['mean']:.0f} / {pm['p99']:.0f} | "
              f"{med * 100:.1f}% ({' / '.join(f'{x * 100:.0f}%' for x in ratios)}) | {target} | {'yes' if ok else 'NO'} |")
+hz = int(subprocess.run(["getconf", "CLK_TCK"], capture_output=True, text=True).stdout)
+def cpu_us_per_io(c, rw, bs, qd, r):
+    """CPU microseconds per I/O of the frontend and of the nodes in one job."""
+    f0, n0, f1, n1, secs = map(int, open(f"{d}/json/{c}-{rw}-{bs}-{qd}-{r}.cpu").read().split())
+    ios = stats(c, rw, bs, qd, r)["iops"] * secs
+    return ((f1 - f0) / hz * 1e6 / ios, (n1 - n0) / hz * 1e6 / ios)
+L += ["", "## Where the CPU goes", "",
+      "CPU time per I/O (user + system, from /proc, the ramp included), median round: the "
+      "frontend process on its host, and the three nodes together. Every process of both "
+      "clusters shares this machine's 2 cores, so a job that keeps them busy loses in IOPS "
+      "what TLS adds here.", "",
+      "| job | frontend TLS | frontend plain | nodes TLS | nodes plain | TLS adds |",
+      "|---|---|---|---|---|---|"]
+for rw, bs, qd in jobs:
+    t = [cpu_us_per_io("tls", rw, bs, qd, r) for r in range(1, rounds + 1)]
+    p = [cpu_us_per_io("plain", rw, bs, qd, r) for r in range(1, rounds + 1)]
+    tf, tn = statistics.median(x[0] for x in t), statistics.median(x[1] for x in t)
+    pf, pn = statistics.median(x[0] for x in p), statistics.median(x[1] for x in p)
+    L.append(f"| {rw} {bs} qd{qd} | {tf:.0f} us | {pf:.0f} us | {tn:.0f} us | {pn:.0f} us | "
+             f"{(tf + tn) / (pf + pn) * 100 - 100:+.0f}% |")
 rel = dict(line.split() for line in open(f"{d}/relocate.txt"))
-rate = float(rel["plain"]) / float(rel["tls"])
-L += ["", "## Relocation", "",
+rate = float(rel["plain"]) / float(rel["tls"]) if rel else 0
+L += [] if not rel else ["", "## Relocation", "",
       f"Relocating the {size} disk's replica from n1 to n3 (node-to-node pulls over TCP): "
       f"TLS {float(rel['tls']) / 1000:.1f} s, plaintext {float(rel['plain']) / 1000:.1f} s, so TLS copies at "
       f"{rate * 100:.0f}% of the plaintext rate (target at least 85%: {'met' if rate >= 0.85 else 'NOT met'}). "

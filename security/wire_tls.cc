@@ -4,7 +4,6 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,168 +15,11 @@
 #include "common/status.h"
 #include "security/identity.h"
 #include "security/pki.h"
+#include "security/tls_stream.h"
 #include "security/transport.h"
 
 namespace ukai::security {
 namespace {
-
-// What OpenSSL's error queue says, emptied; `what` when it says nothing.
-std::string SslErrors(const std::string& what) {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    absl::StrAppend(&out, out.empty() ? "" : "; ", buf);
-  }
-  return out.empty() ? what : absl::StrCat(what, ": ", out);
-}
-
-// Waits until `fd` is ready for `events` or `deadline` passes; false then.
-bool WaitFor(int fd, short events, absl::Time deadline) {
-  struct pollfd p = {fd, events, 0};
-  while (true) {
-    int ms = -1;
-    if (deadline != absl::InfiniteFuture()) {
-      ms = static_cast<int>(
-          std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()) + 1));
-    }
-    int rc = poll(&p, 1, ms);
-    if (rc > 0) return true;
-    if (rc == 0) return false;
-    if (errno != EINTR) return true;  // the next OpenSSL call reports it
-  }
-}
-
-// Records of at most this size are filled from a frame's small pieces.
-constexpr size_t kRecordBytes = 16 << 10;
-
-class TlsStream final : public wire::WireStream {
- public:
-  // Owns `ssl` and `fd` (non-blocking). `serial`: the peer certificate's, to
-  // look up in `revocations` (null: not looked at after the handshake).
-  TlsStream(int fd, SSL* ssl, absl::Duration send_timeout, std::string serial,
-            std::shared_ptr<Revocations> revocations)
-      : WireStream(fd),
-        ssl_(ssl),
-        send_timeout_(send_timeout),
-        serial_(std::move(serial)),
-        revocations_(std::move(revocations)) {}
-  ~TlsStream() override { SSL_free(ssl_); }
-
-  absl::StatusOr<size_t> Read(char* buf, size_t n) override;
-  absl::Status WriteAll(struct iovec* iov, int iovcnt) override;
-
- private:
-  absl::Status Write(const char* p, size_t n);
-  absl::Status CheckNotRevoked();
-
-  SSL* const ssl_;
-  const absl::Duration send_timeout_;
-  const std::string serial_;
-  const std::shared_ptr<Revocations> revocations_;
-  absl::Mutex mu_;         // around every OpenSSL call on ssl_
-  absl::Time next_check_;  // the reader's: when to look at revocations
-  std::string pending_;    // the writers' (who take turns): a record being filled
-};
-
-absl::StatusOr<size_t> TlsStream::Read(char* buf, size_t n) {
-  while (true) {
-    size_t got = 0;
-    int rc, err;
-    {
-      absl::MutexLock l(&mu_);
-      ERR_clear_error();  // SSL_get_error reads the queue
-      rc = SSL_read_ex(ssl_, buf, n, &got);
-      err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
-    }
-    if (rc == 1) {
-      RETURN_IF_ERROR(CheckNotRevoked());  // what a revoked peer sent is never used
-      return got;
-    }
-    if (err == SSL_ERROR_ZERO_RETURN) return 0;
-    if (err == SSL_ERROR_WANT_READ) {
-      WaitFor(fd(), POLLIN, absl::InfiniteFuture());
-    } else if (err == SSL_ERROR_WANT_WRITE) {
-      WaitFor(fd(), POLLOUT, absl::InfiniteFuture());
-    } else {
-      return absl::UnavailableError(SslErrors("TLS receive"));
-    }
-  }
-}
-
-absl::Status TlsStream::CheckNotRevoked() {
-  if (revocations_ == nullptr) return absl::OkStatus();
-  absl::Time now = absl::Now();
-  if (now < next_check_) return absl::OkStatus();
-  next_check_ = now + absl::Seconds(1);
-  if (revocations_->Revoked(serial_)) {
-    return absl::PermissionDeniedError("the peer's certificate " + serial_ + " was revoked");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status TlsStream::Write(const char* p, size_t n) {
-  const absl::Time deadline = absl::Now() + send_timeout_;
-  while (n > 0) {
-    size_t done = 0;
-    int rc, err;
-    {
-      absl::MutexLock l(&mu_);
-      ERR_clear_error();
-      rc = SSL_write_ex(ssl_, p, n, &done);
-      err = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, rc);
-    }
-    if (rc == 1) {
-      p += done;
-      n -= done;
-      continue;
-    }
-    short events = err == SSL_ERROR_WANT_WRITE ? POLLOUT : err == SSL_ERROR_WANT_READ ? POLLIN : 0;
-    if (events == 0) return absl::UnavailableError(SslErrors("TLS send"));
-    if (!WaitFor(fd(), events, deadline)) return absl::UnavailableError("TLS send: timed out");
-  }
-  return absl::OkStatus();
-}
-
-absl::Status TlsStream::WriteAll(struct iovec* iov, int iovcnt) {
-  pending_.clear();
-  for (int i = 0; i < iovcnt; ++i) {
-    const char* p = static_cast<const char*>(iov[i].iov_base);
-    size_t n = iov[i].iov_len;
-    size_t fill = std::min(n, kRecordBytes - std::min(kRecordBytes, pending_.size()));
-    if (n >= kRecordBytes && pending_.empty()) fill = 0;  // large and alone: straight out
-    pending_.append(p, fill);
-    p += fill;
-    n -= fill;
-    if (n == 0) continue;
-    RETURN_IF_ERROR(Write(pending_.data(), pending_.size()));
-    pending_.clear();
-    RETURN_IF_ERROR(Write(p, n));
-  }
-  if (!pending_.empty()) RETURN_IF_ERROR(Write(pending_.data(), pending_.size()));
-  return absl::OkStatus();
-}
-
-// Runs the handshake on `ssl` (non-blocking) until done or `deadline`.
-absl::Status Handshake(SSL* ssl, int fd, absl::Time deadline) {
-  while (true) {
-    ERR_clear_error();
-    int rc = SSL_do_handshake(ssl);
-    if (rc == 1) return absl::OkStatus();
-    int err = SSL_get_error(ssl, rc);
-    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
-    if (events == 0) {
-      long verify = SSL_get_verify_result(ssl);
-      if (verify != X509_V_OK) {
-        return absl::PermissionDeniedError(absl::StrCat("TLS handshake: certificate refused: ",
-                                                        X509_verify_cert_error_string(verify)));
-      }
-      return absl::UnavailableError(SslErrors("TLS handshake failed"));
-    }
-    if (!WaitFor(fd, events, deadline))
-      return absl::DeadlineExceededError("TLS handshake timed out");
-  }
-}
 
 // The peer's certificate, read as a UKAI identity.
 absl::StatusOr<CertInfo> PeerCert(SSL* ssl) {
@@ -227,8 +69,8 @@ absl::StatusOr<SSL_CTX*> NewContext(const TlsDir& tls, bool server) {
   SSL_CTX_set_ciphersuites(ctx,
                            "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
                            "TLS_CHACHA20_POLY1305_SHA256");
-  // Read whatever the socket holds, not a record header then its body: half
-  // the read() calls (Read always drains OpenSSL's buffer before polling).
+  // Take whatever the stream's pipe holds, not a record header then its
+  // body: half the calls into it.
   SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // Connections live long and are never resumed: no session tickets to send.
@@ -285,47 +127,54 @@ absl::StatusOr<std::unique_ptr<wire::WireStream>> WireTls::Connect(int fd,
                                                                    absl::Duration send_timeout) {
   std::shared_ptr<const Contexts> c = Current();
   SSL* ssl = SSL_new(c->client);
-  if (ssl == nullptr) return absl::InternalError(SslErrors("SSL_new"));
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  BIO* network = ssl == nullptr ? nullptr : AttachPipe(ssl);
+  if (network == nullptr) {
+    SSL_free(ssl);
+    return absl::InternalError(SslErrors("SSL_new"));
+  }
   // Only a node's certificate names kNodeServerName.
-  SSL_set_fd(ssl, fd);
   SSL_set_connect_state(ssl);
   SSL_set1_host(ssl, kNodeServerName);
   SSL_set_tlsext_host_name(ssl, kNodeServerName);
-  absl::Status s = Handshake(ssl, fd, absl::Now() + timeout);
+  absl::Status s = Handshake(ssl, network, fd, absl::Now() + timeout);
   absl::StatusOr<CertInfo> peer = s.ok() ? PeerCert(ssl) : s;
   if (peer.ok() && revocations_->Revoked(peer->serial)) {
     peer = absl::PermissionDeniedError("node " + peer->who.id + "'s certificate is revoked");
   }
   if (!peer.ok()) {
     SSL_free(ssl);
+    BIO_free(network);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return absl::Status(peer.status().code(), absl::StrCat(address, ": ", peer.status().message()));
   }
-  return std::make_unique<TlsStream>(fd, ssl, send_timeout, peer->serial, nullptr);
+  return std::make_unique<TlsStream>(fd, ssl, network, send_timeout, peer->serial, nullptr);
 }
 
 absl::StatusOr<std::unique_ptr<wire::WireStream>> WireTls::Accept(int fd, absl::Duration timeout,
                                                                   wire::WirePeer* peer) {
   std::shared_ptr<const Contexts> c = Current();
   SSL* ssl = SSL_new(c->server);
-  if (ssl == nullptr) return absl::InternalError(SslErrors("SSL_new"));
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  SSL_set_fd(ssl, fd);
+  BIO* network = ssl == nullptr ? nullptr : AttachPipe(ssl);
+  if (network == nullptr) {
+    SSL_free(ssl);
+    return absl::InternalError(SslErrors("SSL_new"));
+  }
   SSL_set_accept_state(ssl);
-  absl::Status s = Handshake(ssl, fd, absl::Now() + timeout);
+  absl::Status s = Handshake(ssl, network, fd, absl::Now() + timeout);
   absl::StatusOr<CertInfo> cert = s.ok() ? PeerCert(ssl) : s;
   if (cert.ok() && revocations_->Revoked(cert->serial)) {
     cert = absl::PermissionDeniedError(cert->who.ToString() + "'s certificate is revoked");
   }
   if (!cert.ok()) {
     SSL_free(ssl);
+    BIO_free(network);
     return cert.status();
   }
   *peer = wire::WirePeer::Certified(std::string(RoleName(cert->who.role)), cert->who.id);
   // Replies to a client that stopped reading give up after this long.
   constexpr absl::Duration kServerSendTimeout = absl::Seconds(30);
-  return std::make_unique<TlsStream>(fd, ssl, kServerSendTimeout, cert->serial, revocations_);
+  return std::make_unique<TlsStream>(fd, ssl, network, kServerSendTimeout, cert->serial,
+                                     revocations_);
 }
 
 }  // namespace ukai::security

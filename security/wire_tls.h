@@ -6,11 +6,10 @@
 // next read (looked at once a second). Certificates are re-read when their
 // files change, checked every kReloadEverySeconds, for new connections.
 //
-// A stream runs its socket non-blocking, one lock around each OpenSSL call
-// and every wait for the socket outside it: the connection's reader and its
-// writers share one SSL object without holding each other up while they
-// wait. Small pieces of a frame (header, meta) are sent in one record with
-// the first bytes of its data.
+// A stream (tls_stream.h) keeps OpenSSL off the socket: the connection's
+// reader and its writers share one SSL object, one lock around each OpenSSL
+// call, and wait in recv() and send() outside it. Small pieces of a frame
+// (header, meta) are sent in one record with the first bytes of its data.
 //
 // Thread-safe.
 #ifndef UKAI_SECURITY_WIRE_TLS_H_
