@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "meta/catalog.h"
 
@@ -24,6 +25,15 @@ absl::StatusOr<std::optional<VersionedChunk>> Catalog::ReadChunk(uint64_t id, ui
   VersionedChunk out;
   if (!out.chunk.ParseFromString(v->data)) {
     return absl::DataLossError("corrupt block chunk " + paths_.chunk(id, chunk));
+  }
+  // Every reader indexes a chunk by block % kChunkBlocks: a short record
+  // (truncated, or written by a stranger) is refused here, once for all.
+  if (out.chunk.blocks_size() != static_cast<int>(kChunkBlocks)) {
+    LOG_ERROR("block chunk %s holds %d block pointers, not %d: refused", paths_.chunk(id, chunk),
+              out.chunk.blocks_size(), kChunkBlocks);
+    return absl::DataLossError(absl::StrFormat("corrupt block chunk %s: %d block pointers, not %d",
+                                               paths_.chunk(id, chunk), out.chunk.blocks_size(),
+                                               kChunkBlocks));
   }
   out.version = v->version;
   return std::optional<VersionedChunk>(std::move(out));

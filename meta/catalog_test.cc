@@ -154,6 +154,22 @@ TEST_F(CatalogTest, AllocateChunkOnceAndMarkStaleBumpsLayout) {
   EXPECT_EQ(cat_->MarkStale(d->id(), 5, "n2")->layout_version(), spec->layout_version());
 }
 
+TEST_F(CatalogTest, AShortOrGarbledChunkIsRefusedNotIndexed) {
+  auto d = Create("vm1", 1ull << 32);
+  ASSERT_TRUE(cat_->AllocateChunk(*d, 0, {"n1", "n2"}).ok());
+  const std::string path = cat_->paths().chunk(d->id(), 0);
+  pb::BlockChunk short_chunk;
+  *short_chunk.add_blocks() = pb::BlockPtr();  // 1 pointer of 1024
+  ASSERT_TRUE(store_->Set(path, short_chunk.SerializeAsString(), -1).ok());
+  auto c = cat_->ReadChunk(d->id(), 0);
+  EXPECT_TRUE(absl::IsDataLoss(c.status())) << c.status();
+  EXPECT_NE(c.status().message().find("1 block pointers, not 1024"), std::string::npos);
+  EXPECT_TRUE(absl::IsDataLoss(cat_->ReadChunks(d->id()).status()));
+  EXPECT_TRUE(absl::IsDataLoss(cat_->MarkStale(d->id(), 5, "n2").status()));
+  ASSERT_TRUE(store_->Set(path, "\xff\xff\xff", -1).ok());
+  EXPECT_TRUE(absl::IsDataLoss(cat_->ReadChunk(d->id(), 0).status()));
+}
+
 TEST_F(CatalogTest, WriterEpochsIncrease) {
   auto d = Create("vm1", 1 << 20);
   EXPECT_EQ(*cat_->TakeWriterEpoch(d->id(), "h1", "a"), 1u);
