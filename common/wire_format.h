@@ -17,7 +17,8 @@
 //   24      8     reserved, zero
 //
 // All integers are little-endian. A peer that sees a bad magic, a zero
-// method or a length over its limit closes the connection.
+// method, a length over its limit or a reserved byte not zero closes the
+// connection.
 #ifndef UKAI_COMMON_WIRE_FORMAT_H_
 #define UKAI_COMMON_WIRE_FORMAT_H_
 
@@ -65,17 +66,20 @@ inline void EncodeHeader(const Header& h, char out[kHeaderBytes]) {
   memcpy(out + 20, &h.data_len, 4);
 }
 
-// False when the frame is malformed (bad magic, no method, over the limits).
+// False when the frame is malformed (bad magic, no method, over the limits,
+// reserved bytes not zero).
 inline bool DecodeHeader(const char in[kHeaderBytes], Header* h) {
   uint32_t magic;
+  uint64_t reserved;
   memcpy(&magic, in, 4);
+  memcpy(&reserved, in + 24, 8);
   memcpy(&h->method, in + 4, 2);
   memcpy(&h->status, in + 6, 2);
   memcpy(&h->tag, in + 8, 8);
   memcpy(&h->meta_len, in + 16, 4);
   memcpy(&h->data_len, in + 20, 4);
   return magic == kMagic && h->method != 0 && h->meta_len <= kMaxMetaBytes &&
-         h->data_len <= kMaxDataBytes;
+         h->data_len <= kMaxDataBytes && reserved == 0;
 }
 
 }  // namespace ukai::wire

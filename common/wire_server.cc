@@ -20,12 +20,14 @@
 namespace ukai::wire {
 
 struct WireServer::Conn {
-  Conn(int f, bool l) : fd(f), local(l) {}
+  Conn(int f, bool l, std::string p) : fd(f), local(l), peer_key(std::move(p)) {}
   ~Conn() {
     if (!stream) close(fd);  // else the stream closes it
   }
   const int fd;
   const bool local;                    // the same-host socket, not TCP
+  const std::string peer_key;          // what the per-peer limits count: address or uid
+  std::shared_ptr<ByteBudget> budget;  // the peer's request bytes, shared by its connections
   std::unique_ptr<WireStream> stream;  // set by the connection's thread before any request
   WirePeer peer;                       // likewise
   std::thread thread;
@@ -35,13 +37,40 @@ struct WireServer::Conn {
   absl::Duration delay;  // reply_delay_(site); set with it
 };
 
+// Bytes one request holds until it is answered, from the server's budget
+// and its peer's.
+class WireServer::Held {
+ public:
+  Held(ByteBudget* server, std::shared_ptr<ByteBudget> peer, uint64_t n)
+      : server_(server), peer_(std::move(peer)), n_(n) {}
+  ~Held() {
+    server_->Give(n_);
+    peer_->Give(n_);
+  }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+
+ private:
+  ByteBudget* const server_;
+  const std::shared_ptr<ByteBudget> peer_;
+  const uint64_t n_;
+};
+
 namespace {
 constexpr int kBackgroundWorkers = 2;
+// A request's data grows by at most this much ahead of the bytes received.
+constexpr size_t kGrowBytes = 1 << 20;
+// A connection keeps a data buffer this large between requests; a larger
+// one (a big write) is given back.
+constexpr size_t kKeepBytes = 4 << 20;
 
-absl::Status Take(BufferedReader* in, size_t n, std::string* out) {
-  out->resize(n);
-  return in->Take(n, out->data());
+// True at most once a second per `last`: for warnings a peer can provoke.
+bool LogNow(std::atomic<int64_t>* last) {
+  int64_t now = absl::ToUnixSeconds(absl::Now());
+  int64_t before = last->load();
+  return now != before && last->compare_exchange_strong(before, now);
 }
+std::atomic<int64_t> last_refusal_log{0};
 
 // A TLS handshake that takes longer than this is dropped.
 constexpr absl::Duration kHandshakeTimeout = absl::Seconds(10);
@@ -72,9 +101,30 @@ std::string PeerAddress(int fd) {
   }
   return absl::StrCat(host, ":", port);
 }
+
+// The host of a TCP peer (no port): what the per-peer limit counts.
+std::string PeerHost(int fd) {
+  std::string a = PeerAddress(fd);
+  return a.substr(0, a.rfind(':'));
+}
 }  // namespace
 
+WireServer::WireServer(WireHandler* handler, int workers, std::shared_ptr<WireSecurity> security,
+                       WireLimits limits)
+    : handler_(handler),
+      security_(std::move(security)),
+      limits_(limits),
+      budget_(limits.max_request_bytes),
+      nworkers_(workers) {}
+
 WireServer::~WireServer() { Shutdown(); }
+
+int WireServer::connections() {
+  absl::MutexLock l(&mu_);
+  int n = 0;
+  for (const auto& c : conns_) n += c->done ? 0 : 1;
+  return n;
+}
 
 absl::Status WireServer::Start(const std::string& address) {
   auto fd = ListenTcp(address, &port_);
@@ -122,21 +172,44 @@ void WireServer::AcceptLoop(int listen_fd, bool local) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    auto c = std::make_shared<Conn>(fd, local);
+    struct timeval tv = absl::ToTimeval(limits_.send_timeout);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    auto c = std::make_shared<Conn>(fd, local, local ? LocalPeerName(fd) : PeerHost(fd));
     absl::MutexLock l(&mu_);
     if (stopping_) return;  // c closes fd
-    // Reap connections that ended, so a long-lived server does not pile them up.
-    for (auto it = conns_.begin(); it != conns_.end();) {
-      if ((*it)->done) {
-        (*it)->thread.join();
-        it = conns_.erase(it);
-      } else {
-        ++it;
+    if (!Admit(c.get())) {
+      if (LogNow(&last_refusal_log)) {
+        LOG_WARN(
+            "block I/O: refused a connection from %s: too many connections (at most %d, "
+            "%d per peer)",
+            c->peer_key, limits_.max_connections, limits_.max_connections_per_peer);
       }
+      continue;  // c closes fd
     }
     c->thread = std::thread([this, c] { Serve(c); });
     conns_.push_back(std::move(c));
   }
+}
+
+bool WireServer::Admit(Conn* c) {
+  // Reap connections that ended, so a long-lived server does not pile them up.
+  int total = 0, same = 0;
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    if ((*it)->done) {
+      (*it)->thread.join();
+      it = conns_.erase(it);
+      continue;
+    }
+    ++total;
+    if ((*it)->peer_key == c->peer_key) {
+      ++same;
+      c->budget = (*it)->budget;
+    }
+    ++it;
+  }
+  if (total >= limits_.max_connections || same >= limits_.max_connections_per_peer) return false;
+  if (c->budget == nullptr) c->budget = std::make_shared<ByteBudget>(limits_.max_peer_bytes);
+  return true;
 }
 
 absl::Status WireServer::Open(Conn* c) {
@@ -160,47 +233,96 @@ void WireServer::Serve(std::shared_ptr<Conn> c) {
   }
   BufferedReader in(c->stream.get());
   std::string meta, data, reply;
-  while (true) {
-    absl::Status s = in.Fill(kHeaderBytes);
+  absl::Duration between = limits_.frame_timeout;  // the first frame must come
+  absl::Status s;
+  while (s.ok()) {
+    in.set_timeout(between);
+    s = in.Fill(1);  // a frame begins
+    in.set_timeout(limits_.frame_timeout);
+    if (s.ok()) s = in.Fill(kHeaderBytes);
     if (!s.ok()) break;
     Header h;
     if (!DecodeHeader(in.data(), &h)) {
-      LOG_WARN("block I/O connection: malformed frame; closing it");
+      s = absl::InvalidArgumentError("malformed frame header");
       break;
     }
     in.Skip(kHeaderBytes);
-    if (!Take(&in, h.meta_len, &meta).ok() || !Take(&in, h.data_len, &data).ok()) break;
-    if (h.method == kHello) {
-      c->site = meta.substr(0, kMaxSiteBytes);
-      c->delay = reply_delay_ ? reply_delay_(c->site) : absl::ZeroDuration();
-      Reply(c, h.tag, h.method, absl::OkStatus(), "");
-      continue;
+    std::shared_ptr<Held> held = Reserve(c, h.meta_len + h.data_len + kRequestOverhead);
+    if (held == nullptr) break;  // stopping
+    s = ReadBody(&in, h, &meta, &data);
+    if (s.ok()) Dispatch(c, h, meta, data, &reply, std::move(held));
+    between = absl::ZeroDuration();  // a connection that spoke may idle
+  }
+  if (absl::IsDeadlineExceeded(s) || absl::IsInvalidArgument(s)) {
+    if (LogNow(&last_refusal_log)) {
+      LOG_WARN("block I/O: closing the connection from %s: %s", from, s.message());
     }
-    const bool background = handler_->Background(h.method);
-    if (!background && !handler_->Slow(h.method)) {
-      reply.clear();
-      std::unique_ptr<WireHandler::Deferred> deferred;
-      s = handler_->HandleNoWait(c->peer, h.method, meta, data, &reply,
-                                 ring_ ? &deferred : nullptr);
-      if (!IsWouldBlock(s)) {
-        Reply(c, h.tag, h.method, s, reply);
-        continue;
-      }
-      if (deferred) {
-        ring_->Read(std::move(deferred), [this, c, tag = h.tag, method = h.method](DiskReads& d) {
-          std::string out;
-          absl::Status st = static_cast<WireHandler::Deferred&>(d).Finish(&out);
-          Reply(c, tag, method, st, out);
-        });
-        continue;
-      }
-    }
-    absl::MutexLock l(&mu_);
-    if (stopping_) break;
-    (background ? background_ : tasks_).push_back(Task{c, h.tag, h.method, meta, data});
   }
   c->stream->Break();
   c->done = true;
+}
+
+std::shared_ptr<WireServer::Held> WireServer::Reserve(const std::shared_ptr<Conn>& c, uint64_t n) {
+  // Waits in slices, so that a server that stops is noticed.
+  auto stopping = [this] {
+    absl::MutexLock l(&mu_);
+    return stopping_;
+  };
+  while (!c->budget->Take(n, absl::Now() + absl::Seconds(1))) {
+    if (stopping() || n > c->budget->limit()) return nullptr;
+  }
+  while (!budget_.Take(n, absl::Now() + absl::Seconds(1))) {
+    if (stopping() || n > budget_.limit()) {
+      c->budget->Give(n);
+      return nullptr;
+    }
+  }
+  return std::make_shared<Held>(&budget_, c->budget, n);
+}
+
+absl::Status WireServer::ReadBody(BufferedReader* in, const Header& h, std::string* meta,
+                                  std::string* data) {
+  meta->resize(h.meta_len);  // at most kMaxMetaBytes
+  RETURN_IF_ERROR(in->Take(h.meta_len, meta->data()));
+  if (data->capacity() > kKeepBytes) std::string().swap(*data);
+  data->clear();
+  while (data->size() < h.data_len) {
+    size_t old = data->size();
+    data->resize(old + std::min<size_t>(h.data_len - old, kGrowBytes));
+    RETURN_IF_ERROR(in->Take(data->size() - old, data->data() + old));
+  }
+  return absl::OkStatus();
+}
+
+void WireServer::Dispatch(const std::shared_ptr<Conn>& c, const Header& h, std::string& meta,
+                          std::string& data, std::string* reply, std::shared_ptr<Held> held) {
+  if (h.method == kHello) {
+    c->site = meta.substr(0, kMaxSiteBytes);
+    c->delay = reply_delay_ ? reply_delay_(c->site) : absl::ZeroDuration();
+    Reply(c, h.tag, h.method, absl::OkStatus(), "");
+    return;
+  }
+  const bool background = handler_->Background(h.method);
+  if (!background && !handler_->Slow(h.method)) {
+    reply->clear();
+    std::unique_ptr<WireHandler::Deferred> deferred;
+    absl::Status s =
+        handler_->HandleNoWait(c->peer, h.method, meta, data, reply, ring_ ? &deferred : nullptr);
+    if (!IsWouldBlock(s)) return Reply(c, h.tag, h.method, s, *reply);
+    if (deferred) {
+      ring_->Read(std::move(deferred),
+                  [this, c, held, tag = h.tag, method = h.method](DiskReads& d) {
+                    std::string out;
+                    absl::Status st = static_cast<WireHandler::Deferred&>(d).Finish(&out);
+                    Reply(c, tag, method, st, out);
+                  });
+      return;
+    }
+  }
+  absl::MutexLock l(&mu_);
+  if (stopping_) return;
+  (background ? background_ : tasks_)
+      .push_back(Task{c, h.tag, h.method, std::move(meta), std::move(data), std::move(held)});
 }
 
 void WireServer::WorkLoop(bool background) {

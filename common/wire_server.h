@@ -28,7 +28,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/byte_budget.h"
 #include "common/io_ring.h"
+#include "common/wire_format.h"
+#include "common/wire_socket.h"
 #include "common/wire_stream.h"
 
 namespace ukai::wire {
@@ -67,14 +70,38 @@ class WireHandler {
   }
 };
 
+// What one server lets its peers take (docs/SECURITY.md, "Limits"). A peer
+// over a limit is pushed back (its connection is not read until its own
+// requests are answered) or refused; the others are not held up.
+struct WireLimits {
+  // Connections open at once, and from one peer: a TCP address, or a uid on
+  // the same-host socket. Beyond them a connection is closed at accept.
+  int max_connections = 1024;
+  int max_connections_per_peer = 64;
+  // Request bytes (meta and data, and kRequestOverhead each) held at once
+  // for requests read and not yet answered: by the whole server, and by one
+  // peer. A frame's bytes are reserved from both when its header arrives
+  // (a peer over its share waits, and so stops reading its connections);
+  // its memory grows as the bytes do.
+  uint64_t max_request_bytes = 1ull << 30;
+  uint64_t max_peer_bytes = 256ull << 20;
+  // A frame begun must keep arriving: a receive inside a frame waits this
+  // long at most. So must a connection's first frame after the handshake.
+  absl::Duration frame_timeout = absl::Seconds(30);
+  // A reply the peer does not take within this long ends its connection.
+  absl::Duration send_timeout = absl::Seconds(30);
+};
+// Counted for every request on top of its bytes: its bookkeeping.
+constexpr uint64_t kRequestOverhead = 512;
+
 class WireServer {
  public:
   // `workers`: threads for requests that block (reads from disk, flushes);
   // two more serve background requests. `security` makes every TCP
   // connection mutual TLS (security/wire_tls.h); null: plaintext.
   explicit WireServer(WireHandler* handler, int workers = 16,
-                      std::shared_ptr<WireSecurity> security = nullptr)
-      : handler_(handler), security_(std::move(security)), nworkers_(workers) {}
+                      std::shared_ptr<WireSecurity> security = nullptr,
+                      WireLimits limits = WireLimits());
   ~WireServer();
 
   // Listens on "host:port" (port 0: any free port) and starts accepting.
@@ -92,13 +119,30 @@ class WireServer {
   }
   // The bound port (after Start).
   int port() const { return port_; }
+  // Request bytes held now (reserved, not yet answered), and connections open.
+  uint64_t held_bytes() const { return budget_.used(); }
+  int connections();
   // Stops accepting, closes every connection and waits for every thread.
   // Calls in progress finish; their replies may be lost. Idempotent.
   void Shutdown();
 
  private:
   struct Conn;
+  class Held;
   void AcceptLoop(int listen_fd, bool local);
+  // Whether new connection `c` fits the limits, and if so gives it its
+  // peer's budget; reaps connections that ended.
+  bool Admit(Conn* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reserves `n` bytes for a request of `c`, waiting for room; null when
+  // the server stops or the bytes can never fit.
+  std::shared_ptr<Held> Reserve(const std::shared_ptr<Conn>& c, uint64_t n);
+  // Reads one request's meta and data, growing them as bytes arrive.
+  static absl::Status ReadBody(BufferedReader* in, const Header& h, std::string* meta,
+                               std::string* data);
+  // Runs or queues one request (`reply`: the connection's scratch). Queued,
+  // it takes `meta` and `data`.
+  void Dispatch(const std::shared_ptr<Conn>& c, const Header& h, std::string& meta,
+                std::string& data, std::string* reply, std::shared_ptr<Held> held);
   // Sets up a new connection's stream and peer (the TLS handshake).
   absl::Status Open(Conn* c);
   void Serve(std::shared_ptr<Conn> c);
@@ -109,6 +153,7 @@ class WireServer {
     uint64_t tag;
     uint16_t method;
     std::string meta, data;
+    std::shared_ptr<Held> held;  // given back when the task is done
   };
   void WorkLoop(bool background);
   void DelayLoop();
@@ -123,6 +168,8 @@ class WireServer {
 
   WireHandler* const handler_;
   const std::shared_ptr<WireSecurity> security_;
+  const WireLimits limits_;
+  ByteBudget budget_;
   std::unique_ptr<IoRing> ring_;  // null when the kernel has no io_uring: workers read
   int port_ = 0;
   std::vector<int> listen_fds_;  // TCP, then the local socket if any

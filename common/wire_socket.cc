@@ -250,7 +250,7 @@ absl::Status BufferedReader::Fill(size_t n) {
     pos_ = 0;
   }
   while (end_ - pos_ < n) {
-    absl::StatusOr<size_t> r = stream_->Read(buf_.data() + end_, buf_.size() - end_);
+    absl::StatusOr<size_t> r = Receive(buf_.data() + end_, buf_.size() - end_);
     if (!r.ok()) return r.status();
     if (*r == 0) {
       return end_ == pos_ ? absl::OutOfRangeError("connection closed")
@@ -268,9 +268,9 @@ absl::Status BufferedReader::Take(size_t n, char* out) {
   for (size_t got = have; got < n;) {
     absl::StatusOr<size_t> r;
     if (out != nullptr) {  // the rest straight into place
-      r = stream_->Read(out + got, n - got);
+      r = Receive(out + got, n - got);
     } else {  // or through the buffer, to drop it
-      r = stream_->Read(buf_.data(), std::min(n - got, buf_.size()));
+      r = Receive(buf_.data(), std::min(n - got, buf_.size()));
     }
     if (!r.ok()) return r.status();
     if (*r == 0) return absl::UnavailableError("connection closed mid-frame");

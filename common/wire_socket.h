@@ -56,9 +56,18 @@ class BufferedReader {
   // Moves the next `n` bytes of a frame being read to `out` (nullptr:
   // discards them). UNAVAILABLE if the stream ends first.
   absl::Status Take(size_t n, char* out);
+  // How long each later receive may wait (zero: for ever); applied to the
+  // stream only when a receive is needed. DEADLINE_EXCEEDED past it.
+  void set_timeout(absl::Duration d) { timeout_ = d; }
+  size_t buffered() const { return end_ - pos_; }
 
  private:
+  absl::StatusOr<size_t> Receive(char* out, size_t n) {
+    stream_->SetReadTimeout(timeout_);
+    return stream_->Read(out, n);
+  }
   WireStream* const stream_;
+  absl::Duration timeout_ = absl::ZeroDuration();
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;  // unconsumed bytes: [pos_, end_)
 };

@@ -31,10 +31,20 @@ WireStream::~WireStream() { close(fd_); }
 
 void WireStream::Break() { shutdown(fd_, SHUT_RDWR); }
 
+void WireStream::SetReadTimeout(absl::Duration d) {
+  if (d == read_timeout_) return;
+  struct timeval tv = absl::ToTimeval(d);
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  read_timeout_ = d;
+}
+
 absl::StatusOr<size_t> WireStream::Read(char* buf, size_t n) {
   while (true) {
     ssize_t r = recv(fd_, buf, n, 0);
     if (r >= 0) return static_cast<size_t>(r);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return absl::DeadlineExceededError("receive: timed out");
+    }
     if (errno != EINTR) return absl::UnavailableError(absl::StrCat("receive: ", strerror(errno)));
   }
 }

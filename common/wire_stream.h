@@ -64,9 +64,13 @@ class WireStream {
   // Makes a Read or WriteAll blocked on another thread return at once, and
   // every later one fail.
   void Break();
+  // A Read waiting longer than `d` for bytes fails with DEADLINE_EXCEEDED
+  // (zero: never). The reader's; no system call when `d` is unchanged.
+  void SetReadTimeout(absl::Duration d);
 
  private:
   const int fd_;
+  absl::Duration read_timeout_ = absl::ZeroDuration();
 };
 
 // How connections are made safe: implemented by security/ (mutual TLS),

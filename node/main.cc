@@ -47,12 +47,17 @@ struct NodeFlags {
   bool no_blob = false, verbose = false, no_local = false, plaintext = false;
   int test_site_delay_ms = 0, repair_interval_s = 10, rereplicate_after_s = 600;
   int scrub_every_s = 7 * 86400, collect_every_s = 3600;
+  // Block I/O limits (wire::WireLimits).
+  int io_max_connections = 1024, io_max_per_peer = 64, io_frame_timeout_s = 30,
+      io_send_timeout_s = 30;
+  std::string io_max_request_bytes = "1G", io_max_peer_bytes = "256M";
 };
 
 // The flags' sizes and rates, checked.
 struct NodeLimits {
   uint64_t capacity = 0, copy_cap = 0, scrub_cap = 0, repair_cap = 0;
   absl::Duration site_delay;
+  ukai::wire::WireLimits io;
 };
 
 void AddServiceFlags(CLI::App& app, NodeFlags* f) {
@@ -107,6 +112,29 @@ void AddStoreFlags(CLI::App& app, NodeFlags* f) {
       ->capture_default_str();
 }
 
+void AddIoLimitFlags(CLI::App& app, NodeFlags* f) {
+  app.add_option("--io-max-connections", f->io_max_connections,
+                 "block I/O connections open at once; more are closed at accept")
+      ->capture_default_str();
+  app.add_option("--io-max-connections-per-peer", f->io_max_per_peer,
+                 "block I/O connections from one address (or one uid on the same-host socket)")
+      ->capture_default_str();
+  app.add_option("--io-max-request-bytes", f->io_max_request_bytes,
+                 "request bytes the node holds at once for requests not yet answered; a peer "
+                 "over it waits")
+      ->capture_default_str();
+  app.add_option("--io-max-peer-bytes", f->io_max_peer_bytes,
+                 "the share of them one peer may hold (at least 65M: one largest frame)")
+      ->capture_default_str();
+  app.add_option("--io-frame-timeout", f->io_frame_timeout_s,
+                 "seconds a frame begun may pause, and a new connection may stay silent")
+      ->capture_default_str();
+  app.add_option("--io-send-timeout", f->io_send_timeout_s,
+                 "seconds a reply may wait for a peer that does not read; then its connection "
+                 "is closed")
+      ->capture_default_str();
+}
+
 void AddBackgroundFlags(CLI::App& app, NodeFlags* f) {
   app.add_option("--repair-interval", f->repair_interval_s,
                  "seconds between looks for disks with work for a repair: a stale replica on "
@@ -148,6 +176,34 @@ absl::StatusOr<uint64_t> RateFlag(const std::string& flag, const std::string& te
   return *v;
 }
 
+// The block I/O limits, checked.
+absl::StatusOr<ukai::wire::WireLimits> CheckIoLimits(const NodeFlags& f) {
+  ukai::wire::WireLimits w;
+  ASSIGN_OR_RETURN(w.max_request_bytes, RateFlag("--io-max-request-bytes", f.io_max_request_bytes));
+  ASSIGN_OR_RETURN(w.max_peer_bytes, RateFlag("--io-max-peer-bytes", f.io_max_peer_bytes));
+  const uint64_t frame =
+      ukai::wire::kMaxDataBytes + ukai::wire::kMaxMetaBytes + ukai::wire::kRequestOverhead;
+  if (w.max_peer_bytes < frame || w.max_request_bytes < w.max_peer_bytes) {
+    return absl::InvalidArgumentError(
+        "--io-max-peer-bytes must hold one largest frame (65M) and be at most "
+        "--io-max-request-bytes");
+  }
+  if (f.io_max_connections < 1 || f.io_max_connections > 1000000 || f.io_max_per_peer < 1 ||
+      f.io_max_per_peer > f.io_max_connections) {
+    return absl::InvalidArgumentError(
+        "--io-max-connections must be 1 to 1000000, and --io-max-connections-per-peer 1 to it");
+  }
+  if (f.io_frame_timeout_s < 1 || f.io_frame_timeout_s > 3600 || f.io_send_timeout_s < 1 ||
+      f.io_send_timeout_s > 3600) {
+    return absl::InvalidArgumentError("--io-frame-timeout and --io-send-timeout: 1 to 3600 s");
+  }
+  w.max_connections = f.io_max_connections;
+  w.max_connections_per_peer = f.io_max_per_peer;
+  w.frame_timeout = absl::Seconds(f.io_frame_timeout_s);
+  w.send_timeout = absl::Seconds(f.io_send_timeout_s);
+  return w;
+}
+
 absl::StatusOr<NodeLimits> CheckFlags(const NodeFlags& f) {
   if (!ukai::ValidateDiskName(f.id).ok()) {
     return absl::InvalidArgumentError("invalid --id '" + f.id + "'");
@@ -168,6 +224,7 @@ absl::StatusOr<NodeLimits> CheckFlags(const NodeFlags& f) {
   ASSIGN_OR_RETURN(l.copy_cap, RateFlag("--copy-bandwidth", f.copy_bandwidth));
   ASSIGN_OR_RETURN(l.scrub_cap, RateFlag("--scrub-bandwidth", f.scrub_bandwidth));
   ASSIGN_OR_RETURN(l.repair_cap, RateFlag("--repair-bandwidth", f.repair_bandwidth));
+  ASSIGN_OR_RETURN(l.io, CheckIoLimits(f));
   return l;
 }
 
@@ -283,7 +340,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   if (auto s = disks.Start(); !s.ok()) return Fail(std::string(s.message()));
   // Block I/O first: its port goes into the record clients read.
   ukai::node::BlockIo block_io(&disks, &store);
-  ukai::wire::WireServer io_server(&block_io, 16, (*security)->wire());
+  ukai::wire::WireServer io_server(&block_io, 16, (*security)->wire(), l.io);
   auto io_address = StartBlockIo(f, l, &io_server);
   if (!io_address.ok()) return Fail(std::string(io_address.status().message()));
   ukai::pb::NodeInfo self;
@@ -342,6 +399,7 @@ int main(int argc, char** argv) {
   NodeFlags flags;
   AddServiceFlags(app, &flags);
   AddStoreFlags(app, &flags);
+  AddIoLimitFlags(app, &flags);
   AddBackgroundFlags(app, &flags);
   CLI11_PARSE(app, argc, argv);
   ukai::SetUpDaemon(flags.verbose);

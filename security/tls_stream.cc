@@ -55,7 +55,8 @@ absl::StatusOr<size_t> SendSome(int fd, const char* p, size_t n, absl::Time dead
   }
 }
 
-// Receives up to `n` bytes: how many, 0 at the end of the stream.
+// Receives up to `n` bytes: how many, 0 at the end of the stream. Waits as
+// SendSome does (a blocking socket times out after its SO_RCVTIMEO).
 absl::StatusOr<size_t> RecvSome(int fd, char* p, size_t n, absl::Time deadline) {
   while (true) {
     ssize_t r = recv(fd, p, n, 0);
@@ -64,9 +65,8 @@ absl::StatusOr<size_t> RecvSome(int fd, char* p, size_t n, absl::Time deadline) 
     if (errno != EAGAIN && errno != EWOULDBLOCK) {
       return absl::UnavailableError(absl::StrCat("TLS receive: ", strerror(errno)));
     }
-    if (!WaitFor(fd, POLLIN, deadline)) {
-      return absl::DeadlineExceededError("TLS handshake timed out");
-    }
+    if (!WaitFor(fd, POLLIN, deadline))
+      return absl::DeadlineExceededError("TLS receive: timed out");
   }
 }
 
@@ -84,9 +84,13 @@ absl::Status ReceivePipe(BIO* network, int fd, absl::Time deadline) {
   char* p = nullptr;
   int room = BIO_nwrite0(network, &p);
   if (room <= 0) return absl::InternalError("TLS handshake: no room for the peer's records");
-  ASSIGN_OR_RETURN(size_t got, RecvSome(fd, p, static_cast<size_t>(room), deadline));
-  if (got == 0) return absl::UnavailableError("TLS handshake: the peer closed the connection");
-  BIO_nwrite(network, &p, static_cast<int>(got));
+  absl::StatusOr<size_t> got = RecvSome(fd, p, static_cast<size_t>(room), deadline);
+  if (absl::IsDeadlineExceeded(got.status())) {
+    return absl::DeadlineExceededError("TLS handshake timed out");
+  }
+  if (!got.ok()) return got.status();
+  if (*got == 0) return absl::UnavailableError("TLS handshake: the peer closed the connection");
+  BIO_nwrite(network, &p, static_cast<int>(*got));
   return absl::OkStatus();
 }
 
@@ -252,7 +256,8 @@ absl::Status TlsStream::Flush() {
     }
     if (avail <= 0) return absl::OkStatus();
     // OpenSSL only appends behind `p` meanwhile; only this thread consumes.
-    absl::StatusOr<size_t> sent = SendSome(fd(), p, static_cast<size_t>(avail), absl::Now());
+    absl::StatusOr<size_t> sent =
+        SendSome(fd(), p, static_cast<size_t>(avail), absl::InfinitePast());
     if (!sent.ok()) return sent.status();
     absl::MutexLock l(&mu_);
     BIO_nread(network_, &p, static_cast<int>(*sent));
