@@ -73,6 +73,12 @@ absl::Status ValidateDiskName(absl::string_view name) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateId(absl::string_view what, absl::string_view id) {
+  if (ValidateDiskName(id).ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrFormat("invalid %s '%s': use 1-64 characters from A-Z a-z 0-9 . _ -", what, id));
+}
+
 absl::Status ValidateSnapshotName(absl::string_view name) {
   if (!ValidateDiskName(name).ok()) {
     return absl::InvalidArgumentError(absl::StrFormat(

@@ -19,6 +19,8 @@ std::string FormatSize(uint64_t bytes);
 absl::Status ValidateDiskName(absl::string_view name);
 // Snapshot names follow the same alphabet.
 absl::Status ValidateSnapshotName(absl::string_view name);
+// Node and job ids, which name znodes: the same rule. `what`: "node id".
+absl::Status ValidateId(absl::string_view what, absl::string_view id);
 
 // "DISK" or "DISK@SNAPSHOT", each part checked.
 struct DiskRef {

@@ -44,6 +44,7 @@ absl::Status Catalog::Init() {
 }
 
 absl::Status Catalog::RegisterNode(const pb::NodeInfo& info, const pb::NodeLive& live) {
+  RETURN_IF_ERROR(ValidateId("node id", info.id()));
   std::string data = info.SerializeAsString();
   auto cur = store_->Get(paths_.node(info.id()));
   if (absl::IsNotFound(cur.status())) {
@@ -78,6 +79,7 @@ absl::StatusOr<std::map<std::string, pb::NodeState>> Catalog::NodeStates() {
 
 absl::StatusOr<pb::NodeState> Catalog::UpdateNodeState(
     const std::string& id, const std::function<bool(pb::NodeState*)>& change) {
+  RETURN_IF_ERROR(ValidateId("node id", id));
   for (int attempt = 0; attempt < 50; ++attempt) {
     auto node = store_->Get(paths_.node(id));
     if (absl::IsNotFound(node.status())) return absl::NotFoundError("no node '" + id + "'");
@@ -102,6 +104,7 @@ absl::StatusOr<pb::NodeState> Catalog::UpdateNodeState(
 }
 
 absl::Status Catalog::RemoveNode(const std::string& id) {
+  RETURN_IF_ERROR(ValidateId("node id", id));
   std::vector<Op> ops;
   auto st = store_->Get(paths_.node_state(id));
   if (st.ok()) ops.push_back(Op::Delete(paths_.node_state(id), st->version));

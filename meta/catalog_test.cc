@@ -170,6 +170,22 @@ TEST_F(CatalogTest, AShortOrGarbledChunkIsRefusedNotIndexed) {
   EXPECT_TRUE(absl::IsDataLoss(cat_->ReadChunk(d->id(), 0).status()));
 }
 
+TEST_F(CatalogTest, NodeAndJobIdsThatAreNotNamesAreRefusedAndLeaveNothing) {
+  for (const std::string& bad :
+       std::vector<std::string>{"n1/state", "..", "", "n1\n", std::string(65, 'n')}) {
+    auto st = cat_->UpdateNodeState(bad, [](pb::NodeState* s) {
+      s->set_draining(true);
+      return true;
+    });
+    EXPECT_TRUE(absl::IsInvalidArgument(st.status())) << bad;
+    EXPECT_TRUE(absl::IsInvalidArgument(cat_->RemoveNode(bad))) << bad;
+    EXPECT_TRUE(absl::IsInvalidArgument(cat_->GetJob(bad).status())) << bad;
+    EXPECT_TRUE(absl::IsInvalidArgument(cat_->CancelJob(bad).status())) << bad;
+  }
+  EXPECT_TRUE(absl::IsNotFound(store_->Get(cat_->paths().node("n1") + "/state").status()));
+  EXPECT_EQ(cat_->ListNodes()->size(), 3u);
+}
+
 TEST_F(CatalogTest, WriterEpochsIncrease) {
   auto d = Create("vm1", 1 << 20);
   EXPECT_EQ(*cat_->TakeWriterEpoch(d->id(), "h1", "a"), 1u);

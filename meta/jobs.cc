@@ -5,6 +5,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status.h"
+#include "common/units.h"
 #include "meta/catalog.h"
 #include "meta/placement.h"
 
@@ -146,6 +147,7 @@ absl::StatusOr<pb::JobRecord> Catalog::StartDiskJob(const std::string& name,
 }
 
 absl::StatusOr<VersionedJob> Catalog::GetJob(const std::string& id, WatchFn watch) {
+  RETURN_IF_ERROR(ValidateId("job id", id));
   auto v = store_->Get(paths_.job(id), std::move(watch));
   if (absl::IsNotFound(v.status())) return absl::NotFoundError("no job '" + id + "'");
   if (!v.ok()) return v.status();
