@@ -1,5 +1,9 @@
 #include "common/channel.h"
 
+#include <grpcpp/resource_quota.h>
+
+#include <algorithm>
+
 namespace ukai {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
@@ -26,9 +30,14 @@ ChannelFactory InsecureChannels() {
   };
 }
 
-void ConfigureServer(grpc::ServerBuilder& builder) {
+void ConfigureServer(grpc::ServerBuilder& builder, const RpcLimits& limits) {
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  grpc::ResourceQuota quota("ukai-rpc");
+  quota.SetMaxThreads(limits.max_threads);
+  quota.Resize(static_cast<size_t>(limits.max_memory));
+  builder.SetResourceQuota(quota);  // holds its own reference
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, limits.max_streams_per_connection);
   // gRPC sets SO_REUSEPORT by default: a second node started on a taken port
   // would bind it too and silently take half its traffic. Fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -37,7 +46,8 @@ void ConfigureServer(grpc::ServerBuilder& builder) {
   // depth of 16 that was constant thread creation (clone3, fresh stacks) in
   // the profile. Keep enough threads polling instead.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 4);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 64);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              std::min(64, limits.max_threads / 2));
 }
 
 }  // namespace ukai

@@ -21,8 +21,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address,
 using ChannelFactory = std::function<std::shared_ptr<grpc::Channel>(const std::string& address)>;
 // Plaintext channels: for tests and benchmarks that run without TLS.
 ChannelFactory InsecureChannels();
-// Applies the same limits to a server.
-void ConfigureServer(grpc::ServerBuilder& builder);
+// What a gRPC server lets its callers take (docs/SECURITY.md, "Limits").
+struct RpcLimits {
+  // Threads serving calls at once: beyond them a call is answered
+  // RESOURCE_EXHAUSTED at once, not queued.
+  int max_threads = 256;
+  // Memory for calls' buffers (messages being received and sent).
+  int64_t max_memory = 1ll << 30;
+  // Concurrent streams per client connection.
+  int max_streams_per_connection = 64;
+};
+// Applies the message limits, and `limits`, to a server.
+void ConfigureServer(grpc::ServerBuilder& builder, const RpcLimits& limits = RpcLimits());
 }  // namespace ukai
 
 #endif  // UKAI_COMMON_CHANNEL_H_

@@ -29,6 +29,12 @@ ObjectId ObjectOf(const pb::IoHeader& h, uint64_t block, uint64_t generation) {
 grpc::Status CopyService::Fence(grpc::ServerContext* ctx, const pb::FenceRequest* req,
                                 pb::FenceResponse*) {
   if (absl::Status s = FromRegisteredNode(*ctx); !s.ok()) return ToGrpc(s);
+  // A fence holds a handler thread while it waits: at most kMaxFenceMs.
+  constexpr uint32_t kMaxFenceMs = 120000;
+  if (req->timeout_ms() > kMaxFenceMs) {
+    return ToGrpc(absl::InvalidArgumentError(
+        absl::StrFormat("fence timeout %d ms: at most %d", req->timeout_ms(), kMaxFenceMs)));
+  }
   absl::Duration timeout = absl::Milliseconds(req->timeout_ms() ? req->timeout_ms() : 30000);
   return ToGrpc(disks_->Fence(req->disk_id(), req->layout_version(), timeout));
 }

@@ -51,6 +51,9 @@ struct NodeFlags {
   int io_max_connections = 1024, io_max_per_peer = 64, io_frame_timeout_s = 30,
       io_send_timeout_s = 30;
   std::string io_max_request_bytes = "1G", io_max_peer_bytes = "256M";
+  // gRPC limits (RpcLimits).
+  int rpc_max_threads = 256;
+  std::string rpc_max_memory = "1G";
 };
 
 // The flags' sizes and rates, checked.
@@ -58,6 +61,7 @@ struct NodeLimits {
   uint64_t capacity = 0, copy_cap = 0, scrub_cap = 0, repair_cap = 0;
   absl::Duration site_delay;
   ukai::wire::WireLimits io;
+  ukai::RpcLimits rpc;
 };
 
 void AddServiceFlags(CLI::App& app, NodeFlags* f) {
@@ -112,7 +116,12 @@ void AddStoreFlags(CLI::App& app, NodeFlags* f) {
       ->capture_default_str();
 }
 
-void AddIoLimitFlags(CLI::App& app, NodeFlags* f) {
+void AddLimitFlags(CLI::App& app, NodeFlags* f) {
+  app.add_option("--rpc-max-threads", f->rpc_max_threads,
+                 "gRPC calls served at once; more are answered RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  app.add_option("--rpc-max-memory", f->rpc_max_memory, "memory for gRPC calls' messages")
+      ->capture_default_str();
   app.add_option("--io-max-connections", f->io_max_connections,
                  "block I/O connections open at once; more are closed at accept")
       ->capture_default_str();
@@ -225,6 +234,13 @@ absl::StatusOr<NodeLimits> CheckFlags(const NodeFlags& f) {
   ASSIGN_OR_RETURN(l.scrub_cap, RateFlag("--scrub-bandwidth", f.scrub_bandwidth));
   ASSIGN_OR_RETURN(l.repair_cap, RateFlag("--repair-bandwidth", f.repair_bandwidth));
   ASSIGN_OR_RETURN(l.io, CheckIoLimits(f));
+  ASSIGN_OR_RETURN(uint64_t rpc_memory, RateFlag("--rpc-max-memory", f.rpc_max_memory));
+  if (f.rpc_max_threads < 16 || f.rpc_max_threads > 10000 || rpc_memory < (256u << 20)) {
+    return absl::InvalidArgumentError(
+        "--rpc-max-threads must be 16 to 10000, and --rpc-max-memory at least 256M");
+  }
+  l.rpc.max_threads = f.rpc_max_threads;
+  l.rpc.max_memory = static_cast<int64_t>(rpc_memory);
   return l;
 }
 
@@ -362,7 +378,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   ukai::node::CopyService copy_service(f.id, &catalog, &disks, &store, l.copy_cap,
                                        absl::Seconds(30), peer_io);
   grpc::ServerBuilder builder;
-  ukai::ConfigureServer(builder);
+  ukai::ConfigureServer(builder, l.rpc);
   int port = 0;
   builder.AddListeningPort(f.listen, (*security)->ServerCredentials(), &port);
   builder.experimental().SetInterceptorCreators(ukai::security::AuditInterceptors());
@@ -399,7 +415,7 @@ int main(int argc, char** argv) {
   NodeFlags flags;
   AddServiceFlags(app, &flags);
   AddStoreFlags(app, &flags);
-  AddIoLimitFlags(app, &flags);
+  AddLimitFlags(app, &flags);
   AddBackgroundFlags(app, &flags);
   CLI11_PARSE(app, argc, argv);
   ukai::SetUpDaemon(flags.verbose);
