@@ -17,6 +17,7 @@
 #include "common/crc32c.h"
 #include "common/status.h"
 #include "common/units.h"
+#include "meta/layout.h"
 
 namespace ukai::ctl {
 namespace {
@@ -102,6 +103,18 @@ absl::Status ParallelFor(size_t n, int threads, const std::function<absl::Status
   return first;
 }
 
+// Creates `path` for writing: new (a file or link already there is refused,
+// never followed or truncated) and private (0600).
+absl::StatusOr<int> CreateNew(const std::string& path) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  if (errno == EEXIST) {
+    return absl::AlreadyExistsError(
+        path + " already exists (left by an interrupted run?): remove it and try again");
+  }
+  return Errno("cannot create " + path);
+}
+
 uint64_t BlockLen(uint64_t size, uint32_t bs, uint64_t block) {
   return std::min<uint64_t>(bs, size - block * bs);
 }
@@ -111,8 +124,7 @@ class Out {
  public:
   absl::Status Open(const std::string& path) {
     path_ = path;
-    fd_ = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd_ < 0) return Errno("cannot create " + path);
+    ASSIGN_OR_RETURN(fd_, CreateNew(path));
     return absl::OkStatus();
   }
   ~Out() {
@@ -181,6 +193,11 @@ class In {
     char c;
     return read(fd_, &c, 1) == 0;
   }
+  // Back to the start, for another pass over the same open file.
+  absl::Status Rewind() {
+    if (lseek(fd_, 0, SEEK_SET) != 0) return Errno("rewinding " + path_);
+    return absl::OkStatus();
+  }
   const std::string& path() const { return path_; }
 
  private:
@@ -192,9 +209,28 @@ absl::Status Corrupt(const std::string& path, const std::string& what) {
   return absl::DataLossError(absl::StrFormat("%s is not a valid UKAI backup: %s", path, what));
 }
 
+// A disk's geometry, checked before anything is sized by it.
+absl::Status CheckGeometry(const pb::BackupHeader& h, const std::string& path) {
+  const uint32_t bs = h.block_size();
+  if (bs < meta::kMinBlockSize || bs > meta::kMaxBlockSize || (bs & (bs - 1)) != 0 ||
+      h.size() == 0 || h.size() > meta::kMaxDiskSize || h.size() % meta::kPageSize != 0) {
+    return Corrupt(path,
+                   absl::StrFormat("impossible geometry (%d bytes in blocks of %d)", h.size(), bs));
+  }
+  return absl::OkStatus();
+}
+
+// What a pass over a backup saw: its header, and a checksum of its records
+// (two passes that agree on both read the same backup).
+struct BackupScan {
+  pb::BackupHeader header;
+  uint32_t chain = 0;
+  uint64_t bytes = 0;  // the blocks' lengths, all-zero ones included
+};
+
 // Reads the backup in `in` record by record, checking every checksum and the
 // structure; `fn` gets each record (block, data: empty for an all-zero block).
-absl::StatusOr<pb::BackupHeader> ReadBackup(
+absl::StatusOr<BackupScan> ReadBackup(
     In& in, const std::function<absl::Status(uint64_t, const std::string&)>& fn) {
   char magic[sizeof(kMagic)];
   RETURN_IF_ERROR(in.Read(magic, sizeof(magic), "the file's magic"));
@@ -213,9 +249,9 @@ absl::StatusOr<pb::BackupHeader> ReadBackup(
     return Corrupt(in.path(), absl::StrFormat("format version %d (this ukaictl reads %d)",
                                               h.version(), kVersion));
   }
-  if (h.block_size() == 0 || h.size() == 0) return Corrupt(in.path(), "empty geometry");
+  RETURN_IF_ERROR(CheckGeometry(h, in.path()));
   const uint64_t nblocks = (h.size() + h.block_size() - 1) / h.block_size();
-  uint64_t count = 0, prev = 0;
+  uint64_t count = 0, prev = 0, bytes = 0;
   std::string data;
   uint32_t chain = 0;
   for (;;) {
@@ -240,6 +276,7 @@ absl::StatusOr<pb::BackupHeader> ReadBackup(
       return Corrupt(in.path(), absl::StrFormat("block %d fails its checksum", block));
     }
     chain = Crc32c(&crc, sizeof(crc), chain);
+    bytes += BlockLen(h.size(), h.block_size(), block);
     RETURN_IF_ERROR(fn(block, data));
     prev = block;
     ++count;
@@ -253,7 +290,7 @@ absl::StatusOr<pb::BackupHeader> ReadBackup(
                                               records, count));
   }
   if (!in.AtEnd()) return Corrupt(in.path(), "data after the end marker");
-  return h;
+  return BackupScan{std::move(h), chain, bytes};
 }
 
 std::string SourceId(uint64_t disk_id, const std::string& snap, uint64_t generation) {
@@ -389,19 +426,13 @@ absl::Status CheckIncrementalTarget(const pb::BackupHeader& h, const std::string
 }
 
 // Pass 2 of a restore: every block of the file onto `vol`, `parallel` at a time.
-absl::StatusOr<TransferResult> WriteBackupBlocks(client::Volume* vol, const std::string& file,
-                                                 const pb::BackupHeader& h, const std::string& disk,
+// The restore's second pass over `in`, which the first (`first`) found
+// whole: writes every record to `vol`.
+absl::StatusOr<TransferResult> WriteBackupBlocks(client::Volume* vol, In& in,
+                                                 const BackupScan& first, const std::string& disk,
                                                  const TransferOptions& opts) {
-  uint64_t total = 0;
-  {
-    In in;
-    RETURN_IF_ERROR(in.Open(file));
-    RETURN_IF_ERROR(ReadBackup(in, [&](uint64_t b, const std::string&) {
-                      total += BlockLen(h.size(), h.block_size(), b);
-                      return absl::OkStatus();
-                    }).status());
-  }
-  Progress progress(opts.progress, "restore " + disk, total);
+  const pb::BackupHeader& h = first.header;
+  Progress progress(opts.progress, "restore " + disk, first.bytes);
   TransferResult r;
   std::vector<std::pair<uint64_t, std::string>> batch;
   auto flush_batch = [&]() -> absl::Status {
@@ -416,17 +447,23 @@ absl::StatusOr<TransferResult> WriteBackupBlocks(client::Volume* vol, const std:
     batch.clear();
     return absl::OkStatus();
   };
-  In in;
-  RETURN_IF_ERROR(in.Open(file));
-  RETURN_IF_ERROR(ReadBackup(in, [&](uint64_t b, const std::string& data) {
-                    r.bytes += data.size();
-                    batch.emplace_back(b, data);
-                    if (batch.size() >= static_cast<size_t>(std::max(1, opts.parallel)) * 2) {
-                      return flush_batch();
-                    }
-                    return absl::OkStatus();
-                  }).status());
+  RETURN_IF_ERROR(in.Rewind());
+  ASSIGN_OR_RETURN(BackupScan second, ReadBackup(in, [&](uint64_t b, const std::string& data) {
+                     r.bytes += data.size();
+                     batch.emplace_back(b, data);
+                     if (batch.size() >= static_cast<size_t>(std::max(1, opts.parallel)) * 2) {
+                       return flush_batch();
+                     }
+                     return absl::OkStatus();
+                   }));
   RETURN_IF_ERROR(flush_batch());
+  if (second.chain != first.chain ||
+      second.header.SerializeAsString() != first.header.SerializeAsString()) {
+    return absl::DataLossError(absl::StrFormat(
+        "%s changed while it was restored: disk '%s' holds a mix; restore it again from a "
+        "backup nothing is writing",
+        in.path(), disk));
+  }
   return r;
 }
 
@@ -437,14 +474,13 @@ absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps&
                                        const TransferOptions& opts) {
   const absl::Time start = absl::Now();
   RETURN_IF_ERROR(ValidateDiskName(disk));
-  // Pass 1: the whole file checks out, or nothing is touched.
-  pb::BackupHeader h;
-  {
-    In in;
-    RETURN_IF_ERROR(in.Open(file));
-    ASSIGN_OR_RETURN(h,
-                     ReadBackup(in, [](uint64_t, const std::string&) { return absl::OkStatus(); }));
-  }
+  // Pass 1: the whole file checks out, or nothing is touched. Pass 2 reads
+  // the same open file and must see the same records.
+  In in;
+  RETURN_IF_ERROR(in.Open(file));
+  ASSIGN_OR_RETURN(BackupScan first,
+                   ReadBackup(in, [](uint64_t, const std::string&) { return absl::OkStatus(); }));
+  const pb::BackupHeader& h = first.header;
   auto target = admin.get_disk(disk);
   const bool incremental = !h.base_snapshot().empty();
   RETURN_IF_ERROR(incremental ? CheckIncrementalTarget(h, file, disk, target)
@@ -460,7 +496,7 @@ absl::StatusOr<TransferResult> Restore(client::Cluster* cluster, const AdminOps&
           disk, since.size()));
     }
   }
-  ASSIGN_OR_RETURN(TransferResult r, WriteBackupBlocks(vol.get(), file, h, disk, opts));
+  ASSIGN_OR_RETURN(TransferResult r, WriteBackupBlocks(vol.get(), in, first, disk, opts));
   RETURN_IF_ERROR(vol->Flush());
   vol.reset();  // the writer lets go before the snapshot
   RETURN_IF_ERROR(
@@ -478,8 +514,7 @@ absl::StatusOr<TransferResult> Export(client::Cluster* cluster, const std::strin
   uint64_t total = 0;
   for (uint64_t b : blocks) total += BlockLen(attr.size, attr.block_size, b);
   const std::string tmp = file + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot create " + tmp);
+  ASSIGN_OR_RETURN(int fd, CreateNew(tmp));
   auto closer = absl::Cleanup([&] {
     if (fd >= 0) close(fd);
   });

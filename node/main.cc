@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 
 #include "absl/time/clock.h"
 #include "common/channel.h"
@@ -245,6 +246,13 @@ absl::StatusOr<NodeLimits> CheckFlags(const NodeFlags& f) {
 }
 
 absl::StatusOr<std::unique_ptr<ukai::node::PageStore>> OpenPages(const NodeFlags& f) {
+  // A new store directory is private: everything in it stays the node's.
+  std::error_code ec;
+  if (std::filesystem::create_directories(f.data, ec)) {
+    std::filesystem::permissions(f.data, std::filesystem::perms::owner_all,
+                                 std::filesystem::perm_options::replace, ec);
+  }
+  if (ec) return absl::UnavailableError("cannot create " + f.data + ": " + ec.message());
   ukai::node::RocksDbOptions ro;
   ro.blob_files = !f.no_blob;
   return f.store_kind == "extent" ? ukai::node::NewExtentPageStore(f.data)

@@ -76,6 +76,42 @@ check_error "an unknown snapshot" "no snapshot 'nope'" ukaictl backup src@nope "
 check_error "--since a newer snapshot" "not older" ukaictl backup src@d1 "$work/x.ukb" --since d2
 check_eq "the target is as it was" "$before" "$(sha "$m/dst")"
 
+# Files are made private and new; an absurd header costs nothing.
+check_eq "a backup file is private" 600 "$(stat -c %a "$work/d0.ukb")"
+: > "$work/stale.ukb.tmp"
+check_error "a file left at FILE.tmp is not overwritten" "already exists" \
+  ukaictl backup src@d0 "$work/stale.ukb"
+ln -s "$work/victim" "$work/link.ukb.tmp"
+check_error "nor is a symbolic link there followed" "already exists" \
+  ukaictl backup src@d0 "$work/link.ukb"
+check "and its target was not created" test ! -e "$work/victim"
+# d0.ukb with its header's block size set to 2^32-1 (checksum made right).
+python3 - "$work/d0.ukb" "$work/huge.ukb" <<'PY'
+import struct, sys
+def crc32c(b):
+    c = 0xFFFFFFFF
+    for x in b:
+        c ^= x
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+    return c ^ 0xFFFFFFFF
+def varint(v):
+    out = b""
+    while True:
+        out += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+        v >>= 7
+        if not v: return out
+d = open(sys.argv[1], "rb").read()
+hlen = struct.unpack_from("<I", d, 8)[0]
+rest = d[12 + hlen + 4:]
+header = d[12:12 + hlen] + b"\x38" + varint(0xFFFFFFFF)  # field 7, last one wins
+open(sys.argv[2], "wb").write(d[:8] + struct.pack("<I", len(header)) + header +
+                              struct.pack("<I", crc32c(header)) + rest)
+PY
+check_error "a header with absurd geometry is refused, under a 1 GiB address-space limit" \
+  "impossible geometry" bash -c "ulimit -v 1048576; exec ukaictl restore '$work/huge.ukb' new5"
+check "and no disk was made" bash -c "! ukaictl disk info new5 >/dev/null 2>&1"
+
 # Leaving UKAI and coming back.
 check "export a snapshot" ukaictl export src@d2 "$work/out.raw"
 check_eq "the image is the snapshot" "$(sha "$work/d2.raw")" "$(sha "$work/out.raw")"
