@@ -6,7 +6,13 @@
 
 namespace ukai::node {
 
+namespace {
+// Lookups a second of disk ids above the newest listed one.
+constexpr int kMaxUnlistedLookups = 100;
+}  // namespace
+
 absl::Status DiskRegistry::Start() {
+  RETURN_IF_ERROR(WatchList());
   ASSIGN_OR_RETURN(auto ids, catalog_->ListDiskIds());
   for (uint64_t id : ids) {
     absl::Status s = Refresh(id, Arm::kBoth);
@@ -29,7 +35,9 @@ absl::Status DiskRegistry::Refresh(uint64_t id, Arm arm) {
   meta::WatchFn spec_watch, writer_watch;
   if (arm == Arm::kBoth || arm == Arm::kSpec) {
     spec_watch = guard_.Wrap([this, id] {
-      absl::Status s = Refresh(id, Arm::kSpec);
+      // A deleted disk re-arms nothing: a watch on a missing znode stays.
+      absl::Status s = catalog_->GetSpec(id).status();
+      if (s.ok()) s = Refresh(id, Arm::kSpec);
       if (absl::IsNotFound(s))
         OnGone(id);
       else if (!s.ok())
@@ -54,6 +62,39 @@ absl::Status DiskRegistry::Refresh(uint64_t id, Arm arm) {
     d.writer = w.identity();
   }
   return absl::OkStatus();
+}
+
+absl::Status DiskRegistry::WatchList() {
+  ASSIGN_OR_RETURN(auto ids, catalog_->ListDiskIds(guard_.Wrap([this] {
+    if (absl::Status s = WatchList(); !s.ok()) LOG_WARN("listing disks: %s", s.ToString());
+  })));
+  absl::MutexLock l(&mu_);
+  listed_ = std::set<uint64_t>(ids.begin(), ids.end());
+  listed_ok_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status DiskRegistry::CheckUnknown(uint64_t id) {
+  while (true) {
+    absl::Duration wait;
+    {
+      absl::MutexLock l(&mu_);
+      if (!listed_ok_ || listed_.count(id) > 0) return absl::OkStatus();
+      if (!listed_.empty() && id <= *listed_.rbegin()) {
+        return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
+      }
+      const absl::Time now = absl::Now();
+      if (now - lookups_since_ >= absl::Seconds(1)) {
+        lookups_since_ = now;
+        lookups_ = 0;
+      }
+      if (++lookups_ <= kMaxUnlistedLookups) return absl::OkStatus();
+      wait = lookups_since_ + absl::Seconds(1) - now;
+    }
+    // Over the rate: this request waits for the next second, never fails;
+    // ZooKeeper sees at most kMaxUnlistedLookups of them a second.
+    absl::SleepFor(wait);
+  }
 }
 
 void DiskRegistry::OnGone(uint64_t id) {
@@ -206,6 +247,16 @@ absl::StatusOr<DiskGeometry> DiskRegistry::AdmitImpl(const pb::IoHeader& hdr, bo
       {
         absl::MutexLock l(&mu_);
         known = disks_.count(id) > 0;
+      }
+      if (!known) {
+        // Watches only for a disk that exists: a missing one would leave a
+        // watch behind for ever.
+        RETURN_IF_ERROR(CheckUnknown(id));
+        auto spec = catalog_->GetSpec(id);
+        if (absl::IsNotFound(spec.status())) {
+          return absl::NotFoundError(absl::StrFormat("disk %d does not exist", id));
+        }
+        RETURN_IF_ERROR(spec.status());
       }
       absl::Status s = Refresh(id, known ? Arm::kNone : Arm::kBoth);
       if (absl::IsNotFound(s)) {

@@ -14,6 +14,7 @@
 #define UKAI_NODE_DISK_REGISTRY_H_
 
 #include <map>
+#include <set>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
@@ -108,11 +109,24 @@ class DiskRegistry {
   enum class Arm { kNone, kSpec, kWriter, kBoth };
   absl::Status Refresh(uint64_t id, Arm arm);
   void OnGone(uint64_t id);
+  // Lists the catalog's disk ids into listed_, and again whenever a disk is
+  // created or deleted (one watch on the folder).
+  absl::Status WatchList();
+  // For a disk this node does not know yet: NOT_FOUND, without asking
+  // ZooKeeper, when the listing says it does not exist (ids are never
+  // reused, so an id below the newest listed one that is not listed is gone
+  // for good); otherwise OK to look it up. Lookups of ids above the newest
+  // (a disk created since the last listing) are paced, not refused.
+  absl::Status CheckUnknown(uint64_t id);
 
   meta::Catalog* catalog_;
   BlockStore* store_;
   absl::Mutex mu_;  // a leaf: no ZooKeeper call or store I/O while held
   std::map<uint64_t, Disk> disks_ ABSL_GUARDED_BY(mu_);
+  std::set<uint64_t> listed_ ABSL_GUARDED_BY(mu_);  // the catalog's disk ids
+  bool listed_ok_ ABSL_GUARDED_BY(mu_) = false;     // after Start
+  absl::Time lookups_since_ ABSL_GUARDED_BY(mu_);   // unlisted lookups this second
+  int lookups_ ABSL_GUARDED_BY(mu_) = 0;
   LifetimeGuard guard_;  // watches call back only while this lives
 };
 

@@ -123,6 +123,31 @@ TEST_F(DiskRegistryTest, KeepsOneWatchPerRecordHoweverOftenItChanges) {
   EXPECT_EQ(meta::CountMemWatches(*tree_, cat_->paths().writer(spec_.id())), 1u);
 }
 
+TEST_F(DiskRegistryTest, UnknownDiskIdsLeaveNoWatchAndNewDisksAreFound) {
+  pb::IoHeader h = Hdr(1);
+  for (uint64_t id = spec_.id() + 1000; id < spec_.id() + 1120; ++id) {  // never made
+    h.set_disk_id(id);
+    EXPECT_TRUE(absl::IsNotFound(reg_->Admit(h, false).status()));
+  }
+  meta::DrainMemCallbacks(*tree_);
+  EXPECT_EQ(meta::CountMemWatches(*tree_, cat_->paths().disk(spec_.id() + 1000)), 0u);
+  EXPECT_EQ(meta::CountMemWatches(*tree_, cat_->paths().disk(spec_.id() + 1119)), 0u);
+  // A disk made since: found, whether or not the listing has caught up.
+  auto made = mc_.CreateDisk("later", 8 << 20);
+  ASSERT_TRUE(made.ok());
+  h.set_disk_id(made->id());
+  EXPECT_TRUE(reg_->Admit(h, false).ok());
+  // A deleted one, below the newest listed: gone, from the listing alone.
+  auto third = mc_.CreateDisk("third", 8 << 20);
+  ASSERT_TRUE(third.ok());
+  ASSERT_TRUE(cat_->BeginDelete("later", /*force=*/true).ok());
+  ASSERT_TRUE(cat_->FinishDelete(made->id()).ok());
+  meta::DrainMemCallbacks(*tree_);
+  EXPECT_TRUE(absl::IsNotFound(reg_->Admit(h, false).status()));
+  EXPECT_EQ(meta::CountMemWatches(*tree_, cat_->paths().disk(made->id())), 0u);
+  EXPECT_TRUE(reg_->Admit(Hdr(1), false).ok());
+}
+
 TEST(CheckRangeTest, RejectsRangesOutsideBlockOrDisk) {
   DiskGeometry g{10 << 20, 4 << 20};  // 2.5 blocks
   EXPECT_TRUE(CheckRange(1, g, 0, 0, 4 << 20).ok());
