@@ -322,7 +322,10 @@ TEST_F(BlockIoFilesTest, AfterRepeatedMissesReadsGoToTheRingUntilAProbeHits) {
   if (DropCachedPages(dir_ + "/objects") != 0) GTEST_SKIP() << "pages stayed cached";
   for (uint32_t p = 1; p <= 4; ++p) {  // four misses
     d.reset();
-    ASSERT_TRUE(IsWouldBlock(io_->ReadNoWait(R(0, p * 4096, 4096), &out, &d)));
+    absl::Status miss = io_->ReadNoWait(R(0, p * 4096, 4096), &out, &d);
+    // The kernel may read ahead of the ring's reads: then there is no miss.
+    if (miss.ok()) GTEST_SKIP() << "page " << p << " was read ahead";
+    ASSERT_TRUE(IsWouldBlock(miss));
     ASSERT_NE(d, nullptr);
     CarryOut(d.get());  // now cached
   }
