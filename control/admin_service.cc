@@ -349,6 +349,8 @@ grpc::Status AdminService::ListJobs(grpc::ServerContext*, const pb::ListJobsRequ
   auto jobs = catalog_->ListJobs();
   if (!jobs.ok()) return ToGrpc(jobs.status());
   for (auto& j : *jobs) *resp->add_jobs() = std::move(j);
+  resp->set_keep_seconds(static_cast<uint64_t>(absl::ToInt64Seconds(retention_.keep)));
+  resp->set_keep_max(static_cast<uint32_t>(retention_.keep_max));
   return grpc::Status::OK;
 }
 

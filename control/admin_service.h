@@ -25,6 +25,8 @@ class AdminService final : public pb::Admin::Service {
   explicit AdminService(meta::Catalog* catalog, NodePeers* nodes = nullptr,
                         Executor* executor = nullptr, ChannelFactory channels = {})
       : catalog_(catalog), nodes_(nodes), executor_(executor), channels_(std::move(channels)) {}
+  // What `job list` reports of how long finished jobs are kept.
+  void set_job_retention(meta::JobRetention r) { retention_ = r; }
 
   grpc::Status ListNodes(grpc::ServerContext*, const pb::ListNodesRequest*,
                          pb::ListNodesResponse*) override;
@@ -76,6 +78,7 @@ class AdminService final : public pb::Admin::Service {
   absl::StatusOr<std::vector<pb::SnapshotInfo>> SnapshotInfos(const pb::DiskSpec& spec);
 
   meta::Catalog* catalog_;
+  meta::JobRetention retention_;
   NodePeers* nodes_;
   Executor* executor_;
   const ChannelFactory channels_;

@@ -43,6 +43,7 @@ struct JobEnv {
   Executor* executor;      // fan-outs (block copies, syncs); null: one at a time
   Clock* clock = SystemClock();
   JobOptions options;
+  meta::JobRetention retention;  // finished jobs pruned by every runner
 };
 
 class JobContext {

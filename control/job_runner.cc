@@ -33,16 +33,42 @@ bool JobRunner::ShouldStop(const std::string& id) {
 }
 
 void JobRunner::Loop() {
+  absl::Time next_prune = env_.clock->Now();
   do {
-    auto jobs = env_.catalog->ListJobs();
+    if (env_.clock->Now() >= next_prune) {
+      next_prune = env_.clock->Now() + kPruneEvery;
+      auto n = env_.catalog->PruneJobs(env_.retention, env_.clock->Now());
+      if (!n.ok()) LOG_WARN("pruning finished jobs: %s", n.status().ToString());
+      if (n.ok() && *n > 0) LOG_INFO("removed %d finished job(s) past their retention", *n);
+    }
+    auto running = RunningJobs();
     absl::MutexLock l(&mu_);
     Reap();
-    if (jobs.ok()) {
-      for (const auto& j : *jobs) {
-        if (j.state() == pb::JobRecord::RUNNING && !running_.count(j.id())) Claim(j);
-      }
+    for (const auto& j : running) {
+      if (!running_.count(j.id())) Claim(j);
     }
   } while (!stopping_.WaitForNotificationWithTimeout(absl::Seconds(1)));
+}
+
+std::vector<pb::JobRecord> JobRunner::RunningJobs() {
+  auto ids = env_.catalog->store().Children(env_.catalog->paths().jobs());
+  if (!ids.ok()) return {};
+  std::vector<pb::JobRecord> out;
+  std::set<std::string> listed(ids->begin(), ids->end());
+  for (auto it = ended_.begin(); it != ended_.end();) {  // forget pruned ones
+    it = listed.count(*it) ? std::next(it) : ended_.erase(it);
+  }
+  for (const auto& id : *ids) {
+    if (ended_.count(id)) continue;  // an ended job never runs again: not re-read
+    auto j = env_.catalog->GetJob(id);
+    if (!j.ok()) continue;
+    if (j->job.state() != pb::JobRecord::RUNNING) {
+      ended_.insert(id);
+    } else {
+      out.push_back(std::move(j->job));
+    }
+  }
+  return out;
 }
 
 // Joins the threads of jobs that ended.

@@ -8,8 +8,10 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -31,6 +33,9 @@ class JobRunner {
 
  private:
   void Loop();
+  // The RUNNING jobs, reading only jobs not already seen ended.
+  std::vector<pb::JobRecord> RunningJobs();
+  static constexpr absl::Duration kPruneEvery = absl::Minutes(1);
   void Reap() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Claim(const pb::JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Still ours: not stopping, and the runner znode still names this node.
@@ -45,6 +50,7 @@ class JobRunner {
     std::shared_ptr<std::atomic<bool>> done;
   };
   std::map<std::string, Running> running_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> ended_;  // the loop's: jobs seen finished
 };
 
 }  // namespace ukai::control

@@ -23,7 +23,7 @@ using harness::SnapshotTest;
 absl::Status RunAs(const std::string& self, meta::Catalog* catalog, NodePeers* peers,
                    const std::string& id, JobOptions o = {}) {
   Executor executor("test-jobs", 4, 16);
-  return RunJob(JobEnv{self, catalog, peers, &executor, SystemClock(), o}, id,
+  return RunJob(JobEnv{self, catalog, peers, &executor, SystemClock(), o, {}}, id,
                 [] { return false; });
 }
 

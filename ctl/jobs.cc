@@ -109,6 +109,13 @@ absl::Status JobList(const Cli& cli) {
            j.disk_name().c_str(), TargetText(j).c_str(), JobState(j.state()), 100 * JobFraction(j),
            copied.c_str(), note.c_str());
   }
+  if (const uint64_t k = resp.keep_seconds(); k > 0) {
+    std::string keep = k % 86400 == 0  ? absl::StrFormat("%d day(s)", k / 86400)
+                       : k % 3600 == 0 ? absl::StrFormat("%d hour(s)", k / 3600)
+                                       : absl::StrFormat("%d s", k);
+    printf("(finished jobs are kept %s after they end, the newest %u at most)\n", keep.c_str(),
+           resp.keep_max());
+  }
   return absl::OkStatus();
 }
 

@@ -13,11 +13,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "meta/layout.h"
 #include "meta/meta_store.h"
 #include "ukai.pb.h"
 
 namespace ukai::meta {
+
+// How long finished jobs stay listed (ukai-node --job-keep-hours, --job-keep-max).
+struct JobRetention {
+  absl::Duration keep = absl::Hours(24 * 7);
+  int keep_max = 1000;
+};
 
 struct VersionedSpec {
   pb::DiskSpec spec;
@@ -176,6 +183,10 @@ class Catalog {
   absl::StatusOr<pb::JobRecord> StartFlatten(const std::string& name, uint64_t bandwidth_bps);
   absl::StatusOr<VersionedJob> GetJob(const std::string& id, WatchFn watch = nullptr);
   absl::StatusOr<std::vector<pb::JobRecord>> ListJobs(WatchFn watch = nullptr);
+  // Removes finished jobs (done, failed, cancelled) that ended longer than
+  // `r.keep` before `now`, and the oldest beyond the newest `r.keep_max`.
+  // How many it removed. Safe to run on every node at once.
+  absl::StatusOr<int> PruneJobs(const JobRetention& r, absl::Time now);
   // Compare-and-set on the job record, retried; `change` may be called more than once.
   absl::StatusOr<pb::JobRecord> UpdateJob(const std::string& id,
                                           const std::function<void(pb::JobRecord*)>& change);

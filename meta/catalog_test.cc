@@ -186,6 +186,35 @@ TEST_F(CatalogTest, NodeAndJobIdsThatAreNotNamesAreRefusedAndLeaveNothing) {
   EXPECT_EQ(cat_->ListNodes()->size(), 3u);
 }
 
+TEST_F(CatalogTest, FinishedJobsArePrunedByAgeAndCountRunningOnesNever) {
+  const absl::Time now = absl::FromUnixSeconds(1800000000);
+  auto put = [&](const std::string& id, pb::JobRecord::State state, absl::Duration ago) {
+    pb::JobRecord j;
+    j.set_id(id);
+    j.set_state(state);
+    if (state != pb::JobRecord::RUNNING) j.set_finished_ms(absl::ToUnixMillis(now - ago));
+    ASSERT_TRUE(store_->Create(cat_->paths().job(id), j.SerializeAsString()).ok());
+  };
+  put("run", pb::JobRecord::RUNNING, absl::ZeroDuration());
+  put("d1", pb::JobRecord::DONE, absl::Minutes(10));
+  put("d2", pb::JobRecord::DONE, absl::Minutes(20));
+  put("f3", pb::JobRecord::FAILED, absl::Minutes(30));  // third newest: over the count
+  put("d4", pb::JobRecord::DONE, absl::Hours(2));       // over the age
+  ASSERT_TRUE(store_->Create(cat_->paths().job_runner("d4"), "n1").ok());  // a stale claim
+  JobRetention r;
+  r.keep = absl::Hours(1);
+  r.keep_max = 2;
+  EXPECT_EQ(*cat_->PruneJobs(r, now), 2);
+  auto jobs = cat_->ListJobs();
+  ASSERT_TRUE(jobs.ok());
+  std::set<std::string> left;
+  for (const auto& j : *jobs) left.insert(j.id());
+  EXPECT_EQ(left, (std::set<std::string>{"run", "d1", "d2"}));
+  EXPECT_EQ(*cat_->PruneJobs(r, now), 0);
+  EXPECT_EQ(*cat_->PruneJobs(r, now + absl::Hours(24 * 30)), 2);  // the running one stays
+  EXPECT_EQ(cat_->ListJobs()->size(), 1u);
+}
+
 TEST_F(CatalogTest, WriterEpochsIncrease) {
   auto d = Create("vm1", 1 << 20);
   EXPECT_EQ(*cat_->TakeWriterEpoch(d->id(), "h1", "a"), 1u);

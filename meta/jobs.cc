@@ -1,5 +1,6 @@
 // The job half of Catalog: records of long operations (relocation) and the
 // one-job-per-disk marker. docs/ZOOKEEPER.md has the tree.
+#include <algorithm>
 #include <random>
 
 #include "absl/strings/str_format.h"
@@ -165,6 +166,29 @@ absl::StatusOr<std::vector<pb::JobRecord>> Catalog::ListJobs(WatchFn watch) {
     out.push_back(std::move(j->job));
   }
   return out;
+}
+
+absl::StatusOr<int> Catalog::PruneJobs(const JobRetention& r, absl::Time now) {
+  ASSIGN_OR_RETURN(auto jobs, ListJobs());
+  std::vector<const pb::JobRecord*> finished;
+  for (const auto& j : jobs) {
+    if (j.state() != pb::JobRecord::RUNNING) finished.push_back(&j);
+  }
+  std::sort(finished.begin(), finished.end(), [](auto* a, auto* b) {
+    return a->finished_ms() > b->finished_ms();  // newest first
+  });
+  const uint64_t cutoff =
+      static_cast<uint64_t>(std::max<int64_t>(0, absl::ToUnixMillis(now - r.keep)));
+  int removed = 0;
+  for (size_t i = 0; i < finished.size(); ++i) {
+    if (static_cast<int>(i) < r.keep_max && finished[i]->finished_ms() >= cutoff) continue;
+    const std::string& id = finished[i]->id();
+    (void)store_->Delete(paths_.job_runner(id));  // none once it ended, normally
+    absl::Status s = store_->Delete(paths_.job(id));
+    if (s.ok()) ++removed;
+    if (!s.ok() && !absl::IsNotFound(s)) return s;  // NOT_FOUND: another node was first
+  }
+  return removed;
 }
 
 absl::StatusOr<pb::JobRecord> Catalog::UpdateJob(

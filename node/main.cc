@@ -52,6 +52,7 @@ struct NodeFlags {
   int io_max_connections = 1024, io_max_per_peer = 64, io_frame_timeout_s = 30,
       io_send_timeout_s = 30;
   std::string io_max_request_bytes = "1G", io_max_peer_bytes = "256M";
+  int job_keep_hours = 24 * 7, job_keep_max = 1000;
   // gRPC limits (RpcLimits).
   int rpc_max_threads = 256;
   std::string rpc_max_memory = "1G";
@@ -63,6 +64,7 @@ struct NodeLimits {
   absl::Duration site_delay;
   ukai::wire::WireLimits io;
   ukai::RpcLimits rpc;
+  ukai::meta::JobRetention jobs;
 };
 
 void AddServiceFlags(CLI::App& app, NodeFlags* f) {
@@ -118,6 +120,12 @@ void AddStoreFlags(CLI::App& app, NodeFlags* f) {
 }
 
 void AddLimitFlags(CLI::App& app, NodeFlags* f) {
+  app.add_option("--job-keep-hours", f->job_keep_hours,
+                 "hours a finished job stays in `ukaictl job list` (1 to 8760)")
+      ->capture_default_str();
+  app.add_option("--job-keep-max", f->job_keep_max,
+                 "finished jobs kept at most; older ones are removed first (1 to 100000)")
+      ->capture_default_str();
   app.add_option("--rpc-max-threads", f->rpc_max_threads,
                  "gRPC calls served at once; more are answered RESOURCE_EXHAUSTED")
       ->capture_default_str();
@@ -240,6 +248,13 @@ absl::StatusOr<NodeLimits> CheckFlags(const NodeFlags& f) {
     return absl::InvalidArgumentError(
         "--rpc-max-threads must be 16 to 10000, and --rpc-max-memory at least 256M");
   }
+  if (f.job_keep_hours < 1 || f.job_keep_hours > 8760 || f.job_keep_max < 1 ||
+      f.job_keep_max > 100000) {
+    return absl::InvalidArgumentError(
+        "--job-keep-hours must be 1 to 8760, --job-keep-max 1 to 100000");
+  }
+  l.jobs.keep = absl::Hours(f.job_keep_hours);
+  l.jobs.keep_max = f.job_keep_max;
   l.rpc.max_threads = f.rpc_max_threads;
   l.rpc.max_memory = static_cast<int64_t>(rpc_memory);
   return l;
@@ -322,7 +337,7 @@ class Background {
   Background(const NodeFlags& f, const NodeLimits& l, ukai::meta::Catalog* catalog,
              ukai::control::NodePeers* peers, ukai::Executor* pool, ukai::node::BlockStore* store,
              ukai::node::CopyService* copy)
-      : jobs_(ukai::control::JobEnv{f.id, catalog, peers, pool, ukai::SystemClock(), {}}),
+      : jobs_(ukai::control::JobEnv{f.id, catalog, peers, pool, ukai::SystemClock(), {}, l.jobs}),
         repairs_(f.id, catalog, absl::Seconds(f.repair_interval_s),
                  absl::Seconds(f.rereplicate_after_s), l.repair_cap),
         scrubber_(f.id, catalog, store, absl::Seconds(f.scrub_every_s), l.scrub_cap),
@@ -383,6 +398,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   ukai::Executor control_pool("ukai-control", 32, 1024);
   ukai::control::AdminService admin_service(&catalog, &peers, &control_pool,
                                             (*security)->Channels());
+  admin_service.set_job_retention(l.jobs);
   ukai::node::CopyService copy_service(f.id, &catalog, &disks, &store, l.copy_cap,
                                        absl::Seconds(30), peer_io);
   grpc::ServerBuilder builder;

@@ -129,7 +129,8 @@ class RelocationTest : public ::testing::Test {
   absl::Status RunJob(const std::string& id, control::JobOptions o = {}) {
     o.retry_min = absl::Milliseconds(10);
     o.retry_max = absl::Milliseconds(50);
-    control::JobEnv env{"runner", admin_.get(), copy_nodes_.get(), &executor_, SystemClock(), o};
+    control::JobEnv env{"runner", admin_.get(), copy_nodes_.get(), &executor_, SystemClock(), o,
+                        {}};
     return control::RunJob(env, id, [] { return false; });
   }
 
