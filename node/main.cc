@@ -363,6 +363,18 @@ class Background {
 };
 
 // Serves until SIGTERM or SIGINT (blocked in `sigs` before any thread starts).
+// What the node registers in ZooKeeper about itself.
+ukai::pb::NodeInfo SelfRecord(const NodeFlags& f, const NodeLimits& l,
+                              const std::string& io_address) {
+  ukai::pb::NodeInfo self;
+  self.set_id(f.id);
+  self.set_site(f.site);
+  self.set_address(f.listen);
+  self.set_capacity_bytes(l.capacity);
+  self.set_io_address(io_address);
+  return self;
+}
+
 int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   auto security = ukai::security::TransportSecurity::FromFlags("ukai-node", f.tls_dir, f.plaintext,
                                                                ukai::SystemClock());
@@ -382,12 +394,7 @@ int Serve(const NodeFlags& f, const NodeLimits& l, const sigset_t& sigs) {
   ukai::wire::WireServer io_server(&block_io, 16, (*security)->wire(), l.io);
   auto io_address = StartBlockIo(f, l, &io_server);
   if (!io_address.ok()) return Fail(std::string(io_address.status().message()));
-  ukai::pb::NodeInfo self;
-  self.set_id(f.id);
-  self.set_site(f.site);
-  self.set_address(f.listen);
-  self.set_capacity_bytes(l.capacity);
-  self.set_io_address(*io_address);
+  const ukai::pb::NodeInfo self = SelfRecord(f, l, *io_address);
   ukai::node::NodeOpsService node_ops_service(self, &disks, &store);
   node_ops_service.SetOtherSiteDelay(l.site_delay);
   ukai::wire::WireClientOptions peer_io;  // to other nodes' block I/O
