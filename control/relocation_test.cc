@@ -125,6 +125,16 @@ TEST_F(RelocationTest, ANewReplicaThatWentStaleIsCopiedAgain) {
 
 // Blocks no replica holds data of are not copied, yet writes that reach
 // them during the job land on the new replicas like any other.
+TEST_F(RelocationTest, AskingForObjectsPastTheDiskIsRefused) {
+  MakeDisk(/*sparse=*/true);
+  pb::IoHeader hdr;
+  hdr.set_disk_id(disk_.id());
+  hdr.set_layout_version(admin_->GetSpec(disk_.id())->spec.layout_version());
+  EXPECT_TRUE(copy_nodes_->Objects("n1", hdr, 0, 16).ok());
+  auto r = copy_nodes_->Objects("n1", hdr, ~0ull - 10, 1024);  // would wrap
+  EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+}
+
 TEST_F(RelocationTest, CopiesOnlyWrittenBlocks) {
   MakeDisk(/*sparse=*/true);
   uint64_t written = 0;

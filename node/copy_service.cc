@@ -258,6 +258,12 @@ grpc::Status CopyService::Objects(grpc::ServerContext* ctx, const pb::ObjectsReq
     return ToGrpc(absl::InvalidArgumentError(absl::StrFormat(
         "objects of %d blocks asked for; at most %d at once", req->blocks(), meta::kChunkBlocks)));
   }
+  // Within the disk, so first_block + blocks cannot wrap.
+  const uint64_t nblocks = (g->size + g->block_size - 1) / g->block_size;
+  if (req->first_block() > nblocks) {
+    return ToGrpc(absl::InvalidArgumentError(absl::StrFormat(
+        "first block %d is past the disk's %d blocks", req->first_block(), nblocks)));
+  }
   auto objects =
       store_->Objects(req->hdr().disk_id(), req->first_block(), req->first_block() + req->blocks());
   if (!objects.ok()) return ToGrpc(objects.status());
