@@ -220,18 +220,8 @@ absl::Status CheckGeometry(const pb::BackupHeader& h, const std::string& path) {
   return absl::OkStatus();
 }
 
-// What a pass over a backup saw: its header, and a checksum of its records
-// (two passes that agree on both read the same backup).
-struct BackupScan {
-  pb::BackupHeader header;
-  uint32_t chain = 0;
-  uint64_t bytes = 0;  // the blocks' lengths, all-zero ones included
-};
-
-// Reads the backup in `in` record by record, checking every checksum and the
-// structure; `fn` gets each record (block, data: empty for an all-zero block).
-absl::StatusOr<BackupScan> ReadBackup(
-    In& in, const std::function<absl::Status(uint64_t, const std::string&)>& fn) {
+// The file's magic and header, checked.
+absl::StatusOr<pb::BackupHeader> ReadHeader(In& in) {
   char magic[sizeof(kMagic)];
   RETURN_IF_ERROR(in.Read(magic, sizeof(magic), "the file's magic"));
   if (memcmp(magic, kMagic, sizeof(kMagic)) != 0) return Corrupt(in.path(), "wrong magic");
@@ -250,6 +240,22 @@ absl::StatusOr<BackupScan> ReadBackup(
                                               h.version(), kVersion));
   }
   RETURN_IF_ERROR(CheckGeometry(h, in.path()));
+  return h;
+}
+
+// What a pass over a backup saw: its header, and a checksum of its records
+// (two passes that agree on both read the same backup).
+struct BackupScan {
+  pb::BackupHeader header;
+  uint32_t chain = 0;
+  uint64_t bytes = 0;  // the blocks' lengths, all-zero ones included
+};
+
+// Reads the backup in `in` record by record, checking every checksum and the
+// structure; `fn` gets each record (block, data: empty for an all-zero block).
+absl::StatusOr<BackupScan> ReadBackup(
+    In& in, const std::function<absl::Status(uint64_t, const std::string&)>& fn) {
+  ASSIGN_OR_RETURN(pb::BackupHeader h, ReadHeader(in));
   const uint64_t nblocks = (h.size() + h.block_size() - 1) / h.block_size();
   uint64_t count = 0, prev = 0, bytes = 0;
   std::string data;
