@@ -13,7 +13,11 @@ constexpr int kMaxUnlistedLookups = 100;
 
 absl::Status DiskRegistry::Start() {
   RETURN_IF_ERROR(WatchList());
-  ASSIGN_OR_RETURN(auto ids, catalog_->ListDiskIds());
+  std::set<uint64_t> ids;
+  {
+    absl::MutexLock l(&mu_);
+    ids = listed_;
+  }
   for (uint64_t id : ids) {
     absl::Status s = Refresh(id, Arm::kBoth);
     if (!s.ok() && !absl::IsNotFound(s)) return s;
