@@ -13,6 +13,7 @@
 #include "common/wire_client.h"
 #include "common/wire_format.h"
 #include "common/wire_server.h"
+#include "common/wire_testing.h"
 
 namespace ukai::wire {
 namespace {
@@ -71,19 +72,11 @@ void SendHeader(int fd, uint32_t data_len, size_t bytes = kHeaderBytes) {
   ASSERT_EQ(write(fd, buf, bytes), static_cast<ssize_t>(bytes));
 }
 
+// An echo of `data`: OK only if it came back whole.
 absl::Status Echo(WireClient& c, const std::string& data) {
-  std::string out(data.size(), '\0');
-  WireCall call;
-  call.method = kEcho;
-  call.data = data.data();
-  call.data_len = data.size();
-  call.out = out.data();
-  call.out_cap = out.size();
-  WireWaiter w;
-  c.Start(&call, &w);
-  w.WaitAll(absl::Now() + absl::Seconds(10));
-  if (call.status.ok() && out != data) return absl::DataLossError("echo differs");
-  return call.status;
+  Reply r = CallAndWait(c, kEcho, "", data);
+  if (r.status.ok() && r.data != data) return absl::DataLossError("echo differs");
+  return r.status;
 }
 
 int64_t RssBytes() {

@@ -21,6 +21,7 @@
 #include "common/wire_format.h"
 #include "common/wire_server.h"
 #include "common/wire_socket.h"
+#include "common/wire_testing.h"
 #include "gtest/gtest.h"
 
 namespace ukai::wire {
@@ -95,28 +96,6 @@ struct Rig {
 };
 
 absl::Time In(int ms) { return absl::Now() + absl::Milliseconds(ms); }
-
-// One call, waited for: its status and the reply's data.
-struct Reply {
-  absl::Status status;
-  std::string data;
-};
-Reply CallAndWait(WireClient& client, uint16_t method, std::string meta,
-                  const std::string& data = "") {
-  std::string out(meta.size() + data.size() + 16, '\0');
-  WireCall call;
-  call.method = method;
-  call.meta = std::move(meta);
-  call.data = data.data();
-  call.data_len = data.size();
-  call.out = out.data();
-  call.out_cap = out.size();
-  WireWaiter w;
-  client.Start(&call, &w);
-  w.WaitAll(In(5000));
-  out.resize(call.out_len);
-  return {call.status, out};
-}
 
 TEST(Wire, PipelinedRoundTripsFromManyThreads) {
   Rig rig;
